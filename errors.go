@@ -1,0 +1,111 @@
+package introspection
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The three classes of failure. Every error returned by [Verifier.Verify]
+// satisfies errors.Is with exactly one of them, or with context.Canceled or
+// context.DeadlineExceeded when the caller's own context ended.
+var (
+	// ErrInvalidToken means the token itself is not acceptable: RFC 6750
+	// §3.1 invalid_token. The more specific reasons below wrap it.
+	ErrInvalidToken = errors.New("introspection: invalid token")
+	// ErrInsufficientScope means the token lacks a required scope: RFC 6750
+	// §3.1 insufficient_scope. The error is a [*ScopeError].
+	ErrInsufficientScope = errors.New("introspection: insufficient scope")
+	// ErrIntrospectionFailed means the authorization server gave no usable
+	// answer. The error is an [*IntrospectionError].
+	ErrIntrospectionFailed = errors.New("introspection: introspection failed")
+)
+
+// Specific reasons a token is rejected. Each satisfies
+// errors.Is(err, ErrInvalidToken).
+var (
+	ErrMalformedToken   = fmt.Errorf("%w: token is empty, longer than 4096 bytes or not an RFC 6750 b64token", ErrInvalidToken)
+	ErrTokenInactive    = fmt.Errorf("%w: token is not active", ErrInvalidToken)
+	ErrTokenExpired     = fmt.Errorf("%w: token has expired", ErrInvalidToken)
+	ErrTokenNotYetValid = fmt.Errorf("%w: token is not valid yet", ErrInvalidToken)
+	ErrIssuerMismatch   = fmt.Errorf("%w: token issuer is not the expected issuer", ErrInvalidToken)
+	ErrAudienceMismatch = fmt.Errorf("%w: token audience does not include this resource", ErrInvalidToken)
+	ErrNotAccessToken   = fmt.Errorf("%w: token is not an access token", ErrInvalidToken)
+)
+
+// ScopeError reports the required scopes a token lacks.
+type ScopeError struct {
+	Missing []string
+}
+
+func (e *ScopeError) Error() string {
+	return "introspection: insufficient scope: missing " + strings.Join(e.Missing, " ")
+}
+
+// Is reports whether target is [ErrInsufficientScope].
+func (e *ScopeError) Is(target error) bool { return target == ErrInsufficientScope }
+
+// FailureKind classifies an [IntrospectionError].
+type FailureKind string
+
+const (
+	FailureTransport   FailureKind = "transport"    // no HTTP answer: dial, TLS, reset
+	FailureTimeout     FailureKind = "timeout"      // Settings.Timeout elapsed
+	FailureStatus      FailureKind = "status"       // an HTTP status other than 200 and not a redirect
+	FailureRedirect    FailureKind = "redirect"     // a 3xx answer; redirects are never followed
+	FailureContentType FailureKind = "content_type" // a Content-Type that is not JSON
+	FailureTooLarge    FailureKind = "too_large"    // a body over 1 MiB
+	FailureMalformed   FailureKind = "malformed"    // not a JSON object of the RFC 7662 shape
+)
+
+// IntrospectionError reports that the authorization server gave no usable
+// answer. It satisfies errors.Is(err, ErrIntrospectionFailed). It never
+// contains the token or the client secret.
+type IntrospectionError struct {
+	Kind FailureKind
+	// StatusCode is the HTTP status, or 0 when no answer arrived.
+	StatusCode int
+	// ErrorCode and ErrorDescription are the RFC 6749 §5.2 error and
+	// error_description members, when the server sent them.
+	ErrorCode        string
+	ErrorDescription string
+	// RetryAfter is the server's Retry-After as a delay, when it sent one.
+	RetryAfter time.Duration
+	// Err is the underlying cause, if any.
+	Err error
+}
+
+func (e *IntrospectionError) Error() string {
+	var b strings.Builder
+	b.WriteString("introspection: introspection failed (")
+	b.WriteString(string(e.Kind))
+	b.WriteString(")")
+	if e.StatusCode != 0 {
+		b.WriteString(": HTTP ")
+		b.WriteString(strconv.Itoa(e.StatusCode))
+	}
+	if e.ErrorCode != "" {
+		b.WriteString(": ")
+		b.WriteString(e.ErrorCode)
+		if e.ErrorDescription != "" {
+			b.WriteString(" (")
+			b.WriteString(e.ErrorDescription)
+			b.WriteString(")")
+		}
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns [ErrIntrospectionFailed] and the cause.
+func (e *IntrospectionError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrIntrospectionFailed}
+	}
+	return []error{ErrIntrospectionFailed, e.Err}
+}

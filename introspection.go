@@ -1,0 +1,455 @@
+package introspection
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxBodySize caps the introspection answer that is read (as x/oauth2 does).
+const maxBodySize = 1 << 20
+
+// maxTokenSize caps the length of a bearer token accepted for introspection.
+const maxTokenSize = 4096
+
+// maxNumericDate is 9999-12-31T23:59:59Z; later NumericDates are malformed.
+const maxNumericDate = 253402300799
+
+// validToken reports whether token is a non-empty RFC 6750 §2.1 b64token of
+// at most maxTokenSize bytes:
+//
+//	b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+func validToken(token string) bool {
+	if len(token) == 0 || len(token) > maxTokenSize {
+		return false
+	}
+	i := 0
+	for ; i < len(token); i++ {
+		c := token[i]
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
+			continue
+		}
+		break
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(token); i++ {
+		if token[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// newRequest builds the RFC 7662 §2.1 request for token.
+func (v *Verifier) newRequest(ctx context.Context, token string) (*http.Request, error) {
+	form := url.Values{
+		"token":           {token},
+		"token_type_hint": {"access_token"},
+	}
+	if v.s.ClientAuthMethod == ClientSecretPost {
+		form.Set("client_id", v.s.ClientID)
+		form.Set("client_secret", v.s.ClientSecret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.s.IntrospectionURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if v.s.ClientAuthMethod == ClientSecretBasic {
+		req.Header.Set("Authorization", v.basicAuth)
+	}
+	return req, nil
+}
+
+// basicAuthHeader encodes client credentials per RFC 6749 §2.3.1: each part
+// is form-encoded before "id:secret" is base64-encoded.
+func basicAuthHeader(id, secret string) string {
+	r := http.Request{Header: http.Header{}}
+	r.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	return r.Header.Get("Authorization")
+}
+
+// introspect sends one introspection request and decodes the answer.
+func (v *Verifier) introspect(ctx context.Context, token string) (*answer, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.s.Timeout)
+	defer cancel()
+	req, err := v.newRequest(ctx, token)
+	if err != nil {
+		return nil, &IntrospectionError{Kind: FailureTransport, Err: err}
+	}
+	resp, err := v.client.Do(req)
+	if err != nil {
+		return nil, v.transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
+	if err != nil {
+		return nil, v.transportError(ctx, err)
+	}
+	if len(body) > maxBodySize {
+		return nil, &IntrospectionError{Kind: FailureTooLarge, StatusCode: resp.StatusCode,
+			Err: fmt.Errorf("answer is larger than %d bytes", maxBodySize)}
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(resp, body)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		return nil, &IntrospectionError{Kind: FailureContentType, StatusCode: resp.StatusCode,
+			Err: fmt.Errorf("answer has Content-Type %q, want application/json", truncate(ct, 64))}
+	}
+	a, err := decodeAnswer(body)
+	if err != nil {
+		return nil, &IntrospectionError{Kind: FailureMalformed, StatusCode: resp.StatusCode, Err: err}
+	}
+	return a, nil
+}
+
+// transportError classifies an error from sending or reading a request.
+func (v *Verifier) transportError(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// The cause is our own deadline; do not wrap context.DeadlineExceeded,
+		// which callers read as their own context ending.
+		return &IntrospectionError{Kind: FailureTimeout,
+			Err: fmt.Errorf("no answer within %v", v.s.Timeout)}
+	}
+	return &IntrospectionError{Kind: FailureTransport, Err: err}
+}
+
+// statusError builds the error for an answer that is not 200 OK.
+func statusError(resp *http.Response, body []byte) error {
+	e := &IntrospectionError{Kind: FailureStatus, StatusCode: resp.StatusCode}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		e.Kind = FailureRedirect
+		e.Err = errors.New("redirects are not followed")
+	}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		e.RetryAfter = parseRetryAfter(ra, time.Now())
+	}
+	var oauthErr struct {
+		Error       any `json:"error"`
+		Description any `json:"error_description"`
+	}
+	if json.Unmarshal(body, &oauthErr) == nil {
+		if s, ok := oauthErr.Error.(string); ok {
+			e.ErrorCode = truncate(s, 128)
+		}
+		if s, ok := oauthErr.Description.(string); ok {
+			e.ErrorDescription = truncate(s, 256)
+		}
+	}
+	return e
+}
+
+// parseRetryAfter reads an RFC 9110 §10.2.3 Retry-After value.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
+}
+
+// truncate shortens s to at most n bytes of valid UTF-8 without control
+// characters, so that server text is safe to show in errors and logs.
+func truncate(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// answer is a decoded RFC 7662 §2.2 introspection response. It holds no
+// token and is never changed after decoding, so it can be shared.
+type answer struct {
+	active    bool
+	clientID  string
+	subject   string
+	username  string
+	issuer    string
+	tokenType string
+	tokenUse  string
+	scopes    []string
+	audience  []string
+	expiresAt time.Time
+	issuedAt  time.Time
+	notBefore time.Time
+	claims    map[string]any
+}
+
+// decodeAnswer parses and type-checks an introspection response: strict
+// where RFC 7662 is strict (active is a JSON boolean, members have their
+// types), tolerant where servers differ (scope as string or array, scp as a
+// fallback, aud as string or array, fractional NumericDates, null members
+// treated as absent).
+func decodeAnswer(body []byte) (*answer, error) {
+	if !utf8.Valid(body) {
+		return nil, errors.New("answer is not valid UTF-8")
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(body, &claims); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			if typeErr.Field != "" {
+				return nil, fmt.Errorf("answer member %q is out of range", truncate(typeErr.Field, 64))
+			}
+			return nil, errors.New("answer is not a JSON object")
+		}
+		return nil, fmt.Errorf("answer is not valid JSON: %w", err)
+	}
+	if claims == nil {
+		return nil, errors.New("answer is not a JSON object")
+	}
+	if key, dup := duplicateKey(body); dup {
+		return nil, fmt.Errorf("answer has member %q more than once", truncate(key, 64))
+	}
+	a := &answer{claims: claims}
+	active, ok := claims["active"].(bool)
+	if !ok {
+		if claims["active"] == nil {
+			return nil, errors.New(`answer has no "active" member`)
+		}
+		return nil, errors.New(`answer member "active" is not a JSON boolean`)
+	}
+	a.active = active
+
+	var err error
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"client_id", &a.clientID},
+		{"sub", &a.subject},
+		{"username", &a.username},
+		{"iss", &a.issuer},
+		{"token_type", &a.tokenType},
+		{"token_use", &a.tokenUse},
+	} {
+		if *f.dst, err = stringMember(claims, f.name); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{
+		{"exp", &a.expiresAt},
+		{"iat", &a.issuedAt},
+		{"nbf", &a.notBefore},
+	} {
+		if *f.dst, err = numericDate(claims, f.name); err != nil {
+			return nil, err
+		}
+	}
+	if a.scopes, err = scopeMember(claims, "scope"); err != nil {
+		return nil, err
+	}
+	if claims["scope"] == nil {
+		if a.scopes, err = scopeMember(claims, "scp"); err != nil {
+			return nil, err
+		}
+	}
+	if a.audience, err = stringsMember(claims, "aud"); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func stringMember(claims map[string]any, name string) (string, error) {
+	switch v := claims[name].(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	default:
+		return "", fmt.Errorf("answer member %q is not a string", name)
+	}
+}
+
+// numericDate reads an RFC 7519 NumericDate: non-negative seconds, integral
+// or fractional, no later than year 9999.
+func numericDate(claims map[string]any, name string) (time.Time, error) {
+	switch v := claims[name].(type) {
+	case nil:
+		return time.Time{}, nil
+	case float64:
+		if v < 0 || v > maxNumericDate || math.IsNaN(v) {
+			return time.Time{}, fmt.Errorf("answer member %q is not a valid NumericDate", name)
+		}
+		sec, frac := math.Modf(v)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	default:
+		return time.Time{}, fmt.Errorf("answer member %q is not a number", name)
+	}
+}
+
+// scopeMember reads scopes given as one space-separated string (RFC 7662)
+// or as an array of strings (as some servers send scp).
+func scopeMember(claims map[string]any, name string) ([]string, error) {
+	switch v := claims[name].(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return strings.Fields(v), nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
+			}
+			out = append(out, strings.Fields(s)...)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
+	}
+}
+
+// stringsMember reads a member that is a string or an array of strings.
+func stringsMember(claims map[string]any, name string) ([]string, error) {
+	switch v := claims[name].(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []string{v}, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
+	}
+}
+
+// duplicateKey reports whether the top-level JSON object in data, which
+// must already be known to be valid JSON, names a member twice. Go's decoder
+// keeps the last of duplicate members; another parser may keep the first, so
+// an answer like {"active":false,"active":true} is ambiguous and refused.
+func duplicateKey(data []byte) (string, bool) {
+	var keysBuf [32]string
+	keys := keysBuf[:0]
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return "", false
+	}
+	i++
+	for {
+		i = skipSpace(data, i)
+		if i >= len(data) || data[i] == '}' {
+			return "", false
+		}
+		if data[i] == ',' {
+			i = skipSpace(data, i+1)
+		}
+		start := i
+		i = skipString(data, i)
+		key := data[start+1 : i-1]
+		var k string
+		if bytes.IndexByte(key, '\\') >= 0 {
+			_ = json.Unmarshal(data[start:i], &k)
+		} else {
+			k = string(key)
+		}
+		for _, seen := range keys {
+			if seen == k {
+				return k, true
+			}
+		}
+		keys = append(keys, k)
+		i = skipSpace(data, i)
+		i++ // ':'
+		i = skipValue(data, skipSpace(data, i))
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index just past the JSON string starting at i.
+func skipString(data []byte, i int) int {
+	for i++; i < len(data); i++ {
+		switch data[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return i
+}
+
+// skipValue returns the index just past the JSON value starting at i.
+func skipValue(data []byte, i int) int {
+	depth := 0
+	for i < len(data) {
+		switch data[i] {
+		case '"':
+			i = skipString(data, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i
+			}
+		case ',':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}

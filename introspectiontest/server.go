@@ -1,0 +1,315 @@
+// Package introspectiontest runs an in-process RFC 7662 authorization server
+// for tests and demos, in the way go-oidc's oidctest does for OpenID Connect.
+//
+// The server listens on 127.0.0.1, knows client credentials (HTTP Basic with
+// RFC 6749 §2.3.1 decoding, or client_secret_post), issues opaque tokens with
+// chosen scopes, subject, audience, lifetime and extra claims, revokes them,
+// and answers introspection as RFC 7662 §2.2 says: active tokens with their
+// metadata, anything else as {"active":false}. It can inject faults and
+// counts the requests it served.
+package introspectiontest
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"maps"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Default credentials of the resource server that [NewServer] registers.
+const (
+	ClientID     = "resource-server"
+	ClientSecret = "p@ss:w+rd%/ x"
+)
+
+// IntrospectionPath is the path of the introspection endpoint.
+const IntrospectionPath = "/introspect"
+
+// TokenOptions describe a token to issue.
+type TokenOptions struct {
+	// ClientID is the client the token was issued to. Zero means "app".
+	ClientID string
+	Subject  string
+	Username string
+	Scopes   []string
+	// Audience is sent as a string when it has one value, else an array.
+	Audience []string
+	// Lifetime is how long the token is active. Zero means one hour;
+	// negative means it has already expired.
+	Lifetime time.Duration
+	// NoExpiry leaves exp out of the answer.
+	NoExpiry bool
+	// NotBefore, if set, is sent as nbf.
+	NotBefore time.Time
+	// TokenUse, if set, is sent as token_use (as Ory Hydra does).
+	TokenUse string
+	// Extra members are added to the answer; they override the others.
+	Extra map[string]any
+}
+
+// Fault makes the server misbehave. The zero Fault answers normally.
+type Fault struct {
+	// Latency delays every answer.
+	Latency time.Duration
+	// Status, if set, replaces the status code of the answer.
+	Status int
+	// Body, if set, replaces the body of the answer.
+	Body string
+	// ContentType, if set, replaces application/json. "-" sends none.
+	ContentType string
+	// Header is added to the answer.
+	Header http.Header
+}
+
+type token struct {
+	opts    TokenOptions
+	issued  time.Time
+	revoked bool
+}
+
+// Server is an RFC 7662 introspection server on 127.0.0.1. It is safe for
+// concurrent use.
+type Server struct {
+	// URL is the base URL, such as http://127.0.0.1:12345.
+	URL string
+	// IntrospectionURL is URL + IntrospectionPath.
+	IntrospectionURL string
+	// Issuer is sent as iss. It is URL.
+	Issuer string
+
+	srv      *httptest.Server
+	requests atomic.Int64
+
+	mu      sync.Mutex        // guards the fields below
+	clients map[string]string // id to secret
+	tokens  map[string]*token
+	perTok  map[string]int64 // introspection requests per token
+	fault   Fault
+	now     func() time.Time
+}
+
+// NewServer starts a server that knows the client [ClientID] with secret
+// [ClientSecret]. Call Close when done.
+func NewServer() *Server {
+	s := &Server{
+		clients: map[string]string{ClientID: ClientSecret},
+		tokens:  make(map[string]*token),
+		perTok:  make(map[string]int64),
+		now:     time.Now,
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc(IntrospectionPath, s.introspect)
+	s.srv = httptest.NewServer(mux)
+	s.URL = s.srv.URL
+	s.IntrospectionURL = s.URL + IntrospectionPath
+	s.Issuer = s.URL
+	return s
+}
+
+// Close shuts the server down and waits for its requests to end.
+func (s *Server) Close() {
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
+
+// AddClient registers another client that may introspect.
+func (s *Server) AddClient(id, secret string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clients[id] = secret
+}
+
+// SetNow sets the server's clock, used for iat, exp and activity.
+func (s *Server) SetNow(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// Issue creates an opaque token and returns it.
+func (s *Server) Issue(opts TokenOptions) string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	tok := base64.RawURLEncoding.EncodeToString(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokens[tok] = &token{opts: opts, issued: s.now()}
+	return tok
+}
+
+// Revoke makes token inactive.
+func (s *Server) Revoke(tok string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.tokens[tok]; t != nil {
+		t.revoked = true
+	}
+}
+
+// SetFault makes every following answer misbehave as f says.
+func (s *Server) SetFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+// Requests returns the number of introspection requests received.
+func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// RequestsFor returns the number of authenticated introspection requests
+// for tok.
+func (s *Server) RequestsFor(tok string) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perTok[tok]
+}
+
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	s.mu.Lock()
+	fault := s.fault
+	s.mu.Unlock()
+	// Read the body first: only then does net/http notice that the client
+	// went away and cancel r.Context().
+	_ = r.ParseForm()
+	if fault.Latency > 0 {
+		t := time.NewTimer(fault.Latency)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	status, body := s.answer(r)
+	if fault.Status != 0 {
+		status = fault.Status
+	}
+	raw, _ := json.Marshal(body)
+	if fault.Body != "" {
+		raw = []byte(fault.Body)
+	}
+	switch fault.ContentType {
+	case "":
+		w.Header().Set("Content-Type", "application/json")
+	case "-":
+		w.Header()["Content-Type"] = nil
+	default:
+		w.Header().Set("Content-Type", fault.ContentType)
+	}
+	for k, v := range fault.Header {
+		w.Header()[k] = v
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="introspection"`)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(raw)
+}
+
+func oauthError(code, desc string) map[string]any {
+	return map[string]any{"error": code, "error_description": desc}
+}
+
+// answer authenticates the caller and builds the RFC 7662 §2.2 answer.
+func (s *Server) answer(r *http.Request) (int, map[string]any) {
+	if r.Method != http.MethodPost {
+		return http.StatusMethodNotAllowed, oauthError("invalid_request", "use POST")
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
+		return http.StatusBadRequest, oauthError("invalid_request", "body must be application/x-www-form-urlencoded")
+	}
+	if err := r.ParseForm(); err != nil {
+		return http.StatusBadRequest, oauthError("invalid_request", "unreadable form")
+	}
+	if len(r.URL.RawQuery) > 0 {
+		return http.StatusBadRequest, oauthError("invalid_request", "parameters belong in the body")
+	}
+	id, secret, basic := r.BasicAuth()
+	_, posted := r.PostForm["client_id"]
+	switch {
+	case basic && posted:
+		return http.StatusBadRequest, oauthError("invalid_request", "more than one client authentication method")
+	case basic:
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id)
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil {
+			return http.StatusBadRequest, oauthError("invalid_request", "client credentials are not form-encoded")
+		}
+	case posted:
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	default:
+		return http.StatusUnauthorized, oauthError("invalid_client", "no client authentication")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if want, ok := s.clients[id]; !ok || want != secret {
+		return http.StatusUnauthorized, oauthError("invalid_client", "client authentication failed")
+	}
+	tok := r.PostForm.Get("token")
+	if tok == "" {
+		return http.StatusBadRequest, oauthError("invalid_request", "token is required")
+	}
+	s.perTok[tok]++
+	t := s.tokens[tok]
+	now := s.now()
+	if t == nil || t.revoked {
+		return http.StatusOK, map[string]any{"active": false}
+	}
+	lifetime := t.opts.Lifetime
+	if lifetime == 0 {
+		lifetime = time.Hour
+	}
+	exp := t.issued.Add(lifetime)
+	if !t.opts.NoExpiry && !now.Before(exp) {
+		return http.StatusOK, map[string]any{"active": false}
+	}
+	clientID := t.opts.ClientID
+	if clientID == "" {
+		clientID = "app"
+	}
+	out := map[string]any{
+		"active":     true,
+		"client_id":  clientID,
+		"token_type": "Bearer",
+		"iat":        t.issued.Unix(),
+		"iss":        s.Issuer,
+	}
+	if !t.opts.NoExpiry {
+		out["exp"] = exp.Unix()
+	}
+	if len(t.opts.Scopes) > 0 {
+		out["scope"] = strings.Join(t.opts.Scopes, " ")
+	}
+	if t.opts.Subject != "" {
+		out["sub"] = t.opts.Subject
+	}
+	if t.opts.Username != "" {
+		out["username"] = t.opts.Username
+	}
+	switch len(t.opts.Audience) {
+	case 0:
+	case 1:
+		out["aud"] = t.opts.Audience[0]
+	default:
+		out["aud"] = t.opts.Audience
+	}
+	if !t.opts.NotBefore.IsZero() {
+		out["nbf"] = t.opts.NotBefore.Unix()
+	}
+	if t.opts.TokenUse != "" {
+		out["token_use"] = t.opts.TokenUse
+	}
+	maps.Copy(out, t.opts.Extra)
+	return http.StatusOK, out
+}

@@ -1,0 +1,296 @@
+package introspection
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ClientAuthMethod is how the resource server authenticates itself to the
+// introspection endpoint (RFC 7662 §2.1, RFC 6749 §2.3.1).
+type ClientAuthMethod string
+
+const (
+	// ClientSecretBasic sends the client id and secret in an HTTP Basic
+	// Authorization header, each form-encoded first as RFC 6749 §2.3.1
+	// requires. It is the default.
+	ClientSecretBasic ClientAuthMethod = "client_secret_basic"
+	// ClientSecretPost sends client_id and client_secret as form fields and
+	// no Authorization header.
+	ClientSecretPost ClientAuthMethod = "client_secret_post"
+)
+
+// Defaults applied by [NewVerifier] to zero-valued [Settings] fields.
+const (
+	DefaultTimeout      = 10 * time.Second
+	DefaultMaxCacheSize = 10_000
+)
+
+// Settings configures a [Verifier]. The zero value of every optional field is
+// documented and safe. [NewVerifier] copies the settings, so changing them
+// afterwards has no effect on the verifier.
+//
+// Settings never prints its ClientSecret: fmt verbs and log/slog show it
+// redacted.
+type Settings struct {
+	// IntrospectionURL is the authorization server's RFC 7662 endpoint.
+	// It must be https, or http to a loopback host (127.0.0.0/8, ::1,
+	// localhost) unless AllowInsecureHTTP is set. Required.
+	IntrospectionURL string
+	// ClientID and ClientSecret are the resource server's own credentials
+	// at the authorization server. Both are required.
+	ClientID     string
+	ClientSecret string
+	// ClientAuthMethod selects how the credentials are sent.
+	// Zero means ClientSecretBasic.
+	ClientAuthMethod ClientAuthMethod
+	// Timeout bounds each introspection request, including reading the
+	// answer. Zero means 10 seconds.
+	Timeout time.Duration
+	// RequiredScopes must all be granted to the token. Nil means none.
+	RequiredScopes []string
+	// Audience, if set, must share at least one value with the token's aud.
+	Audience []string
+	// Issuer, if set, must equal the token's iss.
+	Issuer string
+	// Leeway is the clock skew allowed when checking exp and nbf.
+	// Zero means none.
+	Leeway time.Duration
+	// HTTPClient sends the introspection requests. If nil, the verifier uses
+	// its own client that keeps connections alive between calls. Redirects
+	// are never followed, also with a caller's client.
+	HTTPClient *http.Client
+	// Logger receives debug records for rejected tokens and warnings for
+	// failed introspection and cache errors. If nil, nothing is logged.
+	// Neither the token nor the secret is ever logged.
+	Logger *slog.Logger
+	// Now returns the current time for exp, nbf and cache expiry checks.
+	// If nil, time.Now is used.
+	Now func() time.Time
+	// AllowInsecureHTTP permits an http:// IntrospectionURL to a host that
+	// is not loopback. The token and the client secret then cross the
+	// network in clear text; use it only on a trusted private network.
+	AllowInsecureHTTP bool
+
+	// CacheTTL is how long an active answer is kept. An entry never
+	// outlives the token's exp (RFC 7662 §4). Zero means no caching of
+	// active answers: every Verify asks the server.
+	CacheTTL time.Duration
+	// MaxCacheSize bounds the built-in cache. Zero means 10,000 entries
+	// when caching is on. Negative is an error.
+	MaxCacheSize int
+	// NegativeCacheTTL is how long an inactive answer is kept. Zero means
+	// inactive answers are not cached. It works without CacheTTL.
+	NegativeCacheTTL time.Duration
+	// Cache, if set, stores answers instead of the built-in in-memory
+	// cache, for example a store shared by several replicas. It is used
+	// only when CacheTTL or NegativeCacheTTL is set.
+	Cache Cache
+}
+
+// String returns a description of s with the client secret redacted.
+func (s Settings) String() string {
+	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v AllowInsecureHTTP:%t}",
+		s.IntrospectionURL, s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
+		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
+		s.NegativeCacheTTL, s.AllowInsecureHTTP)
+}
+
+// Format implements [fmt.Formatter] so that every verb, %#v and %x
+// included, prints the redacted form of [Settings.String].
+func (s Settings) Format(f fmt.State, verb rune) {
+	fmt.Fprint(f, s.String())
+}
+
+// LogValue implements [slog.LogValuer] with the client secret redacted.
+func (s Settings) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("introspection_url", s.IntrospectionURL),
+		slog.String("client_id", s.ClientID),
+		slog.String("client_secret", redact(s.ClientSecret)),
+		slog.String("client_auth_method", string(s.ClientAuthMethod)),
+		slog.Duration("timeout", s.Timeout),
+		slog.Any("required_scopes", s.RequiredScopes),
+		slog.Any("audience", s.Audience),
+		slog.String("issuer", s.Issuer),
+		slog.Duration("cache_ttl", s.CacheTTL),
+		slog.Duration("negative_cache_ttl", s.NegativeCacheTTL),
+	)
+}
+
+func redact(secret string) string {
+	if secret == "" {
+		return `""`
+	}
+	return "REDACTED"
+}
+
+// validate checks s and returns a copy with defaults applied.
+func (s Settings) validate() (Settings, error) {
+	if s.IntrospectionURL == "" {
+		return s, errors.New("introspection: IntrospectionURL is required")
+	}
+	if err := checkEndpoint(s.IntrospectionURL, s.AllowInsecureHTTP); err != nil {
+		return s, err
+	}
+	if s.ClientID == "" {
+		return s, errors.New("introspection: ClientID is required")
+	}
+	if s.ClientSecret == "" {
+		return s, errors.New("introspection: ClientSecret is required")
+	}
+	switch s.ClientAuthMethod {
+	case "":
+		s.ClientAuthMethod = ClientSecretBasic
+	case ClientSecretBasic, ClientSecretPost:
+	default:
+		return s, fmt.Errorf("introspection: unsupported ClientAuthMethod %q (want %q or %q)",
+			s.ClientAuthMethod, ClientSecretBasic, ClientSecretPost)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"Timeout", s.Timeout},
+		{"Leeway", s.Leeway},
+		{"CacheTTL", s.CacheTTL},
+		{"NegativeCacheTTL", s.NegativeCacheTTL},
+	} {
+		if d.v < 0 {
+			return s, fmt.Errorf("introspection: %s must not be negative, got %v", d.name, d.v)
+		}
+	}
+	if s.MaxCacheSize < 0 {
+		return s, fmt.Errorf("introspection: MaxCacheSize must not be negative, got %d", s.MaxCacheSize)
+	}
+	for _, sc := range s.RequiredScopes {
+		if sc == "" || strings.ContainsAny(sc, " \t\r\n\"\\") {
+			return s, fmt.Errorf("introspection: invalid required scope %q", sc)
+		}
+	}
+	if s.Timeout == 0 {
+		s.Timeout = DefaultTimeout
+	}
+	if s.MaxCacheSize == 0 {
+		s.MaxCacheSize = DefaultMaxCacheSize
+	}
+	s.RequiredScopes = append([]string(nil), s.RequiredScopes...)
+	s.Audience = append([]string(nil), s.Audience...)
+	return s, nil
+}
+
+// checkEndpoint rejects URLs that would leak credentials or are not usable.
+func checkEndpoint(raw string, allowInsecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("introspection: invalid IntrospectionURL: %w", err)
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return fmt.Errorf("introspection: IntrospectionURL %q has no host", raw)
+	}
+	if u.User != nil {
+		return errors.New("introspection: IntrospectionURL must not carry credentials; use ClientID and ClientSecret")
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if allowInsecure || isLoopback(u.Hostname()) {
+			return nil
+		}
+		return fmt.Errorf("introspection: IntrospectionURL %q uses http to a host that is not loopback; use https or set AllowInsecureHTTP", raw)
+	default:
+		return fmt.Errorf("introspection: IntrospectionURL %q must use https", raw)
+	}
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// SettingsFromEnv reads settings from environment variables named prefix
+// followed by URL, CLIENT_ID, CLIENT_SECRET (or CLIENT_SECRET_FILE, a file
+// holding the secret), CLIENT_AUTH_METHOD, TIMEOUT, REQUIRED_SCOPES,
+// AUDIENCE, ISSUER, LEEWAY, CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL and
+// ALLOW_INSECURE_HTTP. An empty prefix means "INTROSPECTION_". Durations are
+// Go durations such as "5s"; lists are separated by spaces or commas. A bad
+// value is an error that names the variable. Unset variables leave the field
+// zero; the result is validated by [NewVerifier], not here.
+func SettingsFromEnv(prefix string) (Settings, error) {
+	if prefix == "" {
+		prefix = "INTROSPECTION_"
+	}
+	var s Settings
+	get := func(name string) string { return strings.TrimSpace(os.Getenv(prefix + name)) }
+	s.IntrospectionURL = get("URL")
+	s.ClientID = get("CLIENT_ID")
+	s.ClientSecret = os.Getenv(prefix + "CLIENT_SECRET")
+	if file := get("CLIENT_SECRET_FILE"); file != "" {
+		if s.ClientSecret != "" {
+			return s, fmt.Errorf("introspection: set only one of %sCLIENT_SECRET and %sCLIENT_SECRET_FILE", prefix, prefix)
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return s, fmt.Errorf("introspection: %sCLIENT_SECRET_FILE: %w", prefix, err)
+		}
+		s.ClientSecret = strings.TrimRight(string(b), "\r\n")
+	}
+	s.ClientAuthMethod = ClientAuthMethod(get("CLIENT_AUTH_METHOD"))
+	s.RequiredScopes = splitList(get("REQUIRED_SCOPES"))
+	s.Audience = splitList(get("AUDIENCE"))
+	s.Issuer = get("ISSUER")
+
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{
+		{"TIMEOUT", &s.Timeout},
+		{"LEEWAY", &s.Leeway},
+		{"CACHE_TTL", &s.CacheTTL},
+		{"NEGATIVE_CACHE_TTL", &s.NegativeCacheTTL},
+	} {
+		v := get(d.name)
+		if v == "" {
+			continue
+		}
+		dur, err := time.ParseDuration(v)
+		if err != nil || dur < 0 {
+			return s, fmt.Errorf("introspection: %s%s=%q is not a non-negative duration such as 5s", prefix, d.name, v)
+		}
+		*d.dst = dur
+	}
+	if v := get("MAX_CACHE_SIZE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return s, fmt.Errorf("introspection: %sMAX_CACHE_SIZE=%q is not a non-negative integer", prefix, v)
+		}
+		s.MaxCacheSize = n
+	}
+	if v := get("ALLOW_INSECURE_HTTP"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return s, fmt.Errorf("introspection: %sALLOW_INSECURE_HTTP=%q is not a boolean", prefix, v)
+		}
+		s.AllowInsecureHTTP = b
+	}
+	return s, nil
+}
+
+func splitList(v string) []string {
+	f := strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+	if len(f) == 0 {
+		return nil
+	}
+	return f
+}

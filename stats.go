@@ -1,0 +1,93 @@
+package introspection
+
+import "sync/atomic"
+
+// Stats counts what a [Verifier] has done since it was made.
+type Stats struct {
+	// Verifications is the number of Verify calls that returned: the sum of
+	// Accepted, Rejected, InsufficientScope, Failed and Canceled.
+	Verifications uint64
+	// Accepted counts tokens accepted.
+	Accepted uint64
+	// Rejected counts errors satisfying ErrInvalidToken.
+	Rejected uint64
+	// InsufficientScope counts errors satisfying ErrInsufficientScope.
+	InsufficientScope uint64
+	// Failed counts errors satisfying ErrIntrospectionFailed, one per caller.
+	Failed uint64
+	// Canceled counts calls whose own context ended first.
+	Canceled uint64
+
+	// CacheHits and CacheMisses count cache lookups; both stay zero when
+	// caching is off.
+	CacheHits   uint64
+	CacheMisses uint64
+	// CacheEntries is the number of entries in the built-in cache, or -1
+	// with a caller's Cache.
+	CacheEntries int
+	// CacheErrors counts failed Get and Set calls of a caller's Cache, and
+	// stored values that could not be decoded.
+	CacheErrors uint64
+
+	// UpstreamRequests counts introspection requests sent.
+	UpstreamRequests uint64
+	// CollapsedWaiters counts calls that received the answer of a request
+	// another call had started, instead of sending their own.
+	CollapsedWaiters uint64
+	// Failures counts failed introspection requests by kind, one per
+	// request (not per waiting caller).
+	Failures map[FailureKind]uint64
+}
+
+var failureKinds = [...]FailureKind{
+	FailureTransport, FailureTimeout, FailureStatus, FailureRedirect,
+	FailureContentType, FailureTooLarge, FailureMalformed,
+}
+
+// paddedCounter keeps a hot counter on its own cache line.
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
+}
+
+type counters struct {
+	accepted, rejected, insufficientScope, failed, canceled paddedCounter
+	cacheHits, cacheMisses, cacheErrors                     paddedCounter
+	upstream, collapsed                                     paddedCounter
+	failures                                                [len(failureKinds)]atomic.Uint64
+}
+
+func (c *counters) failure(k FailureKind) {
+	for i, fk := range failureKinds {
+		if fk == k {
+			c.failures[i].Add(1)
+			return
+		}
+	}
+}
+
+// Stats returns a snapshot of the verifier's counters.
+func (v *Verifier) Stats() Stats {
+	c := &v.stats
+	s := Stats{
+		Accepted:          c.accepted.Load(),
+		Rejected:          c.rejected.Load(),
+		InsufficientScope: c.insufficientScope.Load(),
+		Failed:            c.failed.Load(),
+		Canceled:          c.canceled.Load(),
+		CacheHits:         c.cacheHits.Load(),
+		CacheMisses:       c.cacheMisses.Load(),
+		CacheErrors:       c.cacheErrors.Load(),
+		UpstreamRequests:  c.upstream.Load(),
+		CollapsedWaiters:  c.collapsed.Load(),
+		Failures:          make(map[FailureKind]uint64, len(failureKinds)),
+	}
+	s.Verifications = s.Accepted + s.Rejected + s.InsufficientScope + s.Failed + s.Canceled
+	if v.cache != nil {
+		s.CacheEntries = v.cache.len()
+	}
+	for i, k := range failureKinds {
+		s.Failures[k] = c.failures[i].Load()
+	}
+	return s
+}
