@@ -1,0 +1,552 @@
+package introspection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mcpauth/introspection/introspectiontest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// mapCache is a Cache for tests. It records what it was handed.
+type mapCache struct {
+	mu        sync.Mutex
+	now       func() time.Time
+	entries   map[string]mapEntry
+	ttls      []time.Duration
+	fail      bool // every call fails
+	ignoreTTL bool // entries never expire, as a misbehaving store might
+}
+
+type mapEntry struct {
+	value   []byte
+	expires time.Time
+}
+
+func newMapCache(now func() time.Time) *mapCache {
+	if now == nil {
+		now = time.Now
+	}
+	return &mapCache{now: now, entries: make(map[string]mapEntry)}
+}
+
+var errStoreDown = errors.New("store is down")
+
+func (c *mapCache) Get(_ context.Context, key string) ([]byte, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail {
+		return nil, false, errStoreDown
+	}
+	e, ok := c.entries[key]
+	if !ok || !c.ignoreTTL && !c.now().Before(e.expires) {
+		return nil, false, nil
+	}
+	return e.value, true, nil
+}
+
+func (c *mapCache) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fail {
+		return errStoreDown
+	}
+	c.ttls = append(c.ttls, ttl)
+	c.entries[key] = mapEntry{value: value, expires: c.now().Add(ttl)}
+	return nil
+}
+
+func (c *mapCache) Delete(_ context.Context, key string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
+	return nil
+}
+
+func (c *mapCache) setFail(f bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fail = f
+}
+
+// cacheKinds runs a test with the built-in cache and with a caller's Cache.
+func cacheKinds(t *testing.T, f func(t *testing.T, withCache func(*Settings))) {
+	t.Run("built-in", func(t *testing.T) { f(t, func(*Settings) {}) })
+	t.Run("shared", func(t *testing.T) {
+		f(t, func(s *Settings) { s.Cache = newMapCache(s.Now) })
+	})
+}
+
+func TestCacheDisabledByDefault(t *testing.T) {
+	as := newAS(t, nil)
+	tok := as.Issue(introspectiontest.TokenOptions{})
+	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	for range 3 {
+		_, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, int64(3), as.Requests())
+	st := v.Stats()
+	assert.Zero(t, st.CacheHits+st.CacheMisses)
+}
+
+// TestCacheLifetime checks that an entry lives CacheTTL, or until the
+// token's exp when that is sooner (RFC 7662 §4).
+func TestCacheLifetime(t *testing.T) {
+	tests := []struct {
+		name      string
+		opts      introspectiontest.TokenOptions
+		ttl       time.Duration
+		wantLives time.Duration
+	}{
+		{"ttl shorter than exp", introspectiontest.TokenOptions{Lifetime: time.Hour}, time.Minute, time.Minute},
+		{"exp shorter than ttl", introspectiontest.TokenOptions{Lifetime: 30 * time.Second}, time.Minute, 30 * time.Second},
+		{"no exp", introspectiontest.TokenOptions{NoExpiry: true}, time.Minute, time.Minute},
+	}
+	for _, tc := range tests {
+		cacheKinds(t, func(t *testing.T, withCache func(*Settings)) {
+			t.Run(tc.name, func(t *testing.T) {
+				clock := newFakeClock()
+				as := newAS(t, clock)
+				tok := as.Issue(tc.opts)
+				v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) {
+					s.CacheTTL = tc.ttl
+					withCache(s)
+				})
+				_, err := v.Verify(context.Background(), tok)
+				require.NoError(t, err)
+				clock.Advance(tc.wantLives - time.Second)
+				_, err = v.Verify(context.Background(), tok)
+				require.NoError(t, err)
+				assert.Equal(t, int64(1), as.RequestsFor(tok), "served from the cache")
+
+				clock.Advance(time.Second)
+				_, err = v.Verify(context.Background(), tok)
+				assert.Equal(t, int64(2), as.RequestsFor(tok), "the entry ended; the server was asked again")
+				if tc.opts.NoExpiry || tc.wantLives < 30*time.Second+time.Second && tc.opts.Lifetime > tc.ttl {
+					require.NoError(t, err)
+				} else if tc.opts.Lifetime <= tc.ttl {
+					assert.ErrorIs(t, err, ErrTokenInactive, "the server's own verdict, not a cached one")
+				}
+			})
+		})
+	}
+}
+
+func TestCacheTTLHandedToSharedCache(t *testing.T) {
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	mc := newMapCache(clock.Now)
+	v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) {
+		s.CacheTTL = time.Minute
+		s.NegativeCacheTTL = 5 * time.Second
+		s.Cache = mc
+	})
+	for _, tok := range []string{
+		as.Issue(introspectiontest.TokenOptions{Lifetime: time.Hour}),
+		as.Issue(introspectiontest.TokenOptions{Lifetime: 20 * time.Second}),
+		"unknown",
+	} {
+		_, _ = v.Verify(context.Background(), tok)
+	}
+	assert.Equal(t, []time.Duration{time.Minute, 20 * time.Second, 5 * time.Second}, mc.ttls)
+}
+
+// TestCacheKeysAndValues checks that a Cache never sees the token.
+func TestCacheKeysAndValues(t *testing.T) {
+	as := newAS(t, nil)
+	mc := newMapCache(time.Now)
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.CacheTTL = time.Minute
+		s.Cache = mc
+	})
+	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"read"}})
+	_, err := v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	require.Len(t, mc.entries, 1)
+	for k, e := range mc.entries {
+		assert.Equal(t, CacheKey(tok), k)
+		assert.Regexp(t, "^[0-9a-f]{64}$", k)
+		assert.NotContains(t, k, tok)
+		assert.NotContains(t, string(e.value), tok)
+		assert.Contains(t, string(e.value), `"sub":"alice"`)
+	}
+	// The known SHA-256 of "abc".
+	assert.Equal(t, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", CacheKey("abc"))
+}
+
+func TestNegativeCaching(t *testing.T) {
+	tests := []struct {
+		name         string
+		cacheTTL     time.Duration
+		negativeTTL  time.Duration
+		wantInactive int64 // requests for 3 calls on an inactive token
+		wantActive   int64 // requests for 3 calls on an active token
+	}{
+		{"off", time.Minute, 0, 3, 1},
+		{"on", time.Minute, 10 * time.Second, 1, 1},
+		{"on without positive caching", 0, 10 * time.Second, 1, 3},
+	}
+	for _, tc := range tests {
+		cacheKinds(t, func(t *testing.T, withCache func(*Settings)) {
+			t.Run(tc.name, func(t *testing.T) {
+				clock := newFakeClock()
+				as := newAS(t, clock)
+				v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) {
+					s.CacheTTL = tc.cacheTTL
+					s.NegativeCacheTTL = tc.negativeTTL
+					withCache(s)
+				})
+				active := as.Issue(introspectiontest.TokenOptions{})
+				for range 3 {
+					_, err := v.Verify(context.Background(), "unknown")
+					assert.ErrorIs(t, err, ErrTokenInactive)
+					_, err = v.Verify(context.Background(), active)
+					assert.NoError(t, err)
+				}
+				assert.Equal(t, tc.wantInactive, as.RequestsFor("unknown"))
+				assert.Equal(t, tc.wantActive, as.RequestsFor(active))
+				if tc.negativeTTL > 0 {
+					clock.Advance(tc.negativeTTL)
+					_, err := v.Verify(context.Background(), "unknown")
+					assert.ErrorIs(t, err, ErrTokenInactive)
+					assert.Equal(t, tc.wantInactive+1, as.RequestsFor("unknown"), "negative entry ended")
+				}
+			})
+		})
+	}
+}
+
+// TestErrorsNotCached checks that failed introspection leaves no entry.
+func TestErrorsNotCached(t *testing.T) {
+	faults := []introspectiontest.Fault{
+		{Status: 500},
+		{Status: 401, Body: `{"error":"invalid_client"}`},
+		{Body: `{"active":"true"}`},
+		{Body: `not json`},
+		{ContentType: "text/html"},
+		{Latency: time.Second},
+	}
+	for i, f := range faults {
+		cacheKinds(t, func(t *testing.T, withCache func(*Settings)) {
+			t.Run(fmt.Sprint(i), func(t *testing.T) {
+				as := newAS(t, nil)
+				tok := as.Issue(introspectiontest.TokenOptions{})
+				v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+					s.CacheTTL = time.Minute
+					s.NegativeCacheTTL = time.Minute
+					s.Timeout = 50 * time.Millisecond
+					withCache(s)
+				})
+				as.SetFault(f)
+				_, err := v.Verify(context.Background(), tok)
+				require.ErrorIs(t, err, ErrIntrospectionFailed)
+				as.SetFault(introspectiontest.Fault{})
+				_, err = v.Verify(context.Background(), tok)
+				require.NoError(t, err)
+				assert.Equal(t, int64(2), as.Requests())
+			})
+		})
+	}
+}
+
+// TestCachedTokensAreCopies checks that callers cannot change what the next
+// caller gets.
+func TestCachedTokensAreCopies(t *testing.T) {
+	cacheKinds(t, func(t *testing.T, withCache func(*Settings)) {
+		as := newAS(t, nil)
+		tok := as.Issue(introspectiontest.TokenOptions{
+			Scopes:   []string{"read", "write"},
+			Audience: []string{"a", "b"},
+			Extra:    map[string]any{"ext": map[string]any{"list": []any{"x"}}},
+		})
+		v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+			s.CacheTTL = time.Minute
+			withCache(s)
+		})
+		first, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err)
+		want, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err)
+
+		first.Scopes[0] = "admin"
+		first.Scopes = append(first.Scopes, "root")
+		first.Audience[0] = "evil"
+		first.Claims["scope"] = "admin"
+		first.Claims["ext"].(map[string]any)["list"].([]any)[0] = "changed"
+		delete(first.Claims, "active")
+
+		again, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err)
+		assert.Equal(t, want, again)
+		assert.Equal(t, []string{"read", "write"}, again.Scopes)
+		assert.Equal(t, int64(1), as.RequestsFor(tok))
+	})
+}
+
+// TestRevokedTokenRejectedWhenEntryEnds shows the trade-off RFC 7662 §4
+// describes: a revoked token stays accepted until its entry ends.
+func TestRevokedTokenRejectedWhenEntryEnds(t *testing.T) {
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	tok := as.Issue(introspectiontest.TokenOptions{})
+	v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) { s.CacheTTL = 10 * time.Second })
+	_, err := v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	as.Revoke(tok)
+	clock.Advance(9 * time.Second)
+	_, err = v.Verify(context.Background(), tok)
+	require.NoError(t, err, "still cached")
+	clock.Advance(time.Second)
+	_, err = v.Verify(context.Background(), tok)
+	assert.ErrorIs(t, err, ErrTokenInactive)
+}
+
+// TestChecksRerunOnHits checks that a cache hit is judged at the current
+// time and by the verifier's own settings (Oathkeeper GHSA-qvp4-rpmr-xwrr).
+func TestChecksRerunOnHits(t *testing.T) {
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	// A store that keeps entries past their TTL must still not make an
+	// expired token acceptable.
+	mc := newMapCache(clock.Now)
+	mc.ignoreTTL = true
+	shared := func(edit func(*Settings)) *Verifier {
+		return newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) {
+			s.CacheTTL = time.Hour
+			s.Cache = mc
+			if edit != nil {
+				edit(s)
+			}
+		})
+	}
+
+	t.Run("exp", func(t *testing.T) {
+		tok := as.Issue(introspectiontest.TokenOptions{Lifetime: time.Minute})
+		v := shared(nil)
+		_, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err)
+		clock.Advance(time.Minute)
+		_, err = v.Verify(context.Background(), tok)
+		assert.ErrorIs(t, err, ErrTokenExpired)
+		assert.Equal(t, int64(1), as.RequestsFor(tok), "judged from the cached answer")
+	})
+	t.Run("nbf", func(t *testing.T) {
+		tok := as.Issue(introspectiontest.TokenOptions{NotBefore: clock.Now().Add(time.Minute)})
+		v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) { s.CacheTTL = time.Hour })
+		_, err := v.Verify(context.Background(), tok)
+		assert.ErrorIs(t, err, ErrTokenNotYetValid)
+		clock.Advance(time.Minute)
+		_, err = v.Verify(context.Background(), tok)
+		assert.NoError(t, err)
+		assert.Equal(t, int64(1), as.RequestsFor(tok))
+	})
+	t.Run("scope, audience, issuer and token_use per verifier", func(t *testing.T) {
+		tok := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"read"}, Audience: []string{"mcp"}})
+		_, err := shared(nil).Verify(context.Background(), tok)
+		require.NoError(t, err)
+		for _, tc := range []struct {
+			edit func(*Settings)
+			want error
+		}{
+			{func(s *Settings) { s.RequiredScopes = []string{"admin"} }, ErrInsufficientScope},
+			{func(s *Settings) { s.Audience = []string{"other"} }, ErrAudienceMismatch},
+			{func(s *Settings) { s.Issuer = "https://other" }, ErrIssuerMismatch},
+		} {
+			_, err := shared(tc.edit).Verify(context.Background(), tok)
+			assert.ErrorIs(t, err, tc.want)
+		}
+		assert.Equal(t, int64(1), as.RequestsFor(tok), "every verdict came from the shared cached answer")
+		refresh := as.Issue(introspectiontest.TokenOptions{TokenUse: "refresh_token"})
+		for range 2 {
+			_, err := shared(nil).Verify(context.Background(), refresh)
+			assert.ErrorIs(t, err, ErrNotAccessToken)
+		}
+		assert.Equal(t, int64(1), as.RequestsFor(refresh))
+	})
+}
+
+// TestExpZeroNotCached closes FastMCP's hole where exp 0 was cached for the
+// whole TTL: exp 0 is 1970, so the token is expired and never cached.
+func TestExpZeroNotCached(t *testing.T) {
+	as := newAS(t, nil)
+	tok := as.Issue(introspectiontest.TokenOptions{Extra: map[string]any{"exp": 0}})
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.CacheTTL = time.Minute })
+	for range 2 {
+		_, err := v.Verify(context.Background(), tok)
+		assert.ErrorIs(t, err, ErrTokenExpired)
+	}
+	assert.Equal(t, int64(2), as.RequestsFor(tok))
+	assert.Zero(t, v.Stats().CacheEntries)
+}
+
+func TestCacheSizeBound(t *testing.T) {
+	for _, size := range []int{1, 7, 50, 1000, 20_000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			c := newMemoryCache(size, time.Now)
+			a := &answer{active: true}
+			for i := range size + size/2 + 10 {
+				c.set(context.Background(), fmt.Sprintf("tok-%d", i), a, time.Hour)
+				require.LessOrEqual(t, c.len(), size)
+			}
+			assert.Equal(t, size, c.len())
+		})
+	}
+}
+
+// TestCacheEvictionKeepsHotEntries checks SIEVE: entries hit since the hand
+// last passed survive a stream of entries used once.
+func TestCacheEvictionKeepsHotEntries(t *testing.T) {
+	c := newMemoryCache(10, time.Now)
+	a := &answer{active: true}
+	ctx := context.Background()
+	c.set(ctx, "hot", a, time.Hour)
+	for i := range 100 {
+		_, ok := c.get(ctx, "hot")
+		require.True(t, ok, "hot entry evicted after %d others", i)
+		c.set(ctx, fmt.Sprintf("once-%d", i), a, time.Hour)
+	}
+	_, ok := c.get(ctx, "once-0")
+	assert.False(t, ok, "entries used once leave first")
+	_, ok = c.get(ctx, "once-99")
+	assert.True(t, ok, "the newest entry is kept")
+}
+
+func TestCacheEvictsExpiredFirst(t *testing.T) {
+	clock := newFakeClock()
+	c := newMemoryCache(3, clock.Now)
+	a := &answer{active: true}
+	ctx := context.Background()
+	c.set(ctx, "short", a, time.Second)
+	c.set(ctx, "long-1", a, time.Hour)
+	c.set(ctx, "long-2", a, time.Hour)
+	for _, k := range []string{"short", "long-1", "long-2"} {
+		_, ok := c.get(ctx, k) // all visited
+		require.True(t, ok)
+	}
+	clock.Advance(2 * time.Second)
+	c.set(ctx, "new", a, time.Hour)
+	for _, k := range []string{"long-1", "long-2", "new"} {
+		_, ok := c.get(ctx, k)
+		assert.True(t, ok, k)
+	}
+}
+
+// TestExpiredEntriesDoNotPileUp checks the periodic sweep.
+func TestExpiredEntriesDoNotPileUp(t *testing.T) {
+	clock := newFakeClock()
+	c := newMemoryCache(10_000, clock.Now)
+	a := &answer{active: true}
+	ctx := context.Background()
+	for i := range 5000 {
+		c.set(ctx, fmt.Sprintf("tok-%d", i), a, time.Second)
+	}
+	assert.Equal(t, 5000, c.len())
+	clock.Advance(sweepInterval)
+	require.Greater(t, len(c.shards), 1)
+	// 1,000 writes reach every shard but with odds of about 1e-14.
+	for i := range 1000 {
+		c.set(ctx, fmt.Sprintf("new-%d", i), a, time.Hour)
+	}
+	assert.Equal(t, 1000, c.len(), "expired entries were swept")
+}
+
+// TestSharedCacheOutage checks that a failing Cache degrades to asking the
+// authorization server, is counted and logged, and decides nothing itself.
+func TestSharedCacheOutage(t *testing.T) {
+	as := newAS(t, nil)
+	mc := newMapCache(time.Now)
+	var logs strings.Builder
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.CacheTTL = time.Minute
+		s.Cache = mc
+		s.Logger = newTestLogger(&logs)
+	})
+	good := as.Issue(introspectiontest.TokenOptions{})
+	mc.setFail(true)
+	for range 2 {
+		_, err := v.Verify(context.Background(), good)
+		require.NoError(t, err)
+		_, err = v.Verify(context.Background(), "unknown")
+		require.ErrorIs(t, err, ErrTokenInactive)
+	}
+	assert.Equal(t, int64(2), as.RequestsFor(good))
+	st := v.Stats()
+	// Per round: the active token fails a lookup, the re-check in its
+	// flight and a store; the inactive one (not negatively cached) fails
+	// the lookup and the re-check.
+	assert.Equal(t, uint64(10), st.CacheErrors)
+	assert.Contains(t, logs.String(), "cache get failed")
+
+	mc.setFail(false)
+	_, err := v.Verify(context.Background(), good)
+	require.NoError(t, err)
+	_, err = v.Verify(context.Background(), good)
+	require.NoError(t, err)
+	assert.Equal(t, int64(3), as.RequestsFor(good), "the cache works again")
+}
+
+func TestSharedCacheCorruptValue(t *testing.T) {
+	as := newAS(t, nil)
+	mc := newMapCache(time.Now)
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.CacheTTL = time.Minute
+		s.Cache = mc
+	})
+	tok := as.Issue(introspectiontest.TokenOptions{})
+	require.NoError(t, mc.Set(context.Background(), CacheKey(tok), []byte(`{"active":"true"}`), time.Minute))
+	_, err := v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), as.RequestsFor(tok), "the corrupt entry was ignored and replaced")
+	assert.Equal(t, uint64(1), v.Stats().CacheErrors)
+}
+
+// TestCollapsingWithCache checks the counts the issue asks for: 1,000
+// goroutines on one uncached token make one request; 1,000 over 100 tokens
+// make at most 100.
+func TestCollapsingWithCache(t *testing.T) {
+	tests := []struct {
+		name   string
+		tokens int
+	}{
+		{"one token", 1},
+		{"100 tokens", 100},
+	}
+	for _, tc := range tests {
+		cacheKinds(t, func(t *testing.T, withCache func(*Settings)) {
+			t.Run(tc.name, func(t *testing.T) {
+				as := newAS(t, nil)
+				as.SetFault(introspectiontest.Fault{Latency: 20 * time.Millisecond})
+				tokens := make([]string, tc.tokens)
+				for i := range tokens {
+					tokens[i] = as.Issue(introspectiontest.TokenOptions{Subject: fmt.Sprint(i)})
+				}
+				v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+					s.CacheTTL = time.Minute
+					withCache(s)
+				})
+				var wg sync.WaitGroup
+				var wrong atomic.Int32
+				for i := range 1000 {
+					wg.Go(func() {
+						tok, err := v.Verify(context.Background(), tokens[i%len(tokens)])
+						if err != nil || tok.Subject != fmt.Sprint(i%len(tokens)) {
+							wrong.Add(1)
+						}
+					})
+				}
+				wg.Wait()
+				assert.Zero(t, wrong.Load())
+				assert.Equal(t, int64(tc.tokens), as.Requests())
+				assert.Equal(t, uint64(tc.tokens), v.Stats().UpstreamRequests)
+			})
+		})
+	}
+}

@@ -1,0 +1,206 @@
+package introspection
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpauth/introspection/introspectiontest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// whoami answers with the subject of the token the middleware accepted.
+var whoami = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	t, ok := AccessTokenFromContext(r.Context())
+	if !ok {
+		http.Error(w, "no token in context", http.StatusInternalServerError)
+		return
+	}
+	_, _ = io.WriteString(w, "hello "+t.Subject)
+})
+
+func TestRequireBearerToken(t *testing.T) {
+	as := newAS(t, nil)
+	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"read", "tools"}})
+	readOnly := as.Issue(introspectiontest.TokenOptions{Subject: "bob", Scopes: []string{"read"}})
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.RequiredScopes = []string{"read"} })
+	const md = "https://mcp.example.com/.well-known/oauth-protected-resource"
+	h := RequireBearerToken(v, &MiddlewareOptions{
+		ResourceMetadataURL: md,
+		Realm:               "mcp",
+		Scopes:              []string{"tools"},
+	})(whoami)
+
+	const plain = `Bearer realm="mcp", scope="read tools", resource_metadata="` + md + `"`
+	tests := []struct {
+		name       string
+		header     []string
+		query      string
+		wantStatus int
+		wantAuth   string // WWW-Authenticate; "" means absent
+		wantBody   string
+	}{
+		{"valid", []string{"Bearer " + good}, "", 200, "", "hello alice"},
+		{"scheme is case-insensitive", []string{"bEaReR " + good}, "", 200, "", "hello alice"},
+		{"several spaces after the scheme", []string{"Bearer   " + good}, "", 200, "", "hello alice"},
+		{"no header", nil, "", 401, plain, `{"error":"unauthorized"}`},
+		{"other scheme", []string{"Basic dXNlcjpwYXNz"}, "", 401, plain, `{"error":"unauthorized"}`},
+		{"scheme only", []string{"Bearer"}, "", 400, `Bearer realm="mcp", error="invalid_request", resource_metadata="` + md + `"`, `{"error":"invalid_request"}`},
+		{"scheme and space", []string{"Bearer "}, "", 400, `Bearer realm="mcp", error="invalid_request", resource_metadata="` + md + `"`, ""},
+		{"two tokens", []string{"Bearer a b"}, "", 400, "", ""},
+		{"invalid b64token", []string{"Bearer a\"b"}, "", 400, "", ""},
+		{"token too long", []string{"Bearer " + strings.Repeat("a", 4097)}, "", 400, "", ""},
+		{"two Authorization headers", []string{"Bearer " + good, "Bearer " + good}, "", 400, "", ""},
+		{"token in header and query", []string{"Bearer " + good}, "access_token=" + good, 400, "", ""},
+		{"token in query only", nil, "access_token=" + good, 400, "", ""},
+		{"unknown token", []string{"Bearer unknown"}, "", 401,
+			`Bearer realm="mcp", error="invalid_token", scope="read tools", resource_metadata="` + md + `"`, `{"error":"invalid_token"}`},
+		{"route scope missing", []string{"Bearer " + readOnly}, "", 403,
+			`Bearer realm="mcp", error="insufficient_scope", scope="read tools", resource_metadata="` + md + `"`, `{"error":"insufficient_scope"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			target := "/mcp"
+			if tc.query != "" {
+				target += "?" + tc.query
+			}
+			r := httptest.NewRequest(http.MethodPost, target, nil)
+			for _, hv := range tc.header {
+				r.Header.Add("Authorization", hv)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			assert.Equal(t, tc.wantStatus, w.Code)
+			if tc.wantStatus == 200 {
+				assert.Empty(t, w.Header().Get("WWW-Authenticate"))
+			} else {
+				assert.True(t, strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Bearer"))
+				assert.NotContains(t, w.Body.String(), good)
+				assert.NotContains(t, w.Body.String(), "introspection:")
+			}
+			if tc.wantAuth != "" {
+				assert.Equal(t, tc.wantAuth, w.Header().Get("WWW-Authenticate"))
+			}
+			if tc.wantBody != "" {
+				assert.Equal(t, tc.wantBody, strings.TrimSpace(w.Body.String()))
+			}
+		})
+	}
+}
+
+func TestRequireBearerTokenVerifierScopes(t *testing.T) {
+	as := newAS(t, nil)
+	tok := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"read"}})
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.RequiredScopes = []string{"admin"} })
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.Header.Set("Authorization", "Bearer "+tok)
+	RequireBearerToken(v, nil)(whoami).ServeHTTP(w, r)
+	assert.Equal(t, 403, w.Code)
+	assert.Equal(t, `Bearer error="insufficient_scope", scope="admin"`, w.Header().Get("WWW-Authenticate"))
+}
+
+// TestRequireBearerTokenOutage checks that a failing authorization server
+// gives 503 with Retry-After and no challenge, never 401.
+func TestRequireBearerTokenOutage(t *testing.T) {
+	tests := []struct {
+		name      string
+		fault     introspectiontest.Fault
+		wantRetry string
+	}{
+		{"500", introspectiontest.Fault{Status: 500}, "5"},
+		{"429 with Retry-After", introspectiontest.Fault{Status: 429, Header: http.Header{"Retry-After": {"42"}}}, "42"},
+		{"bad answer", introspectiontest.Fault{Body: `{"active":"true"}`}, "5"},
+		{"timeout", introspectiontest.Fault{Latency: time.Second}, "5"},
+		{"wrong credentials", introspectiontest.Fault{Status: 401, Body: `{"error":"invalid_client"}`}, "5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newAS(t, nil)
+			tok := as.Issue(introspectiontest.TokenOptions{})
+			as.SetFault(tc.fault)
+			v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.Timeout = 50 * time.Millisecond })
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.Header.Set("Authorization", "Bearer "+tok)
+			RequireBearerToken(v, &MiddlewareOptions{ResourceMetadataURL: "https://x/md"})(whoami).ServeHTTP(w, r)
+			assert.Equal(t, http.StatusServiceUnavailable, w.Code)
+			assert.Equal(t, tc.wantRetry, w.Header().Get("Retry-After"))
+			assert.Empty(t, w.Header().Get("WWW-Authenticate"))
+			assert.Equal(t, `{"error":"temporarily_unavailable"}`, strings.TrimSpace(w.Body.String()))
+		})
+	}
+}
+
+func TestRequireBearerTokenCanceledRequest(t *testing.T) {
+	as := newAS(t, nil)
+	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+	r.Header.Set("Authorization", "Bearer "+as.Issue(introspectiontest.TokenOptions{}))
+	RequireBearerToken(v, nil)(whoami).ServeHTTP(w, r)
+	assert.Equal(t, http.StatusServiceUnavailable, w.Code, "fails closed")
+}
+
+func TestChallengeAttributesFiltered(t *testing.T) {
+	as := newAS(t, nil)
+	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	w := httptest.NewRecorder()
+	RequireBearerToken(v, &MiddlewareOptions{
+		Realm:               "my \"realm\"\\\r\n",
+		ResourceMetadataURL: "https://x/md\", error=\"evil",
+		Scopes:              []string{"a\"b", "c\\d", "é"},
+	})(whoami).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	assert.Equal(t, `Bearer realm="my realm", scope="ab cd", resource_metadata="https://x/md,error=evil"`, w.Header().Get("WWW-Authenticate"))
+}
+
+func TestProtectedResourceMetadata(t *testing.T) {
+	h := ProtectedResourceMetadataHandler(ProtectedResourceMetadata{
+		Resource:             "https://mcp.example.com/mcp",
+		AuthorizationServers: []string{"https://as.example.com"},
+		ScopesSupported:      []string{"tools"},
+	})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-protected-resource/mcp", nil))
+	require.Equal(t, 200, w.Code)
+	assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
+	assert.Equal(t, map[string]any{
+		"resource":                 "https://mcp.example.com/mcp",
+		"authorization_servers":    []any{"https://as.example.com"},
+		"scopes_supported":         []any{"tools"},
+		"bearer_methods_supported": []any{"header"},
+	}, got)
+
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", nil))
+	assert.Equal(t, http.StatusMethodNotAllowed, w.Code)
+}
+
+func TestMetadataURL(t *testing.T) {
+	tests := []struct{ in, want, wantErr string }{
+		{"https://mcp.example.com", "https://mcp.example.com/.well-known/oauth-protected-resource", ""},
+		{"https://mcp.example.com/", "https://mcp.example.com/.well-known/oauth-protected-resource", ""},
+		{"https://mcp.example.com/mcp", "https://mcp.example.com/.well-known/oauth-protected-resource/mcp", ""},
+		{"http://127.0.0.1:8080/a/b?x=1", "http://127.0.0.1:8080/.well-known/oauth-protected-resource/a/b", ""},
+		{"/mcp", "", "not an absolute URL"},
+	}
+	for _, tc := range tests {
+		got, err := MetadataURL(tc.in)
+		if tc.wantErr != "" {
+			assert.ErrorContains(t, err, tc.wantErr)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got)
+	}
+}
