@@ -37,7 +37,8 @@ var (
 
 // ScopeError reports the required scopes a token lacks.
 type ScopeError struct {
-	Missing []string
+	Missing []string // required scopes not granted
+	Granted []string // scopes the token has
 }
 
 func (e *ScopeError) Error() string {

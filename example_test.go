@@ -97,4 +97,3 @@ func ExampleVerifier_VerifyToken() {
 	// accepted for my-app
 	// rejected
 }
-

@@ -1,6 +1,6 @@
 module github.com/mcpauth/introspection
 
-go 1.26.0
+go 1.26
 
 require golang.org/x/sync v0.25.0
 

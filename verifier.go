@@ -91,6 +91,11 @@ func newTransport() *http.Transport {
 	}
 }
 
+// RequiredScopes returns a copy of Settings.RequiredScopes.
+func (v *Verifier) RequiredScopes() []string {
+	return slices.Clone(v.s.RequiredScopes)
+}
+
 // Close releases what the verifier owns: the idle connections of its own
 // HTTP client. A caller's HTTPClient is left alone. The verifier runs no
 // background goroutines.
@@ -253,7 +258,7 @@ func missingScopes(granted, required []string) error {
 		}
 	}
 	if missing != nil {
-		return &ScopeError{Missing: missing}
+		return &ScopeError{Missing: missing, Granted: slices.Clone(granted)}
 	}
 	return nil
 }

@@ -1,0 +1,97 @@
+// Package demo holds what the example servers share: settings from the
+// environment, or an in-process authorization server with a demo token when
+// none is configured.
+package demo
+
+import (
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/mcpauth/introspection"
+	"github.com/mcpauth/introspection/introspectiontest"
+)
+
+// Scope is the scope the example servers require by default.
+const Scope = "mcp:tools"
+
+// Env is what an example server runs with.
+type Env struct {
+	Settings introspection.Settings
+	// AuthorizationServer is announced in the RFC 9728 metadata.
+	AuthorizationServer string
+	// Token is a demo token, set only with the in-process server.
+	Token string
+	// Server is the in-process authorization server, or nil.
+	Server *introspectiontest.Server
+}
+
+// Close stops the in-process authorization server, if any.
+func (e *Env) Close() {
+	if e.Server != nil {
+		e.Server.Close()
+	}
+}
+
+// Load reads INTROSPECTION_* variables. Without INTROSPECTION_URL it starts
+// an introspectiontest server and issues a demo token.
+func Load() (*Env, error) {
+	s, err := introspection.SettingsFromEnv("")
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Settings: s}
+	if s.IntrospectionURL == "" {
+		e.Server = introspectiontest.NewServer()
+		e.Settings.IntrospectionURL = e.Server.IntrospectionURL
+		e.Settings.ClientID = introspectiontest.ClientID
+		e.Settings.ClientSecret = introspectiontest.ClientSecret
+		e.Token = e.Server.Issue(introspectiontest.TokenOptions{
+			ClientID: "demo-client",
+			Subject:  "demo-user",
+			Scopes:   []string{Scope, "profile"},
+			Lifetime: time.Hour,
+		})
+	}
+	if e.Settings.RequiredScopes == nil {
+		e.Settings.RequiredScopes = []string{Scope}
+	}
+	if e.Settings.CacheTTL == 0 {
+		e.Settings.CacheTTL = 30 * time.Second
+	}
+	e.AuthorizationServer = e.Settings.Issuer
+	if e.AuthorizationServer == "" {
+		u, err := url.Parse(e.Settings.IntrospectionURL)
+		if err != nil {
+			return nil, fmt.Errorf("INTROSPECTION_URL: %w", err)
+		}
+		e.AuthorizationServer = u.Scheme + "://" + u.Host
+	}
+	return e, nil
+}
+
+// PrintUsage tells how to call endpoint with e's demo token, if there is one.
+func (e *Env) PrintUsage(w io.Writer, endpoint string) {
+	fmt.Fprintf(w, "MCP endpoint: %s\n", endpoint)
+	if e.Token == "" {
+		fmt.Fprintf(w, "Authorization server: %s\n", e.Settings.IntrospectionURL)
+		return
+	}
+	fmt.Fprintf(w, "No INTROSPECTION_URL set: using the in-process test authorization server at %s\n", e.Server.URL)
+	fmt.Fprintf(w, "Demo token (scopes %s profile, one hour): %s\n\n", Scope, e.Token)
+	fmt.Fprintf(w, "Call the whoami tool:\n\n")
+	fmt.Fprintf(w, "curl -s %s \\\n  -H 'Authorization: Bearer %s' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Accept: application/json, text/event-stream' \\\n  -d '%s'\n\n",
+		endpoint, e.Token, WhoamiRequest)
+	fmt.Fprintf(w, "Without the header the server answers 401 with a WWW-Authenticate challenge.\n")
+}
+
+// WhoamiRequest is a JSON-RPC tools/call of the whoami tool.
+const WhoamiRequest = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`
+
+// Caller is what the whoami tool reports.
+type Caller struct {
+	Subject  string   `json:"subject"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+}

@@ -1,0 +1,103 @@
+// Command mcpgo is the mcpserver example built on github.com/mark3labs/mcp-go:
+// an MCP server over streamable HTTP whose whoami tool reports the caller,
+// behind introspection.RequireBearerToken. mcp-go has no auth middleware of
+// its own; the accepted token reaches tool handlers through the request
+// context.
+//
+//	go run ./examples/mcpgo [-addr 127.0.0.1:8080]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+	"github.com/mcpauth/introspection"
+	"github.com/mcpauth/introspection/examples/internal/demo"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *addr, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, addr string, out io.Writer) error {
+	env, err := demo.Load()
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	v, err := introspection.NewVerifier(env.Settings)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	h, err := newHandler(v, base, env.AuthorizationServer)
+	if err != nil {
+		return err
+	}
+	env.PrintUsage(out, base+"/mcp")
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newHandler serves the MCP endpoint at /mcp behind the verifier and the
+// RFC 9728 metadata outside it.
+func newHandler(v *introspection.Verifier, base, authorizationServer string) (http.Handler, error) {
+	resource := base + "/mcp"
+	metadataURL, err := introspection.MetadataURL(resource)
+	if err != nil {
+		return nil, err
+	}
+	s := server.NewMCPServer("introspection-example", "v1")
+	s.AddTool(mcp.NewTool("whoami", mcp.WithDescription("Reports the authenticated caller.")), whoami)
+
+	mux := http.NewServeMux()
+	mux.Handle("/.well-known/oauth-protected-resource/mcp", introspection.ProtectedResourceMetadataHandler(
+		introspection.ProtectedResourceMetadata{
+			Resource:             resource,
+			AuthorizationServers: []string{authorizationServer},
+			ScopesSupported:      v.RequiredScopes(),
+		}))
+	mux.Handle("/mcp", introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+		ResourceMetadataURL: metadataURL,
+	})(server.NewStreamableHTTPServer(s, server.WithStateLess(true))))
+	return mux, nil
+}
+
+func whoami(ctx context.Context, _ mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	tok, ok := introspection.AccessTokenFromContext(ctx)
+	if !ok {
+		return mcp.NewToolResultError("no authenticated caller"), nil
+	}
+	c := demo.Caller{Subject: tok.Subject, ClientID: tok.ClientID, Scopes: tok.Scopes}
+	return mcp.NewToolResultStructured(c, tok.Subject), nil
+}

@@ -1,0 +1,11 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/mcpauth/introspection/examples/internal/e2e"
+)
+
+func TestEndToEnd(t *testing.T) { e2e.RunWithTestServer(t, newHandler) }
+
+func TestDemo(t *testing.T) { e2e.RunDemo(t, run) }

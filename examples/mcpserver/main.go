@@ -1,0 +1,115 @@
+// Command mcpserver is an MCP server (github.com/modelcontextprotocol/go-sdk)
+// over streamable HTTP whose whoami tool reports the caller. Every request
+// needs a bearer token that the introspection verifier accepts.
+//
+// With INTROSPECTION_URL, INTROSPECTION_CLIENT_ID and
+// INTROSPECTION_CLIENT_SECRET set it asks that authorization server; with no
+// INTROSPECTION_URL it starts a test authorization server in process, issues
+// a demo token and prints a curl command that uses it.
+//
+//	go run ./examples/mcpserver [-addr 127.0.0.1:8080]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/mcpauth/introspection"
+	"github.com/mcpauth/introspection/examples/internal/demo"
+	"github.com/mcpauth/introspection/mcpsdk"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, *addr, os.Stdout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run serves until ctx ends.
+func run(ctx context.Context, addr string, out io.Writer) error {
+	env, err := demo.Load()
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	v, err := introspection.NewVerifier(env.Settings)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	h, err := newHandler(v, base, env.AuthorizationServer)
+	if err != nil {
+		return err
+	}
+	env.PrintUsage(out, base+"/mcp")
+
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// newHandler serves the MCP endpoint at /mcp behind the verifier, and its
+// RFC 9728 metadata, which needs no token.
+func newHandler(v *introspection.Verifier, base, authorizationServer string) (http.Handler, error) {
+	resource := base + "/mcp"
+	metadataURL, err := introspection.MetadataURL(resource)
+	if err != nil {
+		return nil, err
+	}
+	server := mcp.NewServer(&mcp.Implementation{Name: "introspection-example", Version: "v1"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "Reports the authenticated caller."}, whoami)
+	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
+		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+
+	mux := http.NewServeMux()
+	mux.Handle("/.well-known/oauth-protected-resource/mcp", introspection.ProtectedResourceMetadataHandler(
+		introspection.ProtectedResourceMetadata{
+			Resource:             resource,
+			AuthorizationServers: []string{authorizationServer},
+			ScopesSupported:      v.RequiredScopes(),
+		}))
+	// introspection.RequireBearerToken answers with RFC 6750 error attributes
+	// and 503 when the authorization server is down; mcpsdk.WithTokenInfo
+	// hands the accepted token to the SDK so tools see req.Extra.TokenInfo.
+	mux.Handle("/mcp", introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+		ResourceMetadataURL: metadataURL,
+	})(mcpsdk.WithTokenInfo(mcpHandler)))
+	return mux, nil
+}
+
+func whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, demo.Caller, error) {
+	info := req.Extra.TokenInfo
+	tok, ok := mcpsdk.AccessToken(info)
+	if !ok {
+		return nil, demo.Caller{}, fmt.Errorf("no authenticated caller")
+	}
+	return nil, demo.Caller{Subject: tok.Subject, ClientID: tok.ClientID, Scopes: info.Scopes}, nil
+}

@@ -1,0 +1,196 @@
+package mcpsdk_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mcpauth/introspection"
+	"github.com/mcpauth/introspection/introspectiontest"
+	"github.com/mcpauth/introspection/mcpsdk"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type caller struct {
+	Subject  string   `json:"subject"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+	HasToken bool     `json:"has_token"`
+}
+
+// newMCPServer serves an MCP server with a whoami tool behind protect.
+func newMCPServer(t *testing.T, protect func(http.Handler) http.Handler) *httptest.Server {
+	t.Helper()
+	server := mcp.NewServer(&mcp.Implementation{Name: "test", Version: "v1"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "reports the caller"},
+		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, caller, error) {
+			info := req.Extra.TokenInfo
+			tok, ok := mcpsdk.AccessToken(info)
+			if info == nil || !ok {
+				return nil, caller{}, io.ErrUnexpectedEOF
+			}
+			return nil, caller{Subject: info.UserID, ClientID: tok.ClientID, Scopes: info.Scopes, HasToken: tok.Token != ""}, nil
+		})
+	h := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil)
+	srv := httptest.NewServer(protect(h))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+type bearer struct{ token string }
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func callWhoami(t *testing.T, endpoint, token string) (caller, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := mcp.NewClient(&mcp.Implementation{Name: "test-client", Version: "v1"}, nil)
+	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token}}, MaxRetries: -1,
+	}, nil)
+	if err != nil {
+		return caller{}, err
+	}
+	defer cs.Close()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
+	if err != nil {
+		return caller{}, err
+	}
+	require.False(t, res.IsError, "%v", res.Content)
+	var c caller
+	b, err := json.Marshal(res.StructuredContent)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &c))
+	return c, nil
+}
+
+func post(t *testing.T, url, token string) *http.Response {
+	t.Helper()
+	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"c","version":"1"}}}`
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func setup(t *testing.T, required []string) (*introspectiontest.Server, *introspection.Verifier) {
+	t.Helper()
+	as := introspectiontest.NewServer()
+	t.Cleanup(as.Close)
+	v, err := introspection.NewVerifier(introspection.Settings{
+		IntrospectionURL: as.IntrospectionURL,
+		ClientID:         introspectiontest.ClientID,
+		ClientSecret:     introspectiontest.ClientSecret,
+		RequiredScopes:   required,
+		Timeout:          time.Second,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	return as, v
+}
+
+// TestThroughSDKMiddleware runs each case through both ways of wiring the
+// verifier into the SDK.
+func TestThroughSDKMiddleware(t *testing.T) {
+	const md = "http://127.0.0.1/.well-known/oauth-protected-resource/mcp"
+	wirings := map[string]func(v *introspection.Verifier) func(http.Handler) http.Handler{
+		"auth.RequireBearerToken with TokenVerifier and route scopes": func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return auth.RequireBearerToken(mcpsdk.TokenVerifier(v), &auth.RequireBearerTokenOptions{
+				ResourceMetadataURL: md, Scopes: []string{"mcp:tools"},
+			})
+		},
+		"mcpsdk.RequireBearerToken with verifier scopes": func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{ResourceMetadataURL: md})
+		},
+	}
+	for name, wire := range wirings {
+		t.Run(name, func(t *testing.T) {
+			var required []string
+			if strings.HasPrefix(name, "mcpsdk.") {
+				required = []string{"mcp:tools"}
+			}
+			as, v := setup(t, required)
+			srv := newMCPServer(t, wire(v))
+			good := as.Issue(introspectiontest.TokenOptions{Subject: "alice", ClientID: "app", Scopes: []string{"mcp:tools", "profile"}})
+			noScope := as.Issue(introspectiontest.TokenOptions{Subject: "bob", Scopes: []string{"profile"}})
+
+			c, err := callWhoami(t, srv.URL, good)
+			require.NoError(t, err)
+			assert.Equal(t, caller{Subject: "alice", ClientID: "app", Scopes: []string{"mcp:tools", "profile"}}, c,
+				"the tool sees the caller, and not the bearer token")
+
+			resp := post(t, srv.URL, "")
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+			assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+md+`"`)
+			assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `scope="mcp:tools"`)
+
+			resp = post(t, srv.URL, "unknown-token")
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
+			resp = post(t, srv.URL, noScope)
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+
+			_, err = callWhoami(t, srv.URL, noScope)
+			assert.Error(t, err, "a real client is refused too")
+
+			as.SetFault(introspectiontest.Fault{Status: http.StatusBadGateway, Body: `{"error":"internal detail"}`})
+			resp = post(t, srv.URL, good)
+			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "an outage is never 401")
+			body, _ := io.ReadAll(resp.Body)
+			assert.Equal(t, "authorization server unavailable\n", string(body))
+		})
+	}
+}
+
+// TestTokenVerifierFailsClosed checks that a scope missing from the
+// verifier's own settings is refused through the plain TokenVerifier even
+// when the SDK options list no scopes.
+func TestTokenVerifierFailsClosed(t *testing.T) {
+	as, v := setup(t, []string{"admin"})
+	tok := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"read"}})
+	srv := newMCPServer(t, auth.RequireBearerToken(mcpsdk.TokenVerifier(v), nil))
+	resp := post(t, srv.URL, tok)
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+}
+
+// TestOurMiddlewareInFront shows the documented alternative: RFC 6750 error
+// attributes and a 503 during an outage.
+func TestOurMiddlewareInFront(t *testing.T) {
+	as, v := setup(t, []string{"mcp:tools"})
+	srv := newMCPServer(t, func(h http.Handler) http.Handler {
+		return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h))
+	})
+	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"mcp:tools"}})
+	c, err := callWhoami(t, srv.URL, good)
+	require.NoError(t, err)
+	assert.Equal(t, "alice", c.Subject)
+
+	resp := post(t, srv.URL, "unknown-token")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Equal(t, `Bearer error="invalid_token", scope="mcp:tools"`, resp.Header.Get("WWW-Authenticate"))
+
+	as.SetFault(introspectiontest.Fault{Status: 500})
+	resp = post(t, srv.URL, good)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+}
