@@ -48,9 +48,10 @@ func (t *AccessToken) String() string {
 	return "introspection.AccessToken{ClientID:" + t.ClientID + " Subject:" + t.Subject + " Token:REDACTED}"
 }
 
-// accessToken builds the caller's own copy of a, so that nothing the
-// caller changes reaches the shared or cached answer.
-func (a *answer) accessToken(token string) *AccessToken {
+// accessToken builds the caller's AccessToken from a. With deep set it
+// copies a's slices and claims, so that nothing the caller changes reaches a
+// shared or cached answer; without, a must not be used again.
+func (a *answer) accessToken(token string, deep bool) *AccessToken {
 	clientID := a.clientID
 	if clientID == "" {
 		clientID = a.subject
@@ -58,20 +59,26 @@ func (a *answer) accessToken(token string) *AccessToken {
 	if clientID == "" {
 		clientID = "unknown"
 	}
-	return &AccessToken{
+	t := &AccessToken{
 		Token:     token,
 		ClientID:  clientID,
 		Subject:   a.subject,
 		Username:  a.username,
 		Issuer:    a.issuer,
 		TokenType: a.tokenType,
-		Scopes:    slices.Clone(a.scopes),
-		Audience:  slices.Clone(a.audience),
+		Scopes:    a.scopes,
+		Audience:  a.audience,
 		ExpiresAt: a.expiresAt,
 		IssuedAt:  a.issuedAt,
 		NotBefore: a.notBefore,
-		Claims:    copyClaims(a.claims),
+		Claims:    a.claims,
 	}
+	if deep {
+		t.Scopes = slices.Clone(a.scopes)
+		t.Audience = slices.Clone(a.audience)
+		t.Claims = a.claimsCopy()
+	}
+	return t
 }
 
 // copyClaims deep-copies a decoded JSON object. Strings, numbers, booleans

@@ -31,7 +31,7 @@ type Cache interface {
 
 // store is what the verifier needs of a cache.
 type store interface {
-	get(ctx context.Context, token string) (*answer, bool)
+	get(ctx context.Context, token string, now time.Time) (*answer, bool)
 	set(ctx context.Context, token string, a *answer, ttl time.Duration)
 	len() int
 }
@@ -49,7 +49,7 @@ type sharedStore struct {
 	v *Verifier
 }
 
-func (s *sharedStore) get(ctx context.Context, token string) (*answer, bool) {
+func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answer, bool) {
 	key := CacheKey(token)
 	b, ok, err := s.c.Get(ctx, key)
 	if err != nil {
@@ -88,17 +88,20 @@ func (s *sharedStore) cacheError(ctx context.Context, op string, err error) {
 		slog.String("error", err.Error()))
 }
 
-// memoryCache is the built-in cache: a bounded map split into shards, each
-// evicting with SIEVE (Zhang et al., NSDI 2024), a CLOCK-like policy. A hit
+// memoryCache is the built-in cache: a map split into shards that share one
+// bound on the number of entries, each shard evicting with SIEVE (Zhang et al., NSDI 2024), a CLOCK-like policy. A hit
 // only sets an entry's visited bit under a read lock, so parallel hits, even
 // on one hot token, never wait for each other's writes; eviction skips
 // visited entries once, so entries used recently or often stay while entries
 // seen once leave first. Expired entries are evicted first and swept
 // from a shard at most once a minute when it is written to.
 type memoryCache struct {
-	seed   maphash.Seed
-	shards []memShard
-	now    func() time.Time
+	seed     maphash.Seed
+	shards   []memShard
+	now      func() time.Time
+	capacity int64
+	count    atomic.Int64 // entries in all shards, plus reservations being made
+	intern   *interner
 }
 
 const sweepInterval = time.Minute
@@ -109,7 +112,7 @@ type memShard struct {
 	head      *memEntry            // newest
 	tail      *memEntry            // oldest
 	hand      *memEntry            // SIEVE hand; nil means start at tail
-	capacity  int
+	count     *atomic.Int64        // the cache's count
 	nextSweep time.Time
 	_         [64]byte // keep shards on separate cache lines
 }
@@ -128,13 +131,10 @@ func newMemoryCache(size int, now func() time.Time) *memoryCache {
 	for n*2 <= 64 && n*2*256 <= size {
 		n *= 2
 	}
-	c := &memoryCache{seed: maphash.MakeSeed(), shards: make([]memShard, n), now: now}
+	c := &memoryCache{seed: maphash.MakeSeed(), shards: make([]memShard, n), now: now, capacity: int64(size), intern: newInterner()}
 	for i := range c.shards {
 		c.shards[i].m = make(map[string]*memEntry)
-		c.shards[i].capacity = size / n
-		if i < size%n {
-			c.shards[i].capacity++
-		}
+		c.shards[i].count = &c.count
 	}
 	return c
 }
@@ -146,7 +146,7 @@ func (c *memoryCache) shard(key string) *memShard {
 	return &c.shards[maphash.String(c.seed, key)&uint64(len(c.shards)-1)]
 }
 
-func (c *memoryCache) get(_ context.Context, token string) (*answer, bool) {
+func (c *memoryCache) get(_ context.Context, token string, now time.Time) (*answer, bool) {
 	sh := c.shard(token)
 	sh.mu.RLock()
 	e := sh.m[token]
@@ -154,7 +154,7 @@ func (c *memoryCache) get(_ context.Context, token string) (*answer, bool) {
 	if e == nil {
 		return nil, false
 	}
-	if !c.now().Before(e.expires) {
+	if !now.Before(e.expires) {
 		sh.mu.Lock()
 		if sh.m[token] == e {
 			sh.remove(e)
@@ -170,7 +170,7 @@ func (c *memoryCache) get(_ context.Context, token string) (*answer, bool) {
 
 func (c *memoryCache) set(_ context.Context, token string, a *answer, ttl time.Duration) {
 	now := c.now()
-	e := &memEntry{key: token, a: a, expires: now.Add(ttl)}
+	e := &memEntry{key: token, a: a.compact(c.intern), expires: now.Add(ttl)}
 	sh := c.shard(token)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -181,7 +181,14 @@ func (c *memoryCache) set(_ context.Context, token string, a *answer, ttl time.D
 		sh.sweep(now)
 		sh.nextSweep = now.Add(sweepInterval)
 	}
-	for len(sh.m) >= sh.capacity {
+	// Reserve a place; when that overfills the cache, free one in this
+	// shard, so that the total never exceeds the capacity, even with
+	// concurrent writers in other shards.
+	if c.count.Add(1) > c.capacity {
+		if len(sh.m) == 0 {
+			c.count.Add(-1)
+			return // every entry is in other shards; skip caching this one
+		}
 		sh.evict(now)
 	}
 	e.next = sh.head
@@ -251,4 +258,5 @@ func (sh *memShard) remove(e *memEntry) {
 	}
 	e.prev, e.next = nil, nil
 	delete(sh.m, e.key)
+	sh.count.Add(-1)
 }

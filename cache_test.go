@@ -404,18 +404,19 @@ func TestCacheSizeBound(t *testing.T) {
 // TestCacheEvictionKeepsHotEntries checks SIEVE: entries hit since the hand
 // last passed survive a stream of entries used once.
 func TestCacheEvictionKeepsHotEntries(t *testing.T) {
-	c := newMemoryCache(10, time.Now)
+	clock := newFakeClock()
+	c := newMemoryCache(10, clock.Now)
 	a := &answer{active: true}
 	ctx := context.Background()
 	c.set(ctx, "hot", a, time.Hour)
 	for i := range 100 {
-		_, ok := c.get(ctx, "hot")
+		_, ok := c.get(ctx, "hot", clock.Now())
 		require.True(t, ok, "hot entry evicted after %d others", i)
 		c.set(ctx, fmt.Sprintf("once-%d", i), a, time.Hour)
 	}
-	_, ok := c.get(ctx, "once-0")
+	_, ok := c.get(ctx, "once-0", clock.Now())
 	assert.False(t, ok, "entries used once leave first")
-	_, ok = c.get(ctx, "once-99")
+	_, ok = c.get(ctx, "once-99", clock.Now())
 	assert.True(t, ok, "the newest entry is kept")
 }
 
@@ -428,13 +429,13 @@ func TestCacheEvictsExpiredFirst(t *testing.T) {
 	c.set(ctx, "long-1", a, time.Hour)
 	c.set(ctx, "long-2", a, time.Hour)
 	for _, k := range []string{"short", "long-1", "long-2"} {
-		_, ok := c.get(ctx, k) // all visited
+		_, ok := c.get(ctx, k, clock.Now()) // all visited
 		require.True(t, ok)
 	}
 	clock.Advance(2 * time.Second)
 	c.set(ctx, "new", a, time.Hour)
 	for _, k := range []string{"long-1", "long-2", "new"} {
-		_, ok := c.get(ctx, k)
+		_, ok := c.get(ctx, k, clock.Now())
 		assert.True(t, ok, k)
 	}
 }
@@ -549,4 +550,28 @@ func TestCollapsingWithCache(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestSharedValuesStayPrivate checks that values the built-in cache shares
+// between entries (scopes, audience) reach callers as their own copies.
+func TestSharedValuesStayPrivate(t *testing.T) {
+	as := newAS(t, nil)
+	opts := introspectiontest.TokenOptions{Scopes: []string{"read", "write"}, Audience: []string{"a", "b"}}
+	t1, t2 := as.Issue(opts), as.Issue(opts)
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.CacheTTL = time.Minute })
+	for _, tok := range []string{t1, t2, t1} {
+		got, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err)
+		require.Equal(t, []string{"read", "write"}, got.Scopes)
+		require.Equal(t, []string{"a", "b"}, got.Audience)
+		require.Equal(t, []any{"a", "b"}, got.Claims["aud"])
+		got.Scopes[0] = "admin"
+		got.Audience[0] = "evil"
+		got.Claims["aud"].([]any)[0] = "evil"
+	}
+	got, err := v.Verify(context.Background(), t2)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"read", "write"}, got.Scopes)
+	assert.Equal(t, []any{"a", "b"}, got.Claims["aud"])
+	assert.Equal(t, int64(2), as.Requests())
 }

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -26,6 +27,15 @@ const maxTokenSize = 4096
 // maxNumericDate is 9999-12-31T23:59:59Z; later NumericDates are malformed.
 const maxNumericDate = 253402300799
 
+// b64tokenChars marks the characters of an RFC 6750 §2.1 b64token before
+// its trailing "=" padding.
+var b64tokenChars = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/") {
+		t[c] = true
+	}
+	return t
+}()
+
 // validToken reports whether token is a non-empty RFC 6750 §2.1 b64token of
 // at most maxTokenSize bytes:
 //
@@ -35,13 +45,8 @@ func validToken(token string) bool {
 		return false
 	}
 	i := 0
-	for ; i < len(token); i++ {
-		c := token[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/' {
-			continue
-		}
-		break
+	for i < len(token) && b64tokenChars[token[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -55,25 +60,39 @@ func validToken(token string) bool {
 }
 
 // newRequest builds the RFC 7662 §2.1 request for token.
-func (v *Verifier) newRequest(ctx context.Context, token string) (*http.Request, error) {
-	form := url.Values{
-		"token":           {token},
-		"token_type_hint": {"access_token"},
-	}
+func (v *Verifier) newRequest(ctx context.Context, token string) *http.Request {
+	var b strings.Builder
+	b.Grow(len(token) + 64)
+	b.WriteString("token=")
+	b.WriteString(url.QueryEscape(token))
+	b.WriteString("&token_type_hint=access_token")
 	if v.s.ClientAuthMethod == ClientSecretPost {
-		form.Set("client_id", v.s.ClientID)
-		form.Set("client_secret", v.s.ClientSecret)
+		b.WriteString("&client_id=")
+		b.WriteString(url.QueryEscape(v.s.ClientID))
+		b.WriteString("&client_secret=")
+		b.WriteString(url.QueryEscape(v.s.ClientSecret))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, v.s.IntrospectionURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return nil, err
+	body := b.String()
+	u := *v.endpoint
+	req := &http.Request{
+		Method:     http.MethodPost,
+		URL:        &u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header: http.Header{
+			"Content-Type": {"application/x-www-form-urlencoded"},
+			"Accept":       {"application/json"},
+		},
+		Body:          io.NopCloser(strings.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
+		Host:          u.Host,
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
 	if v.s.ClientAuthMethod == ClientSecretBasic {
-		req.Header.Set("Authorization", v.basicAuth)
+		req.Header["Authorization"] = []string{v.basicAuth}
 	}
-	return req, nil
+	return req.WithContext(ctx)
 }
 
 // basicAuthHeader encodes client credentials per RFC 6749 §2.3.1: each part
@@ -84,24 +103,32 @@ func basicAuthHeader(id, secret string) string {
 	return r.Header.Get("Authorization")
 }
 
+// bufPool holds buffers for reading answers; decoding copies what it keeps.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() <= 64<<10 {
+		bufPool.Put(b)
+	}
+}
+
 // introspect sends one introspection request and decodes the answer.
 func (v *Verifier) introspect(ctx context.Context, token string) (*answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.s.Timeout)
 	defer cancel()
-	req, err := v.newRequest(ctx, token)
-	if err != nil {
-		return nil, &IntrospectionError{Kind: FailureTransport, Err: err}
-	}
-	resp, err := v.client.Do(req)
+	resp, err := v.client.Do(v.newRequest(ctx, token))
 	if err != nil {
 		return nil, v.transportError(ctx, err)
 	}
 	defer resp.Body.Close()
 
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodySize+1))
-	if err != nil {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer putBuffer(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, maxBodySize+1)); err != nil {
 		return nil, v.transportError(ctx, err)
 	}
+	body := buf.Bytes()
 	if len(body) > maxBodySize {
 		return nil, &IntrospectionError{Kind: FailureTooLarge, StatusCode: resp.StatusCode,
 			Err: fmt.Errorf("answer is larger than %d bytes", maxBodySize)}
@@ -208,7 +235,97 @@ type answer struct {
 	expiresAt time.Time
 	issuedAt  time.Time
 	notBefore time.Time
-	claims    map[string]any
+	// The whole answer is in claims as decoded, or, once compacted for the
+	// built-in cache, in pairs, which takes about half the memory.
+	claims map[string]any
+	pairs  []claim
+}
+
+// claim is one member of a compacted answer.
+type claim struct {
+	name  string
+	value any
+}
+
+// compact returns a copy of a that keeps its members as pairs, with the
+// names of RFC 7662 members and the values that many tokens share (issuer,
+// audience, scopes, token type, client) taken from in rather than held
+// once per answer.
+func (a *answer) compact(in *interner) *answer {
+	c := *a
+	c.claims = nil
+	c.pairs = make([]claim, 0, len(a.claims))
+	for k, v := range a.claims {
+		name := internName(k)
+		switch name {
+		case "iss", "token_type", "client_id", "token_use", "scope", "aud":
+			v = in.value(name, v)
+		}
+		c.pairs = append(c.pairs, claim{name: name, value: v})
+		switch s, _ := v.(string); name {
+		case "iss":
+			c.issuer = s
+		case "token_type":
+			c.tokenType = s
+		case "client_id":
+			c.clientID = s
+		case "token_use":
+			c.tokenUse = s
+		}
+	}
+	if c.scopes != nil {
+		c.scopes = in.strings("scopes", c.scopes)
+	}
+	if c.audience != nil {
+		c.audience = in.strings("audience", c.audience)
+	}
+	return &c
+}
+
+// claimsCopy returns a deep copy of the answer's members as a map.
+func (a *answer) claimsCopy() map[string]any {
+	if a.pairs == nil {
+		return copyClaims(a.claims)
+	}
+	m := make(map[string]any, len(a.pairs))
+	for _, c := range a.pairs {
+		m[c.name] = copyJSON(c.value)
+	}
+	return m
+}
+
+func internName(k string) string {
+	switch k {
+	case "active":
+		return "active"
+	case "scope":
+		return "scope"
+	case "client_id":
+		return "client_id"
+	case "username":
+		return "username"
+	case "token_type":
+		return "token_type"
+	case "exp":
+		return "exp"
+	case "iat":
+		return "iat"
+	case "nbf":
+		return "nbf"
+	case "sub":
+		return "sub"
+	case "aud":
+		return "aud"
+	case "iss":
+		return "iss"
+	case "jti":
+		return "jti"
+	case "token_use":
+		return "token_use"
+	case "scp":
+		return "scp"
+	}
+	return k
 }
 
 // decodeAnswer parses and type-checks an introspection response: strict

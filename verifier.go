@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -21,7 +22,8 @@ import (
 // calls for the same token share one introspection request.
 type Verifier struct {
 	s         Settings
-	basicAuth string // precomputed Authorization header for ClientSecretBasic
+	endpoint  *url.URL // parsed IntrospectionURL; never modified
+	basicAuth string   // precomputed Authorization header for ClientSecretBasic
 	client    *http.Client
 	transport *http.Transport // owned by the verifier; nil with a caller's HTTPClient
 	now       func() time.Time
@@ -40,8 +42,13 @@ func NewVerifier(s Settings) (*Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	endpoint, err := url.Parse(s.IntrospectionURL)
+	if err != nil {
+		return nil, err // checked by validate
+	}
 	v := &Verifier{
 		s:         s,
+		endpoint:  endpoint,
 		basicAuth: basicAuthHeader(s.ClientID, s.ClientSecret),
 		now:       s.Now,
 		log:       s.Logger,
@@ -122,11 +129,19 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, erro
 		v.stats.canceled.Add(1)
 		return nil, fmt.Errorf("introspection: %w", err)
 	}
-	a, err := v.answer(ctx, token)
+	if v.cache != nil {
+		now := v.now()
+		if a, ok := v.cache.get(ctx, token, now); ok {
+			v.stats.cacheHits.Add(1)
+			return v.check(a, token, false, now)
+		}
+		v.stats.cacheMisses.Add(1)
+	}
+	a, exclusive, err := v.fetch(ctx, token)
 	if err != nil {
 		return nil, err
 	}
-	return v.check(a, token)
+	return v.check(a, token, exclusive, v.now())
 }
 
 // VerifyToken is Verify without the reason, as FastMCP's verify_token: it
@@ -140,16 +155,11 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) *AccessToken {
 	return t
 }
 
-// answer returns the authorization server's answer for token, from the
-// cache or from one introspection request shared by concurrent callers.
-func (v *Verifier) answer(ctx context.Context, token string) (*answer, error) {
-	if v.cache != nil {
-		if a, ok := v.cache.get(ctx, token); ok {
-			v.stats.cacheHits.Add(1)
-			return a, nil
-		}
-		v.stats.cacheMisses.Add(1)
-	}
+// fetch returns the authorization server's answer for token from one
+// introspection request shared by concurrent callers. exclusive reports that
+// no one else holds the answer: it was neither cached nor shared, so the
+// caller may keep its parts without copying them.
+func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusive bool, err error) {
 	leader := false
 	ch := v.group.DoChan(token, func() (any, error) {
 		leader = true
@@ -158,7 +168,7 @@ func (v *Verifier) answer(ctx context.Context, token string) (*answer, error) {
 		fctx := context.WithoutCancel(ctx)
 		if v.cache != nil {
 			// An earlier flight may have filled the cache since our lookup.
-			if a, ok := v.cache.get(fctx, token); ok {
+			if a, ok := v.cache.get(fctx, token, v.now()); ok {
 				return a, nil
 			}
 		}
@@ -182,16 +192,16 @@ func (v *Verifier) answer(ctx context.Context, token string) (*answer, error) {
 	select {
 	case <-ctx.Done():
 		v.stats.canceled.Add(1)
-		return nil, fmt.Errorf("introspection: %w", ctx.Err())
+		return nil, false, fmt.Errorf("introspection: %w", ctx.Err())
 	case r := <-ch:
 		if !leader {
 			v.stats.collapsed.Add(1)
 		}
 		if r.Err != nil {
 			v.stats.failed.Add(1)
-			return nil, r.Err
+			return nil, false, r.Err
 		}
-		return r.Val.(*answer), nil
+		return r.Val.(*answer), !r.Shared && v.cache == nil, nil
 	}
 }
 
@@ -209,9 +219,9 @@ func (v *Verifier) cacheTTL(a *answer) time.Duration {
 	return ttl
 }
 
-// check decides whether the answer a accepts token now.
-func (v *Verifier) check(a *answer, token string) (*AccessToken, error) {
-	if err := v.reject(a); err != nil {
+// check decides whether the answer a accepts token at now.
+func (v *Verifier) check(a *answer, token string, exclusive bool, now time.Time) (*AccessToken, error) {
+	if err := v.reject(a, now); err != nil {
 		if errors.Is(err, ErrInsufficientScope) {
 			v.stats.insufficientScope.Add(1)
 		} else {
@@ -220,17 +230,16 @@ func (v *Verifier) check(a *answer, token string) (*AccessToken, error) {
 		return nil, err
 	}
 	v.stats.accepted.Add(1)
-	return a.accessToken(token), nil
+	return a.accessToken(token, !exclusive), nil
 }
 
-func (v *Verifier) reject(a *answer) error {
+func (v *Verifier) reject(a *answer, now time.Time) error {
 	if !a.active {
 		return ErrTokenInactive
 	}
 	if a.tokenUse != "" && a.tokenUse != "access_token" || strings.EqualFold(a.tokenType, "refresh_token") {
 		return ErrNotAccessToken
 	}
-	now := v.now()
 	if !a.expiresAt.IsZero() && !now.Before(a.expiresAt.Add(v.s.Leeway)) {
 		return ErrTokenExpired
 	}
