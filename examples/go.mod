@@ -13,6 +13,7 @@ require (
 require (
 	github.com/google/jsonschema-go v0.4.3 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/mcpauth/introspection/interop v0.0.0-00010101000000-000000000000
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2 // indirect
 	github.com/segmentio/asm v1.1.3 // indirect
 	github.com/segmentio/encoding v0.5.4 // indirect
@@ -30,3 +31,5 @@ replace (
 	github.com/mcpauth/introspection => ../
 	github.com/mcpauth/introspection/mcpsdk => ../mcpsdk
 )
+
+replace github.com/mcpauth/introspection/interop => ../interop

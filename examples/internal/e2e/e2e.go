@@ -17,6 +17,7 @@ import (
 
 	"github.com/mcpauth/introspection"
 	"github.com/mcpauth/introspection/examples/internal/demo"
+	"github.com/mcpauth/introspection/interop/oidcprovider"
 	"github.com/mcpauth/introspection/introspectiontest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/assert"
@@ -217,4 +218,21 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// RunWithOIDCProvider runs Run against oidc-provider, a certified OpenID
+// provider (see the interop module).
+func RunWithOIDCProvider(t *testing.T, newHandler NewHandler) {
+	p := oidcprovider.Start(t)
+	s := introspection.Settings{
+		IntrospectionURL: p.IntrospectionURL,
+		ClientID:         oidcprovider.BasicClientID,
+		ClientSecret:     oidcprovider.ResourceServerSecret,
+		Issuer:           p.Issuer,
+		RequiredScopes:   []string{demo.Scope},
+		Timeout:          2 * time.Second,
+	}
+	issue := func(scopes ...string) string { return p.Token(t, scopes...) }
+	revoke := func(token string) { p.Revoke(t, token) }
+	Run(t, newHandler, s, issue, revoke, p.Stop)
 }

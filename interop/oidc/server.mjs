@@ -1,0 +1,46 @@
+// oidc-provider as an RFC 7662 authorization server for the interop tests.
+// Usage: node server.mjs PORT
+// Prints "ready <issuer>" on stdout once it listens on 127.0.0.1:PORT.
+import Provider from 'oidc-provider';
+
+const port = Number(process.argv[2] || 0);
+if (!port) {
+  console.error('usage: node server.mjs PORT');
+  process.exit(2);
+}
+const issuer = `http://127.0.0.1:${port}`;
+
+// The resource server's secret needs RFC 6749 §2.3.1 form-encoding in Basic.
+const rsSecret = process.env.RS_SECRET || 'p@ss:w+rd%/ x';
+const none = { grant_types: [], response_types: [], redirect_uris: [] };
+
+const provider = new Provider(issuer, {
+  clients: [
+    { client_id: 'resource-server', client_secret: rsSecret, token_endpoint_auth_method: 'client_secret_basic', ...none },
+    { client_id: 'resource-server-post', client_secret: rsSecret, token_endpoint_auth_method: 'client_secret_post', ...none },
+    {
+      client_id: 'app',
+      client_secret: 'app-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'mcp:tools profile',
+    },
+  ],
+  scopes: ['mcp:tools', 'profile'],
+  features: {
+    clientCredentials: { enabled: true },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    devInteractions: { enabled: false },
+  },
+  ttl: { ClientCredentials: 600 },
+});
+provider.proxy = false;
+
+const server = provider.listen(port, '127.0.0.1', () => {
+  console.log(`ready ${issuer}`);
+});
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => server.close(() => process.exit(0)));
+}

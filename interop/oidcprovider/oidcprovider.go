@@ -1,0 +1,175 @@
+// Package oidcprovider runs oidc-provider (npm oidc-provider@9), a certified
+// OpenID provider, as an RFC 7662 authorization server for tests.
+//
+// It needs node and the packages of interop/oidc (npm ci there). When they
+// are missing, [Start] skips the test with the reason, except in CI
+// (CI=true), where it fails it.
+package oidcprovider
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Credentials of the clients that server.mjs registers.
+const (
+	// ResourceServerSecret needs RFC 6749 §2.3.1 encoding in HTTP Basic.
+	ResourceServerSecret = "p@ss:w+rd%/ x"
+	BasicClientID        = "resource-server"      // client_secret_basic
+	PostClientID         = "resource-server-post" // client_secret_post
+	appID, appSecret     = "app", "app-secret"
+)
+
+// Provider is a running oidc-provider.
+type Provider struct {
+	// Issuer is its base URL on 127.0.0.1.
+	Issuer string
+	// IntrospectionURL is its RFC 7662 endpoint.
+	IntrospectionURL string
+
+	cmd      *exec.Cmd
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+// dir is interop/oidc, found from this file's place in the repository.
+func dir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "oidc")
+}
+
+// unavailable skips t, or fails it in CI, because the provider cannot run.
+func unavailable(t testing.TB, why string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("oidc-provider is required in CI: %s", why)
+	}
+	t.Skipf("skipping the oidc-provider interop test: %s", why)
+}
+
+// Start runs oidc-provider on a free port of 127.0.0.1 and stops it when t
+// ends.
+func Start(t testing.TB) *Provider {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		unavailable(t, "node is not installed")
+	}
+	d := dir()
+	if _, err := os.Stat(filepath.Join(d, "node_modules", "oidc-provider")); err != nil {
+		unavailable(t, "oidc-provider is not installed; run npm ci in "+d)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+
+	cmd := exec.Command(node, "server.mjs", fmt.Sprint(port))
+	cmd.Dir = d
+	cmd.Stderr = nil // oidc-provider's warnings about the runtime and dev keys
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &Provider{cmd: cmd, done: make(chan struct{})}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if issuer, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
+				ready <- issuer
+			}
+		}
+	}()
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(p.Stop)
+	select {
+	case p.Issuer = <-ready:
+	case <-p.done:
+		t.Fatal("oidc-provider exited before it was ready")
+	case <-time.After(30 * time.Second):
+		t.Fatal("oidc-provider was not ready within 30s")
+	}
+	p.IntrospectionURL = p.Issuer + "/token/introspection"
+	return p
+}
+
+// Stop ends the provider and waits for it.
+func (p *Provider) Stop() {
+	p.stopOnce.Do(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
+
+// Token obtains an access token for the app client with the client
+// credentials grant (RFC 6749 §4.4) and the given scopes.
+func (p *Provider) Token(t testing.TB, scopes ...string) string {
+	t.Helper()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	p.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {strings.Join(scopes, " ")}}, &tok)
+	if tok.AccessToken == "" {
+		t.Fatal("no access token")
+	}
+	return tok.AccessToken
+}
+
+// Revoke revokes token (RFC 7009) as the app client that holds it.
+func (p *Provider) Revoke(t testing.TB, token string) {
+	t.Helper()
+	p.post(t, "/token/revocation", url.Values{"token": {token}, "token_type_hint": {"access_token"}}, nil)
+}
+
+func (p *Provider) post(t testing.TB, path string, form url.Values, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.Issuer+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(appID, appSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s: %s", path, resp.Status)
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
