@@ -27,7 +27,6 @@ func respond(status int, contentType, body string) http.HandlerFunc {
 	}
 }
 
-
 // answer200 answers 200 application/json with body.
 func answer200(body string) http.HandlerFunc { return respond(200, "application/json", body) }
 
