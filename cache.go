@@ -19,7 +19,9 @@ import (
 //
 // An error from Get or Set is counted in [Stats], logged, and treated as a
 // miss: the verifier then asks the authorization server, so an outage of
-// the cache never accepts or rejects a token by itself.
+// the cache never accepts or rejects a token by itself. After an error the
+// verifier leaves the cache alone for five seconds, so that an outage does
+// not add a timeout to every request.
 type Cache interface {
 	// Get returns the value stored under key, and whether there was one.
 	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
@@ -43,13 +45,31 @@ func CacheKey(token string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// cacheCooldown is how long a failing Cache is left alone.
+const cacheCooldown = 5 * time.Second
+
 // sharedStore adapts a caller's [Cache].
 type sharedStore struct {
-	c Cache
-	v *Verifier
+	c         Cache
+	v         *Verifier
+	cooldown  time.Duration
+	downUntil atomic.Int64 // Unix nanoseconds before which c is not used
+}
+
+// available reports whether the cache is out of its cooldown. It follows
+// the wall clock, not Settings.Now: it is about the store, not the token.
+func (s *sharedStore) available() bool {
+	if time.Now().UnixNano() < s.downUntil.Load() {
+		s.v.stats.cacheSkipped.Add(1)
+		return false
+	}
+	return true
 }
 
 func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answer, bool) {
+	if !s.available() {
+		return nil, false
+	}
 	key := CacheKey(token)
 	b, ok, err := s.c.Get(ctx, key)
 	if err != nil {
@@ -71,6 +91,9 @@ func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answ
 }
 
 func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time.Duration) {
+	if !s.available() {
+		return
+	}
 	b, err := json.Marshal(a.claims)
 	if err == nil {
 		err = s.c.Set(ctx, CacheKey(token), b, ttl)
@@ -83,6 +106,9 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 func (s *sharedStore) len() int { return -1 }
 
 func (s *sharedStore) cacheError(ctx context.Context, op string, err error) {
+	if op != "decode" {
+		s.downUntil.Store(time.Now().Add(s.cooldown).UnixNano())
+	}
 	s.v.stats.cacheErrors.Add(1)
 	s.v.log.LogAttrs(ctx, slog.LevelWarn, "introspection: cache "+op+" failed; asking the authorization server",
 		slog.String("error", err.Error()))

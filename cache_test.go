@@ -460,38 +460,57 @@ func TestExpiredEntriesDoNotPileUp(t *testing.T) {
 }
 
 // TestSharedCacheOutage checks that a failing Cache degrades to asking the
-// authorization server, is counted and logged, and decides nothing itself.
+// authorization server, is counted and logged, decides nothing itself, and
+// is left alone for its cooldown.
 func TestSharedCacheOutage(t *testing.T) {
-	as := newAS(t, nil)
-	mc := newMapCache(time.Now)
-	var logs strings.Builder
-	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
-		s.CacheTTL = time.Minute
-		s.Cache = mc
-		s.Logger = newTestLogger(&logs)
-	})
-	good := as.Issue(introspectiontest.TokenOptions{})
-	mc.setFail(true)
-	for range 2 {
-		_, err := v.Verify(context.Background(), good)
-		require.NoError(t, err)
-		_, err = v.Verify(context.Background(), "unknown")
-		require.ErrorIs(t, err, ErrTokenInactive)
+	tests := []struct {
+		name        string
+		cooldown    time.Duration
+		wantErrors  uint64
+		wantSkipped uint64
+	}{
+		// Per round without cooldown: the active token fails a lookup, the
+		// re-check in its flight and a store; the inactive one (not
+		// negatively cached) fails the lookup and the re-check.
+		{"no cooldown", 0, 10, 0},
+		// With it, the first failure sends every later call straight to
+		// the authorization server.
+		{"cooldown", time.Hour, 1, 9},
 	}
-	assert.Equal(t, int64(2), as.RequestsFor(good))
-	st := v.Stats()
-	// Per round: the active token fails a lookup, the re-check in its
-	// flight and a store; the inactive one (not negatively cached) fails
-	// the lookup and the re-check.
-	assert.Equal(t, uint64(10), st.CacheErrors)
-	assert.Contains(t, logs.String(), "cache get failed")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newAS(t, nil)
+			mc := newMapCache(time.Now)
+			var logs strings.Builder
+			v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+				s.CacheTTL = time.Minute
+				s.Cache = mc
+				s.Logger = newTestLogger(&logs)
+			})
+			v.cache.(*sharedStore).cooldown = tc.cooldown
+			good := as.Issue(introspectiontest.TokenOptions{})
+			mc.setFail(true)
+			for range 2 {
+				_, err := v.Verify(context.Background(), good)
+				require.NoError(t, err)
+				_, err = v.Verify(context.Background(), "unknown")
+				require.ErrorIs(t, err, ErrTokenInactive)
+			}
+			assert.Equal(t, int64(2), as.RequestsFor(good))
+			st := v.Stats()
+			assert.Equal(t, tc.wantErrors, st.CacheErrors)
+			assert.Equal(t, tc.wantSkipped, st.CacheSkipped)
+			assert.Contains(t, logs.String(), "cache get failed")
 
-	mc.setFail(false)
-	_, err := v.Verify(context.Background(), good)
-	require.NoError(t, err)
-	_, err = v.Verify(context.Background(), good)
-	require.NoError(t, err)
-	assert.Equal(t, int64(3), as.RequestsFor(good), "the cache works again")
+			mc.setFail(false)
+			v.cache.(*sharedStore).downUntil.Store(0) // the cooldown is over
+			for range 2 {
+				_, err := v.Verify(context.Background(), good)
+				require.NoError(t, err)
+			}
+			assert.Equal(t, int64(3), as.RequestsFor(good), "the cache works again")
+		})
+	}
 }
 
 func TestSharedCacheCorruptValue(t *testing.T) {

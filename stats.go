@@ -28,6 +28,9 @@ type Stats struct {
 	// CacheErrors counts failed Get and Set calls of a caller's Cache, and
 	// stored values that could not be decoded.
 	CacheErrors uint64
+	// CacheSkipped counts lookups and stores left out while a caller's
+	// Cache cools down after an error.
+	CacheSkipped uint64
 
 	// UpstreamRequests counts introspection requests sent.
 	UpstreamRequests uint64
@@ -52,7 +55,7 @@ type paddedCounter struct {
 
 type counters struct {
 	accepted, rejected, insufficientScope, failed, canceled paddedCounter
-	cacheHits, cacheMisses, cacheErrors                     paddedCounter
+	cacheHits, cacheMisses, cacheErrors, cacheSkipped       paddedCounter
 	upstream, collapsed                                     paddedCounter
 	failures                                                [len(failureKinds)]atomic.Uint64
 }
@@ -78,6 +81,7 @@ func (v *Verifier) Stats() Stats {
 		CacheHits:         c.cacheHits.Load(),
 		CacheMisses:       c.cacheMisses.Load(),
 		CacheErrors:       c.cacheErrors.Load(),
+		CacheSkipped:      c.cacheSkipped.Load(),
 		UpstreamRequests:  c.upstream.Load(),
 		CollapsedWaiters:  c.collapsed.Load(),
 		Failures:          make(map[FailureKind]uint64, len(failureKinds)),

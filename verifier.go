@@ -72,7 +72,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 
 	if s.CacheTTL > 0 || s.NegativeCacheTTL > 0 {
 		if s.Cache != nil {
-			v.cache = &sharedStore{c: s.Cache, v: v}
+			v.cache = &sharedStore{c: s.Cache, v: v, cooldown: cacheCooldown}
 		} else {
 			v.cache = newMemoryCache(s.MaxCacheSize, v.now)
 		}
