@@ -9,30 +9,31 @@ import (
 // authorization server said about it. Each call returns a fresh value that
 // the caller owns and may change.
 type AccessToken struct {
-	// Token is the bearer token as presented.
-	Token string
+	// Token is the bearer token as presented. It is left out of JSON, so
+	// that logging a marshalled AccessToken never leaks it.
+	Token string `json:"-"`
 	// ClientID is the client_id member, else sub, else "unknown".
-	ClientID string
+	ClientID string `json:"client_id"`
 	// Subject is the sub member: the resource owner, if any.
-	Subject string
+	Subject string `json:"sub,omitempty"`
 	// Username is the username member.
-	Username string
+	Username string `json:"username,omitempty"`
 	// Issuer is the iss member.
-	Issuer string
+	Issuer string `json:"iss,omitempty"`
 	// TokenType is the token_type member, such as "Bearer".
-	TokenType string
+	TokenType string `json:"token_type,omitempty"`
 	// Scopes are the granted scopes, from scope (or scp).
-	Scopes []string
+	Scopes []string `json:"scopes,omitempty"`
 	// Audience is the aud member as a list.
-	Audience []string
+	Audience []string `json:"aud,omitempty"`
 	// ExpiresAt, IssuedAt and NotBefore are exp, iat and nbf; zero when the
 	// server sent none.
-	ExpiresAt time.Time
-	IssuedAt  time.Time
-	NotBefore time.Time
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	IssuedAt  time.Time `json:"issued_at,omitzero"`
+	NotBefore time.Time `json:"not_before,omitzero"`
 	// Claims is the whole introspection response, as decoded by
 	// encoding/json (numbers are float64).
-	Claims map[string]any
+	Claims map[string]any `json:"claims,omitempty"`
 }
 
 // HasScope reports whether scope was granted to the token.
