@@ -76,9 +76,10 @@ func transport() *http.Transport {
 }
 
 // contender verifies a token: introspect, then check active, exp and scope.
+// It returns what it verified, as a caller would receive it.
 type contender struct {
 	name   string
-	verify func(ctx context.Context, token string) error
+	verify func(ctx context.Context, token string) (any, error)
 	close  func()
 }
 
@@ -94,28 +95,28 @@ func checkByHand(active bool, exp time.Time, scopes []string) error {
 
 func baseline(endpoint string) contender {
 	c := &http.Client{Transport: transport()}
-	return contender{name: "baseline", close: c.CloseIdleConnections, verify: func(ctx context.Context, token string) error {
+	return contender{name: "baseline", close: c.CloseIdleConnections, verify: func(ctx context.Context, token string) (any, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint,
 			strings.NewReader(url.Values{"token": {token}, "token_type_hint": {"access_token"}}.Encode()))
 		if err != nil {
-			return err
+			return nil, err
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.Header.Set("Accept", "application/json")
 		req.SetBasicAuth(clientID, clientSecret)
 		resp, err := c.Do(req)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		defer resp.Body.Close()
 		var m map[string]any
 		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
-			return err
+			return nil, err
 		}
 		active, _ := m["active"].(bool)
 		exp, _ := m["exp"].(float64)
 		s, _ := m["scope"].(string)
-		return checkByHand(active, time.Unix(int64(exp), 0), strings.Fields(s))
+		return m, checkByHand(active, time.Unix(int64(exp), 0), strings.Fields(s))
 	}}
 }
 
@@ -131,9 +132,8 @@ func library(b *testing.B, name, endpoint string, cacheTTL time.Duration) conten
 	if err != nil {
 		b.Fatal(err)
 	}
-	return contender{name: name, close: func() { _ = v.Close() }, verify: func(ctx context.Context, token string) error {
-		_, err := v.Verify(ctx, token)
-		return err
+	return contender{name: name, close: func() { _ = v.Close() }, verify: func(ctx context.Context, token string) (any, error) {
+		return v.Verify(ctx, token)
 	}}
 }
 
@@ -144,12 +144,12 @@ func zitadel(b *testing.B, endpoint string) contender {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return contender{name: "zitadel", close: c.CloseIdleConnections, verify: func(ctx context.Context, token string) error {
+	return contender{name: "zitadel", close: c.CloseIdleConnections, verify: func(ctx context.Context, token string) (any, error) {
 		resp, err := rs.Introspect[*oidc.IntrospectionResponse](ctx, r, token)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		return checkByHand(resp.Active, resp.Expiration.AsTime(), resp.Scope)
+		return resp, checkByHand(resp.Active, resp.Expiration.AsTime(), resp.Scope)
 	}}
 }
 
@@ -170,18 +170,18 @@ func mapCopy(b *testing.B, endpoint string, tokens []string) contender {
 		}
 		m[tok] = t
 	}
-	return contender{name: "map+copy", close: func() {}, verify: func(_ context.Context, token string) error {
+	return contender{name: "map+copy", close: func() {}, verify: func(_ context.Context, token string) (any, error) {
 		mu.RLock()
 		t := m[token]
 		mu.RUnlock()
 		if t == nil {
-			return errRejected
+			return nil, errRejected
 		}
 		cp := *t
 		cp.Scopes = slices.Clone(t.Scopes)
 		cp.Audience = slices.Clone(t.Audience)
 		cp.Claims = deepCopy(t.Claims).(map[string]any)
-		return checkByHand(true, cp.ExpiresAt, cp.Scopes)
+		return &cp, checkByHand(true, cp.ExpiresAt, cp.Scopes)
 	}}
 }
 
@@ -221,7 +221,7 @@ func run(b *testing.B, s *server, c contender, parallel bool, pick func(r *rand.
 	defer cancel()
 	// Warm up connections and, for the cached contender, the cache of the
 	// hot token; the measured run starts from here.
-	if err := c.verify(ctx, pick(rand.New(rand.NewPCG(0, 0)))); err != nil {
+	if _, err := c.verify(ctx, pick(rand.New(rand.NewPCG(0, 0)))); err != nil {
 		b.Fatal(err)
 	}
 	before := s.requests.Load()
@@ -233,7 +233,7 @@ func run(b *testing.B, s *server, c contender, parallel bool, pick func(r *rand.
 		b.RunParallel(func(pb *testing.PB) {
 			r := rand.New(rand.NewPCG(seed.Add(1), 1))
 			for pb.Next() {
-				if err := c.verify(ctx, pick(r)); err != nil {
+				if _, err := c.verify(ctx, pick(r)); err != nil {
 					b.Error(err)
 					return
 				}
@@ -242,7 +242,7 @@ func run(b *testing.B, s *server, c contender, parallel bool, pick func(r *rand.
 	} else {
 		r := rand.New(rand.NewPCG(1, 1))
 		for i := 0; i < b.N; i++ {
-			if err := c.verify(ctx, pick(r)); err != nil {
+			if _, err := c.verify(ctx, pick(r)); err != nil {
 				b.Fatal(err)
 			}
 		}
