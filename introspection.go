@@ -437,32 +437,24 @@ func numericDate(claims map[string]any, name string) (time.Time, error) {
 // scopeMember reads scopes given as one space-separated string (RFC 7662)
 // or as an array of strings (as some servers send scp).
 func scopeMember(claims map[string]any, name string) ([]string, error) {
-	switch v := claims[name].(type) {
-	case nil:
-		return nil, nil
-	case string:
-		return strings.Fields(v), nil
-	case []any:
-		out := make([]string, 0, len(v))
-		for _, e := range v {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
-			}
-			out = append(out, strings.Fields(s)...)
-		}
-		return out, nil
-	default:
-		return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
-	}
+	return listMember(claims, name, true)
 }
 
 // stringsMember reads a member that is a string or an array of strings.
 func stringsMember(claims map[string]any, name string) ([]string, error) {
+	return listMember(claims, name, false)
+}
+
+// listMember reads a string or an array of strings; with fields, each
+// string is split at white space.
+func listMember(claims map[string]any, name string, fields bool) ([]string, error) {
 	switch v := claims[name].(type) {
 	case nil:
 		return nil, nil
 	case string:
+		if fields {
+			return strings.Fields(v), nil
+		}
 		return []string{v}, nil
 	case []any:
 		out := make([]string, 0, len(v))
@@ -471,7 +463,11 @@ func stringsMember(claims map[string]any, name string) ([]string, error) {
 			if !ok {
 				return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
 			}
-			out = append(out, s)
+			if fields {
+				out = append(out, strings.Fields(s)...)
+			} else {
+				out = append(out, s)
+			}
 		}
 		return out, nil
 	default:

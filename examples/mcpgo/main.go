@@ -9,15 +9,7 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"io"
-	"log"
-	"net"
 	"net/http"
-	"os"
-	"os/signal"
-	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
@@ -25,49 +17,7 @@ import (
 	"github.com/mcpauth/introspection/examples/internal/demo"
 )
 
-func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
-	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := run(ctx, *addr, os.Stdout); err != nil {
-		log.Fatal(err)
-	}
-}
-
-func run(ctx context.Context, addr string, out io.Writer) error {
-	env, err := demo.Load()
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	v, err := introspection.NewVerifier(env.Settings)
-	if err != nil {
-		return err
-	}
-	defer v.Close()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	base := "http://" + ln.Addr().String()
-	h, err := newHandler(v, base, env.AuthorizationServer)
-	if err != nil {
-		return err
-	}
-	env.PrintUsage(out, base+"/mcp")
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown)
-	}()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
+func main() { demo.Main(newHandler) }
 
 // newHandler serves the MCP endpoint at /mcp behind the verifier and the
 // RFC 9728 metadata outside it.

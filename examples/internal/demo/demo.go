@@ -4,9 +4,17 @@
 package demo
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log"
+	"net"
+	"net/http"
 	"net/url"
+	"os"
+	"os/signal"
 	"time"
 
 	"github.com/mcpauth/introspection"
@@ -94,4 +102,57 @@ type Caller struct {
 	Subject  string   `json:"subject"`
 	ClientID string   `json:"client_id"`
 	Scopes   []string `json:"scopes"`
+}
+
+// NewHandler builds an example server's handler for a verifier, the
+// server's base URL and the authorization server announced in its
+// metadata.
+type NewHandler func(v *introspection.Verifier, base, authorizationServer string) (http.Handler, error)
+
+// Main runs an example server: flags, then Serve until interrupted.
+func Main(newHandler NewHandler) {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := Serve(ctx, *addr, os.Stdout, newHandler); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Serve loads the settings (see [Load]), prints how to call the server and
+// serves newHandler's handler on addr until ctx ends.
+func Serve(ctx context.Context, addr string, out io.Writer, newHandler NewHandler) error {
+	env, err := Load()
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	v, err := introspection.NewVerifier(env.Settings)
+	if err != nil {
+		return err
+	}
+	defer v.Close()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	base := "http://" + ln.Addr().String()
+	h, err := newHandler(v, base, env.AuthorizationServer)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	env.PrintUsage(out, base+"/mcp")
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
 }

@@ -25,7 +25,7 @@ import (
 )
 
 // NewHandler builds an example server's handler.
-type NewHandler func(v *introspection.Verifier, base, authorizationServer string) (http.Handler, error)
+type NewHandler = demo.NewHandler
 
 type bearer struct{ token string }
 
