@@ -1,6 +1,7 @@
 package introspection
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,7 +16,8 @@ import (
 // Cache stores introspection answers outside the verifier, for example in a
 // store shared by several replicas. Keys are the hex SHA-256 digest of the
 // token, never the token; values are the authorization server's JSON answer,
-// which holds no token. A Cache must be safe for concurrent use.
+// which holds no token (an answer that repeats the token is not stored). A
+// Cache must be safe for concurrent use.
 //
 // An error from Get or Set is counted in [Stats], logged, and treated as a
 // miss: the verifier then asks the authorization server, so an outage of
@@ -95,6 +97,11 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 		return
 	}
 	b, err := json.Marshal(a.claims)
+	if err == nil && bytes.Contains(b, []byte(token)) {
+		// The answer names the token itself (no RFC 7662 member does);
+		// a shared store must never hold it, so this answer is not stored.
+		return
+	}
 	if err == nil {
 		err = s.c.Set(ctx, CacheKey(token), b, ttl)
 	}

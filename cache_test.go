@@ -182,6 +182,22 @@ func TestCacheKeysAndValues(t *testing.T) {
 	assert.Equal(t, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", CacheKey("abc"))
 }
 
+// TestSharedCacheNeverHoldsTheToken checks that an answer that repeats the
+// token is not handed to a Cache.
+func TestSharedCacheNeverHoldsTheToken(t *testing.T) {
+	as := newAS(t, nil)
+	mc := newMapCache(time.Now)
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.CacheTTL = time.Minute
+		s.Cache = mc
+	})
+	tok := as.Issue(introspectiontest.TokenOptions{})
+	as.SetFault(introspectiontest.Fault{Body: `{"active":true,"jti":"` + tok + `"}`})
+	_, err := v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	assert.Empty(t, mc.entries)
+}
+
 func TestNegativeCaching(t *testing.T) {
 	tests := []struct {
 		name         string

@@ -117,8 +117,10 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 func bearerToken(r *http.Request) (token string, ok, malformed bool) {
 	// RFC 6750 §2.3 allows the URI query, but the MCP authorization spec
 	// forbids it (query strings end up in logs); refuse it outright.
-	if _, inQuery := r.URL.Query()["access_token"]; inQuery {
-		return "", false, true
+	if strings.Contains(r.URL.RawQuery, "access_token") {
+		if _, inQuery := r.URL.Query()["access_token"]; inQuery {
+			return "", false, true
+		}
 	}
 	values := r.Header.Values("Authorization")
 	if len(values) == 0 {
