@@ -81,8 +81,8 @@ func (v *Verifier) newRequest(ctx context.Context, token string) *http.Request {
 		ProtoMajor: 1,
 		ProtoMinor: 1,
 		Header: http.Header{
-			"Content-Type": {"application/x-www-form-urlencoded"},
-			"Accept":       {"application/json"},
+			"Content-Type": formContentType,
+			"Accept":       acceptJSON,
 		},
 		Body:          io.NopCloser(strings.NewReader(body)),
 		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil },
@@ -90,10 +90,17 @@ func (v *Verifier) newRequest(ctx context.Context, token string) *http.Request {
 		Host:          u.Host,
 	}
 	if v.s.ClientAuthMethod == ClientSecretBasic {
-		req.Header["Authorization"] = []string{v.basicAuth}
+		req.Header["Authorization"] = v.basicAuth
 	}
 	return req.WithContext(ctx)
 }
+
+// Header values shared by every request. net/http only reads them, and
+// Header.Set and Header.Add replace a value slice rather than write into it.
+var (
+	formContentType = []string{"application/x-www-form-urlencoded"}
+	acceptJSON      = []string{"application/json"}
+)
 
 // basicAuthHeader encodes client credentials per RFC 6749 §2.3.1: each part
 // is form-encoded before "id:secret" is base64-encoded.
@@ -195,6 +202,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 func isJSON(contentType string) bool {
+	if strings.EqualFold(contentType, "application/json") {
+		return true
+	}
 	mt, _, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		return false
@@ -480,7 +490,7 @@ func listMember(claims map[string]any, name string, fields bool) ([]string, erro
 // keeps the last of duplicate members; another parser may keep the first, so
 // an answer like {"active":false,"active":true} is ambiguous and refused.
 func duplicateKey(data []byte) (string, bool) {
-	var keysBuf [32]string
+	var keysBuf [32][]byte
 	keys := keysBuf[:0]
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
@@ -498,18 +508,17 @@ func duplicateKey(data []byte) (string, bool) {
 		start := i
 		i = skipString(data, i)
 		key := data[start+1 : i-1]
-		var k string
 		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
 			_ = json.Unmarshal(data[start:i], &k)
-		} else {
-			k = string(key)
+			key = []byte(k)
 		}
 		for _, seen := range keys {
-			if seen == k {
-				return k, true
+			if bytes.Equal(seen, key) {
+				return string(key), true
 			}
 		}
-		keys = append(keys, k)
+		keys = append(keys, key)
 		i = skipSpace(data, i)
 		i++ // ':'
 		i = skipValue(data, skipSpace(data, i))

@@ -23,7 +23,7 @@ import (
 type Verifier struct {
 	s         Settings
 	endpoint  *url.URL // parsed IntrospectionURL; never modified
-	basicAuth string   // precomputed Authorization header for ClientSecretBasic
+	basicAuth []string // Authorization header value for ClientSecretBasic; never modified
 	client    *http.Client
 	transport *http.Transport // owned by the verifier; nil with a caller's HTTPClient
 	now       func() time.Time
@@ -49,7 +49,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 	v := &Verifier{
 		s:         s,
 		endpoint:  endpoint,
-		basicAuth: basicAuthHeader(s.ClientID, s.ClientSecret),
+		basicAuth: []string{basicAuthHeader(s.ClientID, s.ClientSecret)},
 		now:       s.Now,
 		log:       s.Logger,
 	}
