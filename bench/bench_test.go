@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -228,7 +229,7 @@ func run(b *testing.B, s *server, c contender, parallel bool, pick func(r *rand.
 	b.ReportAllocs()
 	b.ResetTimer()
 	if parallel {
-		b.SetParallelism(goroutines / max(1, testingProcs()))
+		b.SetParallelism(max(1, goroutines/runtime.GOMAXPROCS(0))) // 64 goroutines in all
 		var seed atomic.Uint64
 		b.RunParallel(func(pb *testing.PB) {
 			r := rand.New(rand.NewPCG(seed.Add(1), 1))

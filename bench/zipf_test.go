@@ -3,7 +3,6 @@ package bench
 import (
 	"math"
 	"math/rand/v2"
-	"runtime"
 )
 
 // zipfCDF holds the cumulative Zipf (s = 1.1) distribution over zipfTokens
@@ -35,5 +34,3 @@ func zipf(r *rand.Rand) int {
 	}
 	return lo
 }
-
-func testingProcs() int { return runtime.GOMAXPROCS(0) }
