@@ -747,3 +747,49 @@ func TestSettingsFromEnvUnknownAuthMethodFailsInNewVerifier(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `"tls_client_auth"`)
 }
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"120", 2 * time.Minute},
+		{"0", 0},
+		{"-5", 0},
+		{"soon", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(-time.Hour).Format(http.TimeFormat), 0},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, parseRetryAfter(tc.in, now), tc.in)
+	}
+}
+
+func TestTruncate(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"short", "short"},
+		{"a\r\nb\x00", "a  b "},
+		{"x \xff y", "x ? y"},
+		{strings.Repeat("é", 10), strings.Repeat("é", 4) + "…"}, // cut on a rune boundary
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, truncate(tc.in, 9), "%q", tc.in)
+	}
+}
+
+func TestAccessTokenHelpers(t *testing.T) {
+	as := newAS(t, nil)
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.RequiredScopes = []string{"read"} })
+	tok, err := v.Verify(context.Background(), as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"read", "write"}}))
+	require.NoError(t, err)
+	assert.True(t, tok.HasScope("write"))
+	assert.False(t, tok.HasScope("admin"))
+	assert.NotContains(t, tok.String(), tok.Token)
+	assert.Contains(t, tok.String(), "alice")
+
+	scopes := v.RequiredScopes()
+	assert.Equal(t, []string{"read"}, scopes)
+	scopes[0] = "changed"
+	assert.Equal(t, []string{"read"}, v.RequiredScopes(), "a copy")
+}
