@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/mcpauth/introspection"
@@ -96,4 +99,53 @@ func ExampleVerifier_VerifyToken() {
 	// Output:
 	// accepted for my-app
 	// rejected
+}
+
+func ExampleRequireBearerToken() {
+	as := introspectiontest.NewServer()
+	defer as.Close()
+	v, err := introspection.NewVerifier(introspection.Settings{
+		IntrospectionURL: as.IntrospectionURL,
+		ClientID:         introspectiontest.ClientID,
+		ClientSecret:     introspectiontest.ClientSecret,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+
+	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := introspection.AccessTokenFromContext(r.Context())
+		fmt.Fprintf(w, "hello %s", tok.Subject)
+	})
+	srv := httptest.NewServer(introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+		Scopes:              []string{"mcp:tools"},
+	})(hello))
+	defer srv.Close()
+
+	for _, token := range []string{
+		as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"mcp:tools"}}),
+		as.Issue(introspectiontest.TokenOptions{Subject: "bob", Scopes: []string{"profile"}}),
+		"",
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Printf("%d %s\n%s\n", resp.StatusCode, strings.TrimSpace(string(body)), resp.Header.Get("WWW-Authenticate"))
+	}
+	// Output:
+	// 200 hello alice
+	//
+	// 403 {"error":"insufficient_scope"}
+	// Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	// 401 {"error":"unauthorized"}
+	// Bearer scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
 }
