@@ -22,21 +22,12 @@ func main() { demo.Main(newHandler) }
 // newHandler serves the MCP endpoint at /mcp behind the verifier and the
 // RFC 9728 metadata outside it.
 func newHandler(v *introspection.Verifier, base, authorizationServer string) (http.Handler, error) {
-	resource := base + "/mcp"
-	metadataURL, err := introspection.MetadataURL(resource)
+	mux, metadataURL, err := demo.NewMux(v, base, authorizationServer)
 	if err != nil {
 		return nil, err
 	}
 	s := server.NewMCPServer("introspection-example", "v1")
 	s.AddTool(mcp.NewTool("whoami", mcp.WithDescription("Reports the authenticated caller.")), whoami)
-
-	mux := http.NewServeMux()
-	mux.Handle("/.well-known/oauth-protected-resource/mcp", introspection.ProtectedResourceMetadataHandler(
-		introspection.ProtectedResourceMetadata{
-			Resource:             resource,
-			AuthorizationServers: []string{authorizationServer},
-			ScopesSupported:      v.RequiredScopes(),
-		}))
 	mux.Handle("/mcp", introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 		ResourceMetadataURL: metadataURL,
 	})(server.NewStreamableHTTPServer(s, server.WithStateLess(true))))

@@ -26,8 +26,7 @@ func main() { demo.Main(newHandler) }
 // newHandler serves the MCP endpoint at /mcp behind the verifier, and its
 // RFC 9728 metadata, which needs no token.
 func newHandler(v *introspection.Verifier, base, authorizationServer string) (http.Handler, error) {
-	resource := base + "/mcp"
-	metadataURL, err := introspection.MetadataURL(resource)
+	mux, metadataURL, err := demo.NewMux(v, base, authorizationServer)
 	if err != nil {
 		return nil, err
 	}
@@ -35,14 +34,6 @@ func newHandler(v *introspection.Verifier, base, authorizationServer string) (ht
 	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "Reports the authenticated caller."}, whoami)
 	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
 		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
-
-	mux := http.NewServeMux()
-	mux.Handle("/.well-known/oauth-protected-resource/mcp", introspection.ProtectedResourceMetadataHandler(
-		introspection.ProtectedResourceMetadata{
-			Resource:             resource,
-			AuthorizationServers: []string{authorizationServer},
-			ScopesSupported:      v.RequiredScopes(),
-		}))
 	// introspection.RequireBearerToken answers with RFC 6750 error attributes
 	// and 503 when the authorization server is down; mcpsdk.WithTokenInfo
 	// hands the accepted token to the SDK so tools see req.Extra.TokenInfo.

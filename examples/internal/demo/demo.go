@@ -156,3 +156,22 @@ func Serve(ctx context.Context, addr string, out io.Writer, newHandler NewHandle
 	}
 	return nil
 }
+
+// NewMux returns a mux that serves the RFC 9728 metadata of the resource
+// base+"/mcp", which needs no token, and that metadata's URL for the
+// challenges of the handler the caller mounts at /mcp.
+func NewMux(v *introspection.Verifier, base, authorizationServer string) (mux *http.ServeMux, metadataURL string, err error) {
+	resource := base + "/mcp"
+	metadataURL, err = introspection.MetadataURL(resource)
+	if err != nil {
+		return nil, "", err
+	}
+	mux = http.NewServeMux()
+	mux.Handle("/.well-known/oauth-protected-resource/mcp", introspection.ProtectedResourceMetadataHandler(
+		introspection.ProtectedResourceMetadata{
+			Resource:             resource,
+			AuthorizationServers: []string{authorizationServer},
+			ScopesSupported:      v.RequiredScopes(),
+		}))
+	return mux, metadataURL, nil
+}
