@@ -132,26 +132,28 @@ func redact(secret string) string {
 	return "REDACTED"
 }
 
-// validate checks s and returns a copy with defaults applied.
-func (s Settings) validate() (Settings, error) {
+// validate checks s and returns a copy with defaults applied, and the
+// parsed endpoint.
+func (s Settings) validate() (Settings, *url.URL, error) {
 	if s.IntrospectionURL == "" {
-		return s, errors.New("introspection: IntrospectionURL is required")
+		return s, nil, errors.New("introspection: IntrospectionURL is required")
 	}
-	if err := checkEndpoint(s.IntrospectionURL, s.AllowInsecureHTTP); err != nil {
-		return s, err
+	endpoint, err := checkEndpoint(s.IntrospectionURL, s.AllowInsecureHTTP)
+	if err != nil {
+		return s, nil, err
 	}
 	if s.ClientID == "" {
-		return s, errors.New("introspection: ClientID is required")
+		return s, nil, errors.New("introspection: ClientID is required")
 	}
 	if s.ClientSecret == "" {
-		return s, errors.New("introspection: ClientSecret is required")
+		return s, nil, errors.New("introspection: ClientSecret is required")
 	}
 	switch s.ClientAuthMethod {
 	case "":
 		s.ClientAuthMethod = ClientSecretBasic
 	case ClientSecretBasic, ClientSecretPost:
 	default:
-		return s, fmt.Errorf("introspection: unsupported ClientAuthMethod %q (want %q or %q)",
+		return s, nil, fmt.Errorf("introspection: unsupported ClientAuthMethod %q (want %q or %q)",
 			s.ClientAuthMethod, ClientSecretBasic, ClientSecretPost)
 	}
 	for _, d := range []struct {
@@ -164,15 +166,15 @@ func (s Settings) validate() (Settings, error) {
 		{"NegativeCacheTTL", s.NegativeCacheTTL},
 	} {
 		if d.v < 0 {
-			return s, fmt.Errorf("introspection: %s must not be negative, got %v", d.name, d.v)
+			return s, nil, fmt.Errorf("introspection: %s must not be negative, got %v", d.name, d.v)
 		}
 	}
 	if s.MaxCacheSize < 0 {
-		return s, fmt.Errorf("introspection: MaxCacheSize must not be negative, got %d", s.MaxCacheSize)
+		return s, nil, fmt.Errorf("introspection: MaxCacheSize must not be negative, got %d", s.MaxCacheSize)
 	}
 	for _, sc := range s.RequiredScopes {
 		if sc == "" || strings.ContainsAny(sc, " \t\r\n\"\\") {
-			return s, fmt.Errorf("introspection: invalid required scope %q", sc)
+			return s, nil, fmt.Errorf("introspection: invalid required scope %q", sc)
 		}
 	}
 	if s.Timeout == 0 {
@@ -183,31 +185,32 @@ func (s Settings) validate() (Settings, error) {
 	}
 	s.RequiredScopes = append([]string(nil), s.RequiredScopes...)
 	s.Audience = append([]string(nil), s.Audience...)
-	return s, nil
+	return s, endpoint, nil
 }
 
-// checkEndpoint rejects URLs that would leak credentials or are not usable.
-func checkEndpoint(raw string, allowInsecure bool) error {
+// checkEndpoint parses raw and rejects URLs that would leak credentials or
+// are not usable.
+func checkEndpoint(raw string, allowInsecure bool) (*url.URL, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("introspection: invalid IntrospectionURL: %w", err)
+		return nil, fmt.Errorf("introspection: invalid IntrospectionURL: %w", err)
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return fmt.Errorf("introspection: IntrospectionURL %q has no host", raw)
+		return nil, fmt.Errorf("introspection: IntrospectionURL %q has no host", raw)
 	}
 	if u.User != nil {
-		return errors.New("introspection: IntrospectionURL must not carry credentials; use ClientID and ClientSecret")
+		return nil, errors.New("introspection: IntrospectionURL must not carry credentials; use ClientID and ClientSecret")
 	}
 	switch u.Scheme {
 	case "https":
-		return nil
+		return u, nil
 	case "http":
 		if allowInsecure || isLoopback(u.Hostname()) {
-			return nil
+			return u, nil
 		}
-		return fmt.Errorf("introspection: IntrospectionURL %q uses http to a host that is not loopback; use https or set AllowInsecureHTTP", raw)
+		return nil, fmt.Errorf("introspection: IntrospectionURL %q uses http to a host that is not loopback; use https or set AllowInsecureHTTP", raw)
 	default:
-		return fmt.Errorf("introspection: IntrospectionURL %q must use https", raw)
+		return nil, fmt.Errorf("introspection: IntrospectionURL %q must use https", raw)
 	}
 }
 

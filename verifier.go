@@ -38,13 +38,9 @@ type Verifier struct {
 // unsafe IntrospectionURL, missing credentials, an unknown ClientAuthMethod,
 // negative durations and a negative MaxCacheSize.
 func NewVerifier(s Settings) (*Verifier, error) {
-	s, err := s.validate()
+	s, endpoint, err := s.validate()
 	if err != nil {
 		return nil, err
-	}
-	endpoint, err := url.Parse(s.IntrospectionURL)
-	if err != nil {
-		return nil, err // checked by validate
 	}
 	v := &Verifier{
 		s:         s,
