@@ -99,6 +99,11 @@ func (v *Verifier) RequiredScopes() []string {
 	return slices.Clone(v.s.RequiredScopes)
 }
 
+// Leeway returns Settings.Leeway: the clock skew allowed on exp and nbf.
+func (v *Verifier) Leeway() time.Duration {
+	return v.s.Leeway
+}
+
 // Close releases what the verifier owns: the idle connections of its own
 // HTTP client. A caller's HTTPClient is left alone. The verifier runs no
 // background goroutines.

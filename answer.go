@@ -1,0 +1,269 @@
+package introspection
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxNumericDate is 9999-12-31T23:59:59Z; later NumericDates are malformed.
+const maxNumericDate = 253402300799
+
+// answer is a decoded RFC 7662 §2.2 introspection response. It holds no
+// token and is never changed after decoding, so it can be shared.
+type answer struct {
+	active    bool
+	clientID  string
+	subject   string
+	username  string
+	issuer    string
+	tokenType string
+	tokenUse  string
+	scopes    []string
+	audience  []string
+	expiresAt time.Time
+	issuedAt  time.Time
+	notBefore time.Time
+	// The whole answer is in claims as decoded, or, once compacted for the
+	// built-in cache, in pairs, which takes about half the memory.
+	claims map[string]any
+	pairs  []claim
+}
+
+// claim is one member of a compacted answer.
+type claim struct {
+	name  string
+	value any
+}
+
+// compact returns a copy of a that keeps its members as pairs, with the
+// names of RFC 7662 members and the values that many tokens share (issuer,
+// audience, scopes, token type, client) taken from in rather than held
+// once per answer.
+func (a *answer) compact(in *interner) *answer {
+	c := *a
+	c.claims = nil
+	c.pairs = make([]claim, 0, len(a.claims))
+	for k, v := range a.claims {
+		name := internName(k)
+		switch name {
+		case "iss", "token_type", "client_id", "token_use", "scope", "aud":
+			v = in.value(name, v)
+		}
+		c.pairs = append(c.pairs, claim{name: name, value: v})
+		switch s, _ := v.(string); name {
+		case "iss":
+			c.issuer = s
+		case "token_type":
+			c.tokenType = s
+		case "client_id":
+			c.clientID = s
+		case "token_use":
+			c.tokenUse = s
+		}
+	}
+	if c.scopes != nil {
+		c.scopes = in.strings("scopes", c.scopes)
+	}
+	if c.audience != nil {
+		c.audience = in.strings("audience", c.audience)
+	}
+	return &c
+}
+
+// claimsCopy returns a deep copy of the answer's members as a map.
+func (a *answer) claimsCopy() map[string]any {
+	if a.pairs == nil {
+		return copyClaims(a.claims)
+	}
+	m := make(map[string]any, len(a.pairs))
+	for _, c := range a.pairs {
+		m[c.name] = copyJSON(c.value)
+	}
+	return m
+}
+
+func internName(k string) string {
+	switch k {
+	case "active":
+		return "active"
+	case "scope":
+		return "scope"
+	case "client_id":
+		return "client_id"
+	case "username":
+		return "username"
+	case "token_type":
+		return "token_type"
+	case "exp":
+		return "exp"
+	case "iat":
+		return "iat"
+	case "nbf":
+		return "nbf"
+	case "sub":
+		return "sub"
+	case "aud":
+		return "aud"
+	case "iss":
+		return "iss"
+	case "jti":
+		return "jti"
+	case "token_use":
+		return "token_use"
+	case "scp":
+		return "scp"
+	}
+	return k
+}
+
+// decodeAnswer parses and type-checks an introspection response: strict
+// where RFC 7662 is strict (active is a JSON boolean, members have their
+// types), tolerant where servers differ (scope as string or array, scp as a
+// fallback, aud as string or array, fractional NumericDates, null members
+// treated as absent).
+func decodeAnswer(body []byte) (*answer, error) {
+	if !utf8.Valid(body) {
+		return nil, errors.New("answer is not valid UTF-8")
+	}
+	var claims map[string]any
+	if err := json.Unmarshal(body, &claims); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			if typeErr.Field != "" {
+				return nil, fmt.Errorf("answer member %q is out of range", truncate(typeErr.Field, 64))
+			}
+			return nil, errors.New("answer is not a JSON object")
+		}
+		return nil, fmt.Errorf("answer is not valid JSON: %w", err)
+	}
+	if claims == nil {
+		return nil, errors.New("answer is not a JSON object")
+	}
+	if key, dup := duplicateKey(body); dup {
+		return nil, fmt.Errorf("answer has member %q more than once", truncate(key, 64))
+	}
+	a := &answer{claims: claims}
+	active, ok := claims["active"].(bool)
+	if !ok {
+		if claims["active"] == nil {
+			return nil, errors.New(`answer has no "active" member`)
+		}
+		return nil, errors.New(`answer member "active" is not a JSON boolean`)
+	}
+	a.active = active
+
+	var err error
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{
+		{"client_id", &a.clientID},
+		{"sub", &a.subject},
+		{"username", &a.username},
+		{"iss", &a.issuer},
+		{"token_type", &a.tokenType},
+		{"token_use", &a.tokenUse},
+	} {
+		if *f.dst, err = stringMember(claims, f.name); err != nil {
+			return nil, err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		dst  *time.Time
+	}{
+		{"exp", &a.expiresAt},
+		{"iat", &a.issuedAt},
+		{"nbf", &a.notBefore},
+	} {
+		if *f.dst, err = numericDate(claims, f.name); err != nil {
+			return nil, err
+		}
+	}
+	if a.scopes, err = scopeMember(claims, "scope"); err != nil {
+		return nil, err
+	}
+	if claims["scope"] == nil {
+		if a.scopes, err = scopeMember(claims, "scp"); err != nil {
+			return nil, err
+		}
+	}
+	if a.audience, err = stringsMember(claims, "aud"); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func stringMember(claims map[string]any, name string) (string, error) {
+	switch v := claims[name].(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	default:
+		return "", fmt.Errorf("answer member %q is not a string", name)
+	}
+}
+
+// numericDate reads an RFC 7519 NumericDate: non-negative seconds, integral
+// or fractional, no later than year 9999.
+func numericDate(claims map[string]any, name string) (time.Time, error) {
+	switch v := claims[name].(type) {
+	case nil:
+		return time.Time{}, nil
+	case float64:
+		if v < 0 || v > maxNumericDate || math.IsNaN(v) {
+			return time.Time{}, fmt.Errorf("answer member %q is not a valid NumericDate", name)
+		}
+		sec, frac := math.Modf(v)
+		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), nil
+	default:
+		return time.Time{}, fmt.Errorf("answer member %q is not a number", name)
+	}
+}
+
+// scopeMember reads scopes given as one space-separated string (RFC 7662)
+// or as an array of strings (as some servers send scp).
+func scopeMember(claims map[string]any, name string) ([]string, error) {
+	return listMember(claims, name, true)
+}
+
+// stringsMember reads a member that is a string or an array of strings.
+func stringsMember(claims map[string]any, name string) ([]string, error) {
+	return listMember(claims, name, false)
+}
+
+// listMember reads a string or an array of strings; with fields, each
+// string is split at white space.
+func listMember(claims map[string]any, name string, fields bool) ([]string, error) {
+	switch v := claims[name].(type) {
+	case nil:
+		return nil, nil
+	case string:
+		if fields {
+			return strings.Fields(v), nil
+		}
+		return []string{v}, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
+			}
+			if fields {
+				out = append(out, strings.Fields(s)...)
+			} else {
+				out = append(out, s)
+			}
+		}
+		return out, nil
+	default:
+		return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
+	}
+}

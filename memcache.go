@@ -1,0 +1,182 @@
+package introspection
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// memoryCache is the built-in cache: a map split into shards that share one
+// bound on the number of entries, each shard evicting with SIEVE (Zhang et al., NSDI 2024), a CLOCK-like policy. A hit
+// only sets an entry's visited bit under a read lock, so parallel hits, even
+// on one hot token, never wait for each other's writes; eviction skips
+// visited entries once, so entries used recently or often stay while entries
+// seen once leave first. Expired entries are evicted first and swept
+// from a shard at most once a minute when it is written to.
+type memoryCache struct {
+	seed     maphash.Seed
+	shards   []memShard
+	now      func() time.Time
+	capacity int64
+	count    atomic.Int64 // entries in all shards, plus reservations being made
+	intern   *interner
+}
+
+const sweepInterval = time.Minute
+
+type memShard struct {
+	mu        sync.RWMutex         // guards all fields below
+	m         map[string]*memEntry // by token
+	head      *memEntry            // newest
+	tail      *memEntry            // oldest
+	hand      *memEntry            // SIEVE hand; nil means start at tail
+	count     *atomic.Int64        // the cache's count
+	nextSweep time.Time
+	_         [64]byte // keep shards on separate cache lines
+}
+
+// memEntry is immutable once inserted, but for visited and the list links.
+type memEntry struct {
+	key        string
+	a          *answer
+	expires    time.Time
+	visited    atomic.Bool
+	prev, next *memEntry // prev is newer, next is older; guarded by the shard's mu
+}
+
+func newMemoryCache(size int, now func() time.Time) *memoryCache {
+	n := 1
+	for n*2 <= 64 && n*2*256 <= size {
+		n *= 2
+	}
+	c := &memoryCache{seed: maphash.MakeSeed(), shards: make([]memShard, n), now: now, capacity: int64(size), intern: newInterner()}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]*memEntry)
+		c.shards[i].count = &c.count
+	}
+	return c
+}
+
+func (c *memoryCache) shard(key string) *memShard {
+	if len(c.shards) == 1 {
+		return &c.shards[0]
+	}
+	return &c.shards[maphash.String(c.seed, key)&uint64(len(c.shards)-1)]
+}
+
+func (c *memoryCache) get(_ context.Context, token string, now time.Time) (*answer, bool) {
+	sh := c.shard(token)
+	sh.mu.RLock()
+	e := sh.m[token]
+	sh.mu.RUnlock()
+	if e == nil {
+		return nil, false
+	}
+	if !now.Before(e.expires) {
+		sh.mu.Lock()
+		if sh.m[token] == e {
+			sh.remove(e)
+		}
+		sh.mu.Unlock()
+		return nil, false
+	}
+	if !e.visited.Load() {
+		e.visited.Store(true)
+	}
+	return e.a, true
+}
+
+func (c *memoryCache) set(_ context.Context, token string, a *answer, ttl time.Duration) {
+	now := c.now()
+	e := &memEntry{key: token, a: a.compact(c.intern), expires: now.Add(ttl)}
+	sh := c.shard(token)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if old := sh.m[token]; old != nil {
+		sh.remove(old)
+	}
+	if !now.Before(sh.nextSweep) {
+		sh.sweep(now)
+		sh.nextSweep = now.Add(sweepInterval)
+	}
+	// Reserve a place; when that overfills the cache, free one in this
+	// shard, so that the total never exceeds the capacity, even with
+	// concurrent writers in other shards.
+	if c.count.Add(1) > c.capacity {
+		if len(sh.m) == 0 {
+			c.count.Add(-1)
+			return // every entry is in other shards; skip caching this one
+		}
+		sh.evict(now)
+	}
+	e.next = sh.head
+	if sh.head != nil {
+		sh.head.prev = e
+	}
+	sh.head = e
+	if sh.tail == nil {
+		sh.tail = e
+	}
+	sh.m[token] = e
+}
+
+func (c *memoryCache) len() int {
+	n := 0
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.RLock()
+		n += len(sh.m)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// evict removes one entry: the first expired or unvisited one that the hand
+// reaches going from old to new, clearing visited bits on its way.
+func (sh *memShard) evict(now time.Time) {
+	o := sh.hand
+	if o == nil {
+		o = sh.tail
+	}
+	for o.visited.Load() && now.Before(o.expires) {
+		o.visited.Store(false)
+		o = o.prev
+		if o == nil {
+			o = sh.tail
+		}
+	}
+	sh.hand = o.prev
+	sh.remove(o)
+}
+
+// sweep removes every expired entry.
+func (sh *memShard) sweep(now time.Time) {
+	for e := sh.tail; e != nil; {
+		prev := e.prev
+		if !now.Before(e.expires) {
+			sh.remove(e)
+		}
+		e = prev
+	}
+}
+
+func (sh *memShard) remove(e *memEntry) {
+	if sh.hand == e {
+		sh.hand = e.prev
+	}
+	if e.prev != nil {
+		e.prev.next = e.next
+	} else {
+		sh.head = e.next
+	}
+	if e.next != nil {
+		e.next.prev = e.prev
+	} else {
+		sh.tail = e.prev
+	}
+	e.prev, e.next = nil, nil
+	delete(sh.m, e.key)
+	sh.count.Add(-1)
+}
