@@ -1,6 +1,8 @@
 package introspection
 
 import (
+	"fmt"
+	"log/slog"
 	"net/url"
 	"slices"
 	"strings"
@@ -63,4 +65,28 @@ func lowerASCII(c byte) byte {
 func (v *Verifier) secrets() []string {
 	basic := strings.TrimPrefix(v.basicAuth[0], "Basic ")
 	return []string{v.s.ClientSecret, basic}
+}
+
+// String returns a description of v: its settings, with the client secret
+// redacted. It never shows the Basic credentials or a token in flight.
+func (v *Verifier) String() string {
+	if v == nil {
+		return "<nil>"
+	}
+	return "introspection.Verifier{Settings:" + v.s.String() + "}"
+}
+
+// Format implements [fmt.Formatter] so that every verb, %+v and %#v
+// included, prints [Verifier.String] rather than the verifier's fields.
+func (v *Verifier) Format(f fmt.State, verb rune) {
+	fmt.Fprint(f, v.String())
+}
+
+// LogValue implements [slog.LogValuer]: v's settings, with the client
+// secret redacted.
+func (v *Verifier) LogValue() slog.Value {
+	if v == nil {
+		return slog.StringValue("<nil>")
+	}
+	return v.s.LogValue()
 }
