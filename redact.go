@@ -67,6 +67,22 @@ func (v *Verifier) secrets() []string {
 	return []string{v.s.ClientSecret, basic}
 }
 
+// displayURL returns raw as it may appear in an error or a log line:
+// everything that could be user information, from after "//" up to the
+// last "@", is replaced by REDACTED. It works on unparsable URLs too, and
+// hides a password that holds "/", "?", "#" or "@".
+func displayURL(raw string) string {
+	at := strings.LastIndexByte(raw, '@')
+	if at < 0 {
+		return raw
+	}
+	start := 0
+	if i := strings.Index(raw, "//"); i >= 0 && i < at {
+		start = i + 2
+	}
+	return raw[:start] + redacted + raw[at:]
+}
+
 // String returns a description of v: its settings, with the client secret
 // redacted. It never shows the Basic credentials or a token in flight.
 func (v *Verifier) String() string {

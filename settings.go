@@ -95,10 +95,11 @@ type Settings struct {
 	Cache Cache
 }
 
-// String returns a description of s with the client secret redacted.
+// String returns a description of s with the client secret, and any user
+// information written into IntrospectionURL, redacted.
 func (s Settings) String() string {
 	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v AllowInsecureHTTP:%t}",
-		s.IntrospectionURL, s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
+		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
 		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
 		s.NegativeCacheTTL, s.AllowInsecureHTTP)
 }
@@ -109,10 +110,11 @@ func (s Settings) Format(f fmt.State, verb rune) {
 	fmt.Fprint(f, s.String())
 }
 
-// LogValue implements [slog.LogValuer] with the client secret redacted.
+// LogValue implements [slog.LogValuer] with the client secret, and any user
+// information written into IntrospectionURL, redacted.
 func (s Settings) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("introspection_url", s.IntrospectionURL),
+		slog.String("introspection_url", displayURL(s.IntrospectionURL)),
 		slog.String("client_id", s.ClientID),
 		slog.String("client_secret", redact(s.ClientSecret)),
 		slog.String("client_auth_method", string(s.ClientAuthMethod)),
@@ -189,14 +191,16 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 }
 
 // checkEndpoint parses raw and rejects URLs that would leak credentials or
-// are not usable.
+// are not usable. Its errors never repeat user information written into
+// raw: they show raw through displayURL.
 func checkEndpoint(raw string, allowInsecure bool) (*url.URL, error) {
+	shown := strconv.Quote(displayURL(raw))
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("introspection: invalid IntrospectionURL: %w", err)
+		return nil, errors.New("introspection: invalid IntrospectionURL " + shown + parseReason(err, raw))
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("introspection: IntrospectionURL %q has no host", raw)
+		return nil, errors.New("introspection: IntrospectionURL " + shown + " has no host")
 	}
 	if u.User != nil {
 		return nil, errors.New("introspection: IntrospectionURL must not carry credentials; use ClientID and ClientSecret")
@@ -208,10 +212,49 @@ func checkEndpoint(raw string, allowInsecure bool) (*url.URL, error) {
 		if allowInsecure || isLoopback(u.Hostname()) {
 			return u, nil
 		}
-		return nil, fmt.Errorf("introspection: IntrospectionURL %q uses http to a host that is not loopback; use https or set AllowInsecureHTTP", raw)
+		return nil, errors.New("introspection: IntrospectionURL " + shown + " uses http to a host that is not loopback; use https or set AllowInsecureHTTP")
 	default:
-		return nil, fmt.Errorf("introspection: IntrospectionURL %q must use https", raw)
+		return nil, errors.New("introspection: IntrospectionURL " + shown + " must use https")
 	}
+}
+
+// parseReason returns ": " and what url.Parse found wrong with raw, or ""
+// when it cannot say. A quoted part of the reason that could come from user
+// information in raw (the text before its last "@") is shown as REDACTED.
+func parseReason(err error, raw string) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue.Err == nil {
+		return ""
+	}
+	reason := ue.Err.Error()
+	at := strings.LastIndexByte(raw, '@')
+	if at < 0 {
+		return ": " + reason
+	}
+	hidden := raw[:at]
+	var b strings.Builder
+	b.WriteString(": ")
+	for {
+		i := strings.IndexByte(reason, '"')
+		if i < 0 {
+			b.WriteString(reason)
+			break
+		}
+		q, err := strconv.QuotedPrefix(reason[i:])
+		if err != nil {
+			// An unbalanced quote: keep only what precedes it.
+			b.WriteString(reason[:i])
+			break
+		}
+		b.WriteString(reason[:i])
+		if frag, _ := strconv.Unquote(q); strings.Contains(hidden, frag) {
+			b.WriteString(strconv.Quote(redacted))
+		} else {
+			b.WriteString(q)
+		}
+		reason = reason[i+len(q):]
+	}
+	return b.String()
 }
 
 func isLoopback(host string) bool {
