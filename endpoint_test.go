@@ -38,7 +38,7 @@ func TestEndpointErrorsNeverRepeatCredentials(t *testing.T) {
 			_, err := NewVerifier(s)
 			require.Error(t, err)
 			for name, text := range map[string]string{
-				"Error":           err.Error(),
+				"Error": err.Error(), "EnvError": EnvError("", err).Error(),
 				"%+v of Settings": fmt.Sprintf("%+v", s), "slog of Settings": slogText(s),
 			} {
 				for _, l := range tc.leaks {
