@@ -1,7 +1,10 @@
 package introspection
 
 import (
+	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -47,6 +50,57 @@ func (t *AccessToken) String() string {
 		return "<nil>"
 	}
 	return "introspection.AccessToken{ClientID:" + t.ClientID + " Subject:" + t.Subject + " Token:REDACTED}"
+}
+
+// accessTokenFields has the fields of AccessToken and none of its methods,
+// for printing them.
+type accessTokenFields AccessToken
+
+// Format implements [fmt.Formatter] so that no verb prints the token, for an
+// AccessToken value as for a pointer: %+v and %#v print every field with
+// Token shown as REDACTED; every other verb prints [AccessToken.String].
+func (t AccessToken) Format(f fmt.State, verb rune) {
+	c := accessTokenFields(t)
+	if c.Token != "" {
+		c.Token = redacted
+	}
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		s := fmt.Sprintf("%#v", c)
+		fmt.Fprint(f, "introspection.AccessToken"+strings.TrimPrefix(s, "introspection.accessTokenFields"))
+	case verb == 'v' && f.Flag('+'):
+		fmt.Fprintf(f, "%+v", c)
+	default:
+		fmt.Fprint(f, t.String())
+	}
+}
+
+// LogValue implements [slog.LogValuer]: the client, subject, username,
+// issuer, token type, scopes, audience and expiry of t, without the token
+// and without Claims.
+func (t *AccessToken) LogValue() slog.Value {
+	if t == nil {
+		return slog.StringValue("<nil>")
+	}
+	attrs := make([]slog.Attr, 0, 8)
+	attrs = append(attrs, slog.String("client_id", t.ClientID))
+	for _, a := range [...]struct{ key, value string }{
+		{"sub", t.Subject}, {"username", t.Username}, {"iss", t.Issuer}, {"token_type", t.TokenType},
+	} {
+		if a.value != "" {
+			attrs = append(attrs, slog.String(a.key, a.value))
+		}
+	}
+	if t.Scopes != nil {
+		attrs = append(attrs, slog.Any("scopes", t.Scopes))
+	}
+	if t.Audience != nil {
+		attrs = append(attrs, slog.Any("aud", t.Audience))
+	}
+	if !t.ExpiresAt.IsZero() {
+		attrs = append(attrs, slog.Time("expires_at", t.ExpiresAt))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // accessToken builds the caller's AccessToken from a. With deep set it

@@ -63,13 +63,17 @@ const (
 
 // IntrospectionError reports that the authorization server gave no usable
 // answer. It satisfies errors.Is(err, ErrIntrospectionFailed). It never
-// contains the token or the client secret.
+// contains the token or the client secret: where the server's text quotes
+// them, they are replaced by REDACTED.
 type IntrospectionError struct {
 	Kind FailureKind
 	// StatusCode is the HTTP status, or 0 when no answer arrived.
 	StatusCode int
 	// ErrorCode and ErrorDescription are the RFC 6749 §5.2 error and
-	// error_description members, when the server sent them.
+	// error_description members, when the server sent them: shortened to
+	// 128 and 256 bytes (marked with "…"), with control characters replaced
+	// by spaces, and the token, the client secret and the Basic credentials
+	// by REDACTED.
 	ErrorCode        string
 	ErrorDescription string
 	// RetryAfter is the server's Retry-After as a delay, when it sent one.

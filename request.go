@@ -102,7 +102,7 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*answer, error
 			Err: fmt.Errorf("answer is larger than %d bytes", maxBodySize)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, statusError(resp, body)
+		return nil, v.statusError(resp, body, token)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
 		return nil, &IntrospectionError{Kind: FailureContentType, StatusCode: resp.StatusCode,
@@ -126,8 +126,10 @@ func (v *Verifier) transportError(ctx context.Context, err error) error {
 	return &IntrospectionError{Kind: FailureTransport, Err: err}
 }
 
-// statusError builds the error for an answer that is not 200 OK.
-func statusError(resp *http.Response, body []byte) error {
+// statusError builds the error for an answer that is not 200 OK. The
+// server's error and error_description are kept without the token, the client
+// secret or the Basic credentials, which are scrubbed before truncation.
+func (v *Verifier) statusError(resp *http.Response, body []byte, token string) error {
 	e := &IntrospectionError{Kind: FailureStatus, StatusCode: resp.StatusCode}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Kind = FailureRedirect
@@ -141,11 +143,12 @@ func statusError(resp *http.Response, body []byte) error {
 		Description any `json:"error_description"`
 	}
 	if json.Unmarshal(body, &oauthErr) == nil {
+		secrets := append(v.secrets(), token)
 		if s, ok := oauthErr.Error.(string); ok {
-			e.ErrorCode = truncate(s, 128)
+			e.ErrorCode = truncate(scrub(s, secrets...), 128)
 		}
 		if s, ok := oauthErr.Description.(string); ok {
-			e.ErrorDescription = truncate(s, 256)
+			e.ErrorDescription = truncate(scrub(s, secrets...), 256)
 		}
 	}
 	return e

@@ -95,10 +95,11 @@ type Settings struct {
 	Cache Cache
 }
 
-// String returns a description of s with the client secret redacted.
+// String returns a description of s with the client secret, and any user
+// information written into IntrospectionURL, redacted.
 func (s Settings) String() string {
 	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v AllowInsecureHTTP:%t}",
-		s.IntrospectionURL, s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
+		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
 		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
 		s.NegativeCacheTTL, s.AllowInsecureHTTP)
 }
@@ -109,10 +110,11 @@ func (s Settings) Format(f fmt.State, verb rune) {
 	fmt.Fprint(f, s.String())
 }
 
-// LogValue implements [slog.LogValuer] with the client secret redacted.
+// LogValue implements [slog.LogValuer] with the client secret, and any user
+// information written into IntrospectionURL, redacted.
 func (s Settings) LogValue() slog.Value {
 	return slog.GroupValue(
-		slog.String("introspection_url", s.IntrospectionURL),
+		slog.String("introspection_url", displayURL(s.IntrospectionURL)),
 		slog.String("client_id", s.ClientID),
 		slog.String("client_secret", redact(s.ClientSecret)),
 		slog.String("client_auth_method", string(s.ClientAuthMethod)),
@@ -136,25 +138,31 @@ func redact(secret string) string {
 // parsed endpoint.
 func (s Settings) validate() (Settings, *url.URL, error) {
 	if s.IntrospectionURL == "" {
-		return s, nil, errors.New("introspection: IntrospectionURL is required")
+		return s, nil, &settingError{"introspection: IntrospectionURL is required",
+			func(p string) string { return "introspection: " + p + "URL is not set" }}
 	}
 	endpoint, err := checkEndpoint(s.IntrospectionURL, s.AllowInsecureHTTP)
 	if err != nil {
 		return s, nil, err
 	}
 	if s.ClientID == "" {
-		return s, nil, errors.New("introspection: ClientID is required")
+		return s, nil, &settingError{"introspection: ClientID is required",
+			func(p string) string { return "introspection: " + p + "CLIENT_ID is not set" }}
 	}
 	if s.ClientSecret == "" {
-		return s, nil, errors.New("introspection: ClientSecret is required")
+		return s, nil, &settingError{"introspection: ClientSecret is required",
+			func(p string) string {
+				return "introspection: " + p + "CLIENT_SECRET or " + p + "CLIENT_SECRET_FILE is not set"
+			}}
 	}
 	switch s.ClientAuthMethod {
 	case "":
 		s.ClientAuthMethod = ClientSecretBasic
 	case ClientSecretBasic, ClientSecretPost:
 	default:
-		return s, nil, fmt.Errorf("introspection: unsupported ClientAuthMethod %q (want %q or %q)",
-			s.ClientAuthMethod, ClientSecretBasic, ClientSecretPost)
+		want := fmt.Sprintf("%q (want %q or %q)", s.ClientAuthMethod, ClientSecretBasic, ClientSecretPost)
+		return s, nil, &settingError{"introspection: unsupported ClientAuthMethod " + want,
+			func(p string) string { return "introspection: unsupported " + p + "CLIENT_AUTH_METHOD " + want }}
 	}
 	for _, d := range []struct {
 		name string
@@ -174,7 +182,9 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 	}
 	for _, sc := range s.RequiredScopes {
 		if sc == "" || strings.ContainsAny(sc, " \t\r\n\"\\") {
-			return s, nil, fmt.Errorf("introspection: invalid required scope %q", sc)
+			q := strconv.Quote(sc)
+			return s, nil, &settingError{"introspection: invalid required scope " + q,
+				func(p string) string { return "introspection: " + p + "REQUIRED_SCOPES holds an invalid scope " + q }}
 		}
 	}
 	if s.Timeout == 0 {
@@ -189,17 +199,25 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 }
 
 // checkEndpoint parses raw and rejects URLs that would leak credentials or
-// are not usable.
+// are not usable. Its errors never repeat user information written into
+// raw: they show raw through displayURL.
 func checkEndpoint(raw string, allowInsecure bool) (*url.URL, error) {
+	shown := strconv.Quote(displayURL(raw))
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("introspection: invalid IntrospectionURL: %w", err)
+		reason := parseReason(err, raw)
+		return nil, &settingError{"introspection: invalid IntrospectionURL " + shown + reason,
+			func(p string) string { return "introspection: invalid " + p + "URL " + shown + reason }}
 	}
 	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("introspection: IntrospectionURL %q has no host", raw)
+		return nil, &settingError{"introspection: IntrospectionURL " + shown + " has no host",
+			func(p string) string { return "introspection: " + p + "URL " + shown + " has no host" }}
 	}
 	if u.User != nil {
-		return nil, errors.New("introspection: IntrospectionURL must not carry credentials; use ClientID and ClientSecret")
+		return nil, &settingError{"introspection: IntrospectionURL must not carry credentials; use ClientID and ClientSecret",
+			func(p string) string {
+				return "introspection: " + p + "URL must not carry credentials; use " + p + "CLIENT_ID and " + p + "CLIENT_SECRET"
+			}}
 	}
 	switch u.Scheme {
 	case "https":
@@ -208,10 +226,54 @@ func checkEndpoint(raw string, allowInsecure bool) (*url.URL, error) {
 		if allowInsecure || isLoopback(u.Hostname()) {
 			return u, nil
 		}
-		return nil, fmt.Errorf("introspection: IntrospectionURL %q uses http to a host that is not loopback; use https or set AllowInsecureHTTP", raw)
+		const insecure = " uses http to a host that is not loopback; use https or set "
+		return nil, &settingError{"introspection: IntrospectionURL " + shown + insecure + "AllowInsecureHTTP",
+			func(p string) string {
+				return "introspection: " + p + "URL " + shown + insecure + p + "ALLOW_INSECURE_HTTP=true"
+			}}
 	default:
-		return nil, fmt.Errorf("introspection: IntrospectionURL %q must use https", raw)
+		return nil, &settingError{"introspection: IntrospectionURL " + shown + " must use https",
+			func(p string) string { return "introspection: " + p + "URL " + shown + " must use https" }}
 	}
+}
+
+// parseReason returns ": " and what url.Parse found wrong with raw, or ""
+// when it cannot say. A quoted part of the reason that could come from user
+// information in raw (the text before its last "@") is shown as REDACTED.
+func parseReason(err error, raw string) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) || ue.Err == nil {
+		return ""
+	}
+	reason := ue.Err.Error()
+	at := strings.LastIndexByte(raw, '@')
+	if at < 0 {
+		return ": " + reason
+	}
+	hidden := raw[:at]
+	var b strings.Builder
+	b.WriteString(": ")
+	for {
+		i := strings.IndexByte(reason, '"')
+		if i < 0 {
+			b.WriteString(reason)
+			break
+		}
+		q, err := strconv.QuotedPrefix(reason[i:])
+		if err != nil {
+			// An unbalanced quote: keep only what precedes it.
+			b.WriteString(reason[:i])
+			break
+		}
+		b.WriteString(reason[:i])
+		if frag, _ := strconv.Unquote(q); strings.Contains(hidden, frag) {
+			b.WriteString(strconv.Quote(redacted))
+		} else {
+			b.WriteString(q)
+		}
+		reason = reason[i+len(q):]
+	}
+	return b.String()
 }
 
 func isLoopback(host string) bool {
@@ -226,19 +288,22 @@ func isLoopback(host string) bool {
 // followed by URL, CLIENT_ID, CLIENT_SECRET (or CLIENT_SECRET_FILE, a file
 // holding the secret), CLIENT_AUTH_METHOD, TIMEOUT, REQUIRED_SCOPES,
 // AUDIENCE, ISSUER, LEEWAY, CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL and
-// ALLOW_INSECURE_HTTP. An empty prefix means "INTROSPECTION_". Durations are
-// Go durations such as "5s"; lists are separated by spaces or commas. A bad
-// value is an error that names the variable. Unset variables leave the field
-// zero; the result is validated by [NewVerifier], not here.
+// ALLOW_INSECURE_HTTP. An empty prefix means "INTROSPECTION_"; a prefix
+// that does not end in "_" gets one, so "NOTES" reads NOTES_URL. Durations
+// are Go durations such as "5s"; lists are separated by spaces or commas.
+// Values are trimmed of surrounding white space, except the secret, which
+// loses only trailing line breaks, from the variable as from the file. A
+// bad value, or a secret file that holds no secret, is an error that names
+// the variable. Unset variables leave the field zero;
+// the result is validated by [NewVerifier], not here: pass its error to
+// [EnvError] to name the variable to set.
 func SettingsFromEnv(prefix string) (Settings, error) {
-	if prefix == "" {
-		prefix = "INTROSPECTION_"
-	}
+	prefix = envPrefix(prefix)
 	var s Settings
 	get := func(name string) string { return strings.TrimSpace(os.Getenv(prefix + name)) }
 	s.IntrospectionURL = get("URL")
 	s.ClientID = get("CLIENT_ID")
-	s.ClientSecret = os.Getenv(prefix + "CLIENT_SECRET")
+	s.ClientSecret = strings.TrimRight(os.Getenv(prefix+"CLIENT_SECRET"), "\r\n")
 	if file := get("CLIENT_SECRET_FILE"); file != "" {
 		if s.ClientSecret != "" {
 			return s, fmt.Errorf("introspection: set only one of %sCLIENT_SECRET and %sCLIENT_SECRET_FILE", prefix, prefix)
@@ -248,6 +313,9 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 			return s, fmt.Errorf("introspection: %sCLIENT_SECRET_FILE: %w", prefix, err)
 		}
 		s.ClientSecret = strings.TrimRight(string(b), "\r\n")
+		if s.ClientSecret == "" {
+			return s, fmt.Errorf("introspection: %sCLIENT_SECRET_FILE names a file that holds no secret", prefix)
+		}
 	}
 	s.ClientAuthMethod = ClientAuthMethod(get("CLIENT_AUTH_METHOD"))
 	s.RequiredScopes = splitList(get("REQUIRED_SCOPES"))
@@ -288,6 +356,60 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		s.AllowInsecureHTTP = b
 	}
 	return s, nil
+}
+
+// envPrefix returns the prefix SettingsFromEnv and EnvError use: the
+// default for "", and prefix with a trailing "_" otherwise.
+func envPrefix(prefix string) string {
+	if prefix == "" {
+		return "INTROSPECTION_"
+	}
+	if !strings.HasSuffix(prefix, "_") {
+		prefix += "_"
+	}
+	return prefix
+}
+
+// settingError is an error of [NewVerifier] about a setting that
+// [SettingsFromEnv] reads. env says the same in terms of the environment
+// variable, given the prefix.
+type settingError struct {
+	msg string
+	env func(prefix string) string
+}
+
+func (e *settingError) Error() string { return e.msg }
+
+// envError is a settingError restated for the environment.
+type envError struct {
+	msg string
+	err error
+}
+
+func (e *envError) Error() string { return e.msg }
+func (e *envError) Unwrap() error { return e.err }
+
+// EnvError restates err, an error of [NewVerifier] about settings read by
+// [SettingsFromEnv] with prefix, in terms of the environment variable to
+// set: "introspection: INTROSPECTION_CLIENT_ID is not set" rather than
+// "introspection: ClientID is required". The result wraps err. Errors about
+// settings that no variable sets, and other errors, are returned as they
+// are; nil stays nil.
+//
+//	s, err := introspection.SettingsFromEnv("")
+//	if err != nil {
+//		return err
+//	}
+//	v, err := introspection.NewVerifier(s)
+//	if err != nil {
+//		return introspection.EnvError("", err)
+//	}
+func EnvError(prefix string, err error) error {
+	var se *settingError
+	if !errors.As(err, &se) {
+		return err
+	}
+	return &envError{msg: se.env(envPrefix(prefix)), err: err}
 }
 
 func splitList(v string) []string {

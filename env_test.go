@@ -1,0 +1,155 @@
+package introspection
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// envNames are the variables SettingsFromEnv reads, without the prefix.
+var envNames = []string{"URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "CLIENT_AUTH_METHOD", "TIMEOUT",
+	"REQUIRED_SCOPES", "AUDIENCE", "ISSUER", "LEEWAY", "CACHE_TTL", "MAX_CACHE_SIZE", "NEGATIVE_CACHE_TTL", "ALLOW_INSECURE_HTTP"}
+
+// clearEnv empties every variable SettingsFromEnv reads under each prefix.
+func clearEnv(t *testing.T, prefixes ...string) {
+	t.Helper()
+	for _, p := range prefixes {
+		for _, n := range envNames {
+			t.Setenv(p+n, "")
+		}
+	}
+}
+
+// TestSettingsFromEnvJoinsPrefixWithUnderscore shows that a prefix without
+// a trailing underscore gets one: "NOTES" reads NOTES_URL, never NOTESURL.
+func TestSettingsFromEnvJoinsPrefixWithUnderscore(t *testing.T) {
+	tests := []struct{ prefix, wantURL string }{
+		{"NOTES", "https://as/underscore"},
+		{"NOTES_", "https://as/underscore"},
+		{"", "https://as/default"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.prefix, func(t *testing.T) {
+			clearEnv(t, "NOTES", "NOTES_", "INTROSPECTION_")
+			t.Setenv("NOTESURL", "https://as/no-underscore")
+			t.Setenv("NOTESCLIENT_ID", "wrong")
+			t.Setenv("NOTES_URL", "https://as/underscore")
+			t.Setenv("NOTES_CLIENT_ID", "rs")
+			t.Setenv("INTROSPECTION_URL", "https://as/default")
+			t.Setenv("INTROSPECTION_CLIENT_ID", "rs")
+			s, err := SettingsFromEnv(tc.prefix)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantURL, s.IntrospectionURL)
+			assert.Equal(t, "rs", s.ClientID)
+		})
+	}
+}
+
+// TestSettingsFromEnvErrorsNameTheJoinedVariable shows that a bad value is
+// reported under the name it was read from.
+func TestSettingsFromEnvErrorsNameTheJoinedVariable(t *testing.T) {
+	clearEnv(t, "NOTES_")
+	t.Setenv("NOTES_TIMEOUT", "soon")
+	_, err := SettingsFromEnv("NOTES")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `NOTES_TIMEOUT="soon"`)
+}
+
+// TestSettingsFromEnvTrimsSecretNewline shows that INTROSPECTION_CLIENT_SECRET
+// loses a trailing newline, as a secret read from CLIENT_SECRET_FILE does,
+// and keeps every other character.
+func TestSettingsFromEnvTrimsSecretNewline(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"s3cret\n", "s3cret"},
+		{"s3cret\r\n", "s3cret"},
+		{"s3cret\n\n", "s3cret"},
+		{" s3 cret ", " s3 cret "},
+		{"s3\ncret", "s3\ncret"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			clearEnv(t, "INTROSPECTION_")
+			t.Setenv("INTROSPECTION_CLIENT_SECRET", tc.in)
+			s, err := SettingsFromEnv("")
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, s.ClientSecret)
+		})
+	}
+}
+
+// TestSettingsFromEnvRefusesEmptySecretFile shows that a secret file
+// holding nothing but a line break is an error naming the variable.
+func TestSettingsFromEnvRefusesEmptySecretFile(t *testing.T) {
+	for _, content := range []string{"", "\n", "\r\n"} {
+		clearEnv(t, "INTROSPECTION_")
+		file := t.TempDir() + "/secret"
+		require.NoError(t, writeFile(file, content))
+		t.Setenv("INTROSPECTION_CLIENT_SECRET_FILE", file)
+		_, err := SettingsFromEnv("")
+		require.Error(t, err, "%q", content)
+		assert.Contains(t, err.Error(), "INTROSPECTION_CLIENT_SECRET_FILE")
+	}
+}
+
+// TestEnvErrorNamesTheVariable shows that EnvError turns NewVerifier's
+// errors about settings read by SettingsFromEnv into errors that name the
+// environment variable to set.
+func TestEnvErrorNamesTheVariable(t *testing.T) {
+	full := map[string]string{"URL": "https://as.example.com/i", "CLIENT_ID": "rs", "CLIENT_SECRET": "s3cret"}
+	tests := []struct {
+		name   string
+		prefix string
+		unset  string            // a variable of full left unset
+		set    map[string]string // more variables
+		want   string
+	}{
+		{name: "no URL", unset: "URL", want: "introspection: INTROSPECTION_URL is not set"},
+		{name: "no client id", unset: "CLIENT_ID", want: "introspection: INTROSPECTION_CLIENT_ID is not set"},
+		{name: "no client secret", unset: "CLIENT_SECRET",
+			want: "introspection: INTROSPECTION_CLIENT_SECRET or INTROSPECTION_CLIENT_SECRET_FILE is not set"},
+		{name: "custom prefix", prefix: "NOTES", unset: "CLIENT_ID", want: "introspection: NOTES_CLIENT_ID is not set"},
+		{name: "custom prefix with underscore", prefix: "NOTES_", unset: "CLIENT_ID", want: "introspection: NOTES_CLIENT_ID is not set"},
+		{name: "unknown auth method", set: map[string]string{"CLIENT_AUTH_METHOD": "tls_client_auth"},
+			want: `introspection: unsupported INTROSPECTION_CLIENT_AUTH_METHOD "tls_client_auth" (want "client_secret_basic" or "client_secret_post")`},
+		{name: "plain http", set: map[string]string{"URL": "http://as.example.com/i"},
+			want: `introspection: INTROSPECTION_URL "http://as.example.com/i" uses http to a host that is not loopback; use https or set INTROSPECTION_ALLOW_INSECURE_HTTP=true`},
+		{name: "credentials in URL", set: map[string]string{"URL": "https://u:p@as.example.com/i"},
+			want: "introspection: INTROSPECTION_URL must not carry credentials; use INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET"},
+		{name: "bad required scope", set: map[string]string{"REQUIRED_SCOPES": `read "write"`},
+			want: `introspection: INTROSPECTION_REQUIRED_SCOPES holds an invalid scope "\"write\""`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := envPrefix(tc.prefix)
+			clearEnv(t, p)
+			for k, v := range full {
+				if k != tc.unset {
+					t.Setenv(p+k, v)
+				}
+			}
+			for k, v := range tc.set {
+				t.Setenv(p+k, v)
+			}
+			s, err := SettingsFromEnv(tc.prefix)
+			require.NoError(t, err)
+			_, verr := NewVerifier(s)
+			require.Error(t, verr)
+			err = EnvError(tc.prefix, verr)
+			assert.Equal(t, tc.want, err.Error())
+			assert.ErrorIs(t, err, verr, "the original error is kept")
+		})
+	}
+}
+
+// TestEnvErrorLeavesOtherErrors shows that EnvError returns nil for nil and
+// other errors unchanged.
+func TestEnvErrorLeavesOtherErrors(t *testing.T) {
+	assert.NoError(t, EnvError("", nil))
+	other := errors.New("introspection: something else")
+	assert.Equal(t, other, EnvError("", other))
+	_, err := NewVerifier(Settings{IntrospectionURL: "https://as/i", ClientID: "rs", ClientSecret: "s", Timeout: -1})
+	require.Error(t, err)
+	assert.Equal(t, err, EnvError("", err), "a setting the environment does not set")
+}
