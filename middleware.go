@@ -2,10 +2,8 @@ package introspection
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -199,50 +197,4 @@ func filterQuoted(s string) string {
 		}
 		return -1
 	}, s)
-}
-
-// ProtectedResourceMetadata is the RFC 9728 §2 document that tells clients
-// which authorization servers issue tokens for this resource.
-type ProtectedResourceMetadata struct {
-	Resource               string   `json:"resource"`
-	AuthorizationServers   []string `json:"authorization_servers,omitempty"`
-	ScopesSupported        []string `json:"scopes_supported,omitempty"`
-	BearerMethodsSupported []string `json:"bearer_methods_supported,omitempty"`
-	ResourceName           string   `json:"resource_name,omitempty"`
-	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
-}
-
-// ProtectedResourceMetadataHandler serves m as JSON to GET requests. Mount it
-// at the URL [MetadataURL] returns, outside [RequireBearerToken].
-func ProtectedResourceMetadataHandler(m ProtectedResourceMetadata) http.Handler {
-	if m.BearerMethodsSupported == nil {
-		m.BearerMethodsSupported = []string{"header"}
-	}
-	body, _ := json.Marshal(m) // strings and string slices always encode
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		_, _ = w.Write(body)
-	})
-}
-
-// MetadataURL returns the RFC 9728 §3.1 metadata URL of resource: the
-// well-known path inserted between the host and the resource's path.
-func MetadataURL(resource string) (string, error) {
-	u, err := url.Parse(resource)
-	if err != nil {
-		return "", err
-	}
-	if u.Scheme == "" || u.Host == "" {
-		return "", errors.New("introspection: resource " + strconv.Quote(resource) + " is not an absolute URL")
-	}
-	u.Path = "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.Path, "/")
-	u.RawPath = ""
-	u.RawQuery, u.Fragment = "", ""
-	return u.String(), nil
 }
