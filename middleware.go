@@ -25,6 +25,11 @@ type MiddlewareOptions struct {
 // no Retry-After of its own.
 const defaultRetryAfter = 5 * time.Second
 
+// maxRetryAfter caps a Retry-After delay: the one read from the
+// authorization server into [IntrospectionError].RetryAfter, and so the one
+// the middleware sends with a 503, however large or far the server's value.
+const maxRetryAfter = time.Hour
+
 type contextKey struct{}
 
 // AccessTokenFromContext returns the token that [RequireBearerToken] accepted
@@ -53,7 +58,8 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 //   - 403 error="insufficient_scope" with the needed scopes.
 //
 // When the authorization server gives no usable answer, the client is not
-// at fault: it answers 503 with Retry-After and no challenge. Response
+// at fault: it answers 503 with Retry-After (the server's, at most one hour;
+// else 5 seconds) and no challenge. Response
 // bodies are short and generic; they never carry the token or error details.
 func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler) http.Handler {
 	var o MiddlewareOptions
@@ -97,16 +103,23 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			default:
 				// The authorization server failed, or the request's own
 				// context ended: either way nothing is known about the token.
-				retry := defaultRetryAfter
-				var ie *IntrospectionError
-				if errors.As(err, &ie) && ie.RetryAfter > 0 {
-					retry = ie.RetryAfter
-				}
-				w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+				w.Header().Set("Retry-After", retryAfter(err))
 				writeBody(w, http.StatusServiceUnavailable, "temporarily_unavailable")
 			}
 		})
 	}
+}
+
+// retryAfter returns the Retry-After to send when err left the token
+// unjudged: the authorization server's delay in whole seconds, rounded up
+// and at most maxRetryAfter, or defaultRetryAfter when it gave none.
+func retryAfter(err error) string {
+	retry := defaultRetryAfter
+	var ie *IntrospectionError
+	if errors.As(err, &ie) && ie.RetryAfter > 0 {
+		retry = min(ie.RetryAfter, maxRetryAfter)
+	}
+	return strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10)
 }
 
 // bearerToken extracts the token from the Authorization header. ok is false

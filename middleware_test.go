@@ -3,7 +3,9 @@ package introspection
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -287,4 +289,98 @@ func TestMetadataURLKeepsEscapedPathDropsUserinfo(t *testing.T) {
 		assert.NotContains(t, err.Error(), "s3cret", bad)
 		assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
 	}
+}
+
+// TestRetryAfterNeverNegativeOrWrapped checks that the Retry-After the
+// middleware sends is a positive integer of at most maxRetryAfter seconds,
+// whatever the authorization server sent.
+func TestRetryAfterNeverNegativeOrWrapped(t *testing.T) {
+	const capSeconds = "3600" // maxRetryAfter
+	tests := []struct{ upstream, want string }{
+		{"42", "42"},
+		{"3600", capSeconds},
+		{"3601", capSeconds},
+		{"9223372036", capSeconds},           // fits a Duration; rounding up overflowed
+		{"9223372037", capSeconds},           // overflows a Duration to a negative one
+		{"18446744074", capSeconds},          // wraps to 0.29 s
+		{"99999999999999999999", capSeconds}, // overflows an int
+		{"Fri, 31 Dec 9999 23:59:59 GMT", capSeconds},
+		{"0", "5"},
+		{"-5", "5"},
+		{"+7", "5"},
+		{"1.5", "5"},
+		{"soon", "5"},
+		{"Mon, 01 Jan 2001 00:00:00 GMT", "5"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.upstream, func(t *testing.T) {
+			as := newAS(t, nil)
+			tok := as.Issue(introspectiontest.TokenOptions{})
+			as.SetFault(introspectiontest.Fault{Status: 503, Header: http.Header{"Retry-After": {tc.upstream}}})
+			v := newVerifier(t, as.IntrospectionURL, nil, nil)
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.Header.Set("Authorization", "Bearer "+tok)
+			RequireBearerToken(v, nil)(whoami).ServeHTTP(w, r)
+			require.Equal(t, http.StatusServiceUnavailable, w.Code)
+			assert.Equal(t, tc.want, w.Header().Get("Retry-After"))
+		})
+	}
+}
+
+// TestParseRetryAfterBounded checks that a Retry-After becomes a delay in
+// [0, maxRetryAfter], never a negative or wrapped one.
+func TestParseRetryAfterBounded(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"0", 0},
+		{"1", time.Second},
+		{"3600", maxRetryAfter},
+		{"3601", maxRetryAfter},
+		{"9223372036", maxRetryAfter},
+		{"9223372037", maxRetryAfter},
+		{"18446744074", maxRetryAfter},
+		{"99999999999999999999", maxRetryAfter},
+		{"-1", 0},
+		{"+1", 0},
+		{" 1", 0},
+		{"1e3", 0},
+		{"", 0},
+		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{now.Add(maxRetryAfter).Format(http.TimeFormat), maxRetryAfter},
+		{now.Add(maxRetryAfter + time.Second).Format(http.TimeFormat), maxRetryAfter},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", maxRetryAfter},
+		{now.Add(-time.Second).Format(http.TimeFormat), 0},
+	}
+	for _, tc := range tests {
+		assert.Equal(t, tc.want, parseRetryAfter(tc.in, now), "Retry-After: %q", tc.in)
+	}
+}
+
+// TestRetryAfterSentIsBounded checks the value the middleware sends for any
+// delay an error may carry, also one that did not come through
+// parseRetryAfter.
+func TestRetryAfterSentIsBounded(t *testing.T) {
+	tests := []struct {
+		delay time.Duration
+		want  string
+	}{
+		{0, "5"},
+		{-time.Second, "5"},
+		{math.MinInt64, "5"},
+		{time.Nanosecond, "1"},
+		{time.Second, "1"},
+		{time.Second + 1, "2"},
+		{maxRetryAfter, "3600"},
+		{maxRetryAfter + 1, "3600"},
+		{math.MaxInt64, "3600"},
+	}
+	for _, tc := range tests {
+		err := fmt.Errorf("wrapped: %w", &IntrospectionError{Kind: FailureStatus, RetryAfter: tc.delay})
+		assert.Equal(t, tc.want, retryAfter(err), "RetryAfter %d", int64(tc.delay))
+	}
+	assert.Equal(t, "5", retryAfter(context.Canceled))
 }
