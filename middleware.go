@@ -1,9 +1,12 @@
 package introspection
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -30,6 +33,11 @@ const defaultRetryAfter = 5 * time.Second
 // the middleware sends with a 503, however large or far the server's value.
 const maxRetryAfter = time.Hour
 
+// maxFormScan caps the form-encoded request body that [RequireBearerToken]
+// reads to look for an access_token parameter. A longer one gets 400: it
+// cannot be checked without reading it all.
+const maxFormScan = 64 << 10
+
 type contextKey struct{}
 
 // AccessTokenFromContext returns the token that [RequireBearerToken] accepted
@@ -52,15 +60,19 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 // It answers, with a WWW-Authenticate challenge per RFC 6750 §3 carrying
 // realm, scope and resource_metadata (RFC 9728 §5.1) where set:
 //   - 401 without error when the request has no bearer credentials;
-//   - 400 error="invalid_request" for malformed bearer credentials, a token
-//     in the URI query, or more than one Authorization header;
+//   - 400 error="invalid_request" for malformed bearer credentials, more
+//     than one Authorization header, or a token in the URI query or in a
+//     form-encoded body (RFC 6750 §2.2, §2.3), also beside a valid header: a
+//     parameter whose name decodes to access_token, with "&" or ";" between
+//     parameters. A form-encoded body over 64 KiB gets 400 too; a shorter
+//     one is handed on to the handler as it came;
 //   - 401 error="invalid_token" when v rejects the token;
 //   - 403 error="insufficient_scope" with the needed scopes.
 //
 // When the authorization server gives no usable answer, the client is not
 // at fault: it answers 503 with Retry-After (the server's, at most one hour;
-// else 5 seconds) and no challenge. Response
-// bodies are short and generic; they never carry the token or error details.
+// else 5 seconds) and no challenge. Response bodies are short and generic;
+// they never carry the token or error details.
 func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler) http.Handler {
 	var o MiddlewareOptions
 	if opts != nil {
@@ -80,9 +92,9 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, ok, malformed := bearerToken(r)
+			token, ok, reason := bearerToken(r)
 			switch {
-			case malformed:
+			case reason != "":
 				c.reject(w, http.StatusBadRequest, "invalid_request")
 				return
 			case !ok:
@@ -122,33 +134,98 @@ func retryAfter(err error) string {
 	return strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10)
 }
 
-// bearerToken extracts the token from the Authorization header. ok is false
-// when there are no bearer credentials; malformed is true when there are
-// some but they are not one valid RFC 6750 b64token in one header.
-func bearerToken(r *http.Request) (token string, ok, malformed bool) {
-	// RFC 6750 §2.3 allows the URI query, but the MCP authorization spec
-	// forbids it (query strings end up in logs); refuse it outright.
-	if strings.Contains(r.URL.RawQuery, "access_token") {
-		if _, inQuery := r.URL.Query()["access_token"]; inQuery {
-			return "", false, true
-		}
+// bearerToken extracts the token from the request's one Authorization
+// header (RFC 6750 §2.1). ok is false when there are no bearer credentials.
+// reason says why, when the credentials are malformed: not one valid
+// b64token in one header, or a token (also, or instead) in the URI query or
+// a form-encoded body, which the MCP authorization spec forbids (query
+// strings end up in logs) and RFC 6750 §2 forbids beside a header. r.Body is
+// left for the next handler as it came.
+func bearerToken(r *http.Request) (token string, ok bool, reason string) {
+	if hasAccessTokenParam(r.URL.RawQuery) {
+		return "", false, "token in the URI query"
 	}
 	values := r.Header.Values("Authorization")
-	if len(values) == 0 {
-		return "", false, false
+	switch {
+	case len(values) > 1:
+		return "", false, "more than one Authorization header"
+	case len(values) == 1:
+		scheme, rest, _ := strings.Cut(values[0], " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimLeft(rest, " ")
+			if !validToken(token) {
+				return "", false, "malformed bearer credentials"
+			}
+		}
 	}
-	if len(values) > 1 {
-		return "", false, true
+	if reason := formBodyToken(r); reason != "" {
+		return "", false, reason
 	}
-	scheme, rest, _ := strings.Cut(values[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", false, false
+	return token, token != "", ""
+}
+
+// hasAccessTokenParam reports whether the form-encoded q has a parameter
+// whose name decodes to access_token, taking ";" as a separator as well as
+// "&", as some servers do.
+func hasAccessTokenParam(q string) bool {
+	const name = "access_token"
+	for q != "" {
+		pair := q
+		if i := strings.IndexAny(q, "&;"); i >= 0 {
+			pair, q = q[:i], q[i+1:]
+		} else {
+			q = ""
+		}
+		key, _, _ := strings.Cut(pair, "=")
+		if key == name {
+			return true
+		}
+		if len(key) > len(name) && strings.ContainsAny(key, "%+") {
+			if k, err := url.QueryUnescape(key); err == nil && k == name {
+				return true
+			}
+		}
 	}
-	token = strings.TrimLeft(rest, " ")
-	if !validToken(token) {
-		return "", false, true
+	return false
+}
+
+// formBodyToken looks for an access_token parameter in a form-encoded body
+// (RFC 6750 §2.2) and says why the request is malformed, or "". It reads at
+// most maxFormScan+1 bytes and puts them back in front of the rest of the
+// body, so the next handler reads the body as it came.
+func formBodyToken(r *http.Request) string {
+	if r.Body == nil || r.Body == http.NoBody || !isForm(r.Header.Values("Content-Type")) {
+		return ""
 	}
-	return token, true, false
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxFormScan+1))
+	r.Body = replayBody{Reader: io.MultiReader(bytes.NewReader(b), r.Body), Closer: r.Body}
+	switch {
+	case err != nil:
+		return "unreadable form-encoded body"
+	case len(b) > maxFormScan:
+		return "form-encoded body over " + strconv.Itoa(maxFormScan) + " bytes"
+	case hasAccessTokenParam(string(b)):
+		return "token in a form-encoded body"
+	}
+	return ""
+}
+
+// isForm reports whether any of the Content-Type values has the media type
+// application/x-www-form-urlencoded, whatever its parameters.
+func isForm(contentTypes []string) bool {
+	for _, ct := range contentTypes {
+		mt, _, _ := strings.Cut(ct, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+			return true
+		}
+	}
+	return false
+}
+
+// replayBody is a request body whose first bytes were read and put back.
+type replayBody struct {
+	io.Reader
+	io.Closer
 }
 
 type challenger struct {

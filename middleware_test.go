@@ -384,3 +384,144 @@ func TestRetryAfterSentIsBounded(t *testing.T) {
 	}
 	assert.Equal(t, "5", retryAfter(context.Canceled))
 }
+
+// TestRequireBearerTokenRefusesTokenOutsideHeader checks that a token in the
+// query, under any spelling a server may decode to access_token, or in a
+// form-encoded body (RFC 6750 §2.2, §2.3) gets 400, also beside a valid
+// header, while a query or body that merely contains the text passes.
+func TestRequireBearerTokenRefusesTokenOutsideHeader(t *testing.T) {
+	as := newAS(t, nil)
+	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
+	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	const form = "application/x-www-form-urlencoded"
+	tests := []struct {
+		name        string
+		header      bool // send "Bearer good"
+		query       string
+		contentType string
+		body        string
+		want        int
+	}{
+		{"query", false, "access_token=" + good, "", "", 400},
+		{"query beside header", true, "access_token=" + good, "", "", 400},
+		{"escaped underscore", true, "access%5Ftoken=" + good, "", "", 400},
+		{"escaped letters", false, "%61ccess_token=" + good, "", "", 400},
+		{"semicolon separator", true, "a=1;access_token=" + good, "", "", 400},
+		{"semicolon first", true, "access_token=" + good + ";a=1", "", "", 400},
+		{"empty value", true, "access_token=", "", "", 400},
+		{"no value", true, "x=1&access_token", "", "", 400},
+		{"second parameter", true, "x=1&access_token=" + good, "", "", 400},
+		{"form body", false, "", form, "access_token=" + good, 400},
+		{"form body beside header", true, "", form, "a=1&access_token=" + good, 400},
+		{"form body with charset", true, "", form + "; charset=utf-8", "access_token=" + good, 400},
+		{"form body uppercase type", true, "", "Application/X-WWW-Form-Urlencoded", "access_token=" + good, 400},
+		{"form body escaped key", true, "", form, "access%5ftoken=" + good, 400},
+		{"form body semicolon", true, "", form, "a=1;access_token=" + good, 400},
+		{"unparsable content type", true, "", form + ";;", "access_token=" + good, 400},
+
+		{"text in a value", true, "q=access_token", "", "", 200},
+		{"longer key", true, "my_access_token=1&access_tokens=2", "", "", 200},
+		{"escaped text in a value", true, "q=access%5Ftoken%3D1", "", "", 200},
+		{"plus is a space", true, "access+token=1", "", "", 200},
+		{"form body text in a value", true, "", form, "q=access_token", 200},
+		{"JSON body with the key", true, "", "application/json", `{"access_token":"x"}`, 200},
+		{"text body with the key", true, "", "text/plain", "access_token=x", 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			target := "/mcp"
+			if tc.query != "" {
+				target += "?" + tc.query
+			}
+			r := httptest.NewRequest(http.MethodPost, target, strings.NewReader(tc.body))
+			if tc.header {
+				r.Header.Set("Authorization", "Bearer "+good)
+			}
+			if tc.contentType != "" {
+				r.Header.Set("Content-Type", tc.contentType)
+			}
+			w := httptest.NewRecorder()
+			RequireBearerToken(v, nil)(whoami).ServeHTTP(w, r)
+			assert.Equal(t, tc.want, w.Code)
+			if tc.want == 400 {
+				assert.Equal(t, `Bearer error="invalid_request"`, w.Header().Get("WWW-Authenticate"))
+				assert.Equal(t, `{"error":"invalid_request"}`, strings.TrimSpace(w.Body.String()))
+			}
+		})
+	}
+}
+
+// echoBody answers with the request body the handler reads.
+var echoBody = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	if _, ok := AccessTokenFromContext(r.Context()); !ok {
+		http.Error(w, "no token in context", http.StatusInternalServerError)
+		return
+	}
+	body, err := io.ReadAll(r.Body) // all of it before answering, as HTTP/1 asks
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write(body)
+})
+
+// TestFormBodyRestoredForNextHandler checks that the middleware reads a
+// form-encoded body through a bound and hands the next handler all of it,
+// byte for byte, and that a body past the bound, which it cannot check
+// without reading it all, gets 400.
+func TestFormBodyRestoredForNextHandler(t *testing.T) {
+	as := newAS(t, nil)
+	good := as.Issue(introspectiontest.TokenOptions{})
+	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	filler := func(n int) string { return "a=" + strings.Repeat("b", n-2) }
+	tests := []struct {
+		name string
+		body string
+		want int
+	}{
+		{"small", "a=1&b=2", 200},
+		{"empty", "", 200},
+		{"at the bound", filler(maxFormScan), 200},
+		{"past the bound", filler(maxFormScan + 1), 400},
+		{"token past the bound", filler(maxFormScan) + "&access_token=" + good, 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(RequireBearerToken(v, nil)(echoBody))
+			defer srv.Close()
+			req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(tc.body))
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+good)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			resp, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, resp.StatusCode)
+			if tc.want == 200 {
+				assert.Len(t, got, len(tc.body))
+				assert.True(t, string(got) == tc.body, "the next handler read another body")
+			}
+		})
+	}
+}
+
+// failingBody fails every read, as a body does whose client went away.
+type failingBody struct{}
+
+func (failingBody) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
+
+// TestUnreadableFormBodyRefused checks that a form-encoded body that cannot
+// be read, and so not checked, gets 400 and never reaches the handler.
+func TestUnreadableFormBodyRefused(t *testing.T) {
+	as := newAS(t, nil)
+	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	r := httptest.NewRequest(http.MethodPost, "/", failingBody{})
+	r.Header.Set("Authorization", "Bearer "+as.Issue(introspectiontest.TokenOptions{}))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	RequireBearerToken(v, nil)(echoBody).ServeHTTP(w, r)
+	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Zero(t, as.Requests())
+}
