@@ -73,6 +73,11 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 // at fault: it answers 503 with Retry-After (the server's, at most one hour;
 // else 5 seconds) and no challenge. Response bodies are short and generic;
 // they never carry the token or error details.
+//
+// A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method and
+// no Authorization), which browsers send without credentials, goes to the
+// handler unchecked and without a token in its context, so that a CORS
+// layer behind the middleware can answer it.
 func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler) http.Handler {
 	var o MiddlewareOptions
 	if opts != nil {
@@ -92,6 +97,10 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if isPreflight(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
 			token, ok, reason := bearerToken(r)
 			switch {
 			case reason != "":
@@ -132,6 +141,15 @@ func retryAfter(err error) string {
 		retry = min(ie.RetryAfter, maxRetryAfter)
 	}
 	return strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10)
+}
+
+// isPreflight reports whether r is a CORS preflight request (Fetch
+// standard): OPTIONS with Origin and Access-Control-Request-Method. A
+// browser never sends credentials with one, so a request that carries an
+// Authorization header is checked as any other.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != "" && len(r.Header.Values("Authorization")) == 0
 }
 
 // bearerToken extracts the token from the request's one Authorization

@@ -525,3 +525,66 @@ func TestUnreadableFormBodyRefused(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, w.Code)
 	assert.Zero(t, as.Requests())
 }
+
+// TestRequireBearerTokenPassesPreflight checks that a CORS preflight, which
+// browsers send without credentials, reaches the next handler (a CORS layer
+// or the MCP handler) instead of a 401, with no token in its context.
+func TestRequireBearerTokenPassesPreflight(t *testing.T) {
+	as := newAS(t, nil)
+	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	var reached int
+	var hadToken bool
+	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached++
+		_, hadToken = AccessTokenFromContext(r.Context())
+		w.WriteHeader(http.StatusNoContent)
+	})
+	tests := []struct {
+		name          string
+		method        string
+		header        http.Header
+		wantStatus    int
+		wantReachNext bool
+	}{
+		{"preflight", http.MethodOptions, http.Header{
+			"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"POST"},
+			"Access-Control-Request-Headers": {"authorization, content-type, mcp-session-id"},
+		}, 204, true},
+		{"preflight with a query token", http.MethodOptions, http.Header{
+			"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"POST"},
+		}, 204, true},
+		{"OPTIONS without Origin", http.MethodOptions, http.Header{"Access-Control-Request-Method": {"POST"}}, 401, false},
+		{"OPTIONS without a requested method", http.MethodOptions, http.Header{"Origin": {"https://app.example"}}, 401, false},
+		{"POST with preflight headers", http.MethodPost, http.Header{
+			"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"POST"},
+		}, 401, false},
+		{"preflight with a bad Authorization", http.MethodOptions, http.Header{
+			"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"POST"},
+			"Authorization": {"Bearer unknown"},
+		}, 401, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reached, hadToken = 0, false
+			before := as.Requests()
+			r := httptest.NewRequest(tc.method, "/mcp", nil)
+			if tc.name == "preflight with a query token" {
+				r = httptest.NewRequest(tc.method, "/mcp?access_token=x", nil)
+			}
+			for k, vals := range tc.header {
+				r.Header[k] = vals
+			}
+			w := httptest.NewRecorder()
+			RequireBearerToken(v, &MiddlewareOptions{ResourceMetadataURL: "https://x/md"})(next).ServeHTTP(w, r)
+			assert.Equal(t, tc.wantStatus, w.Code)
+			if tc.wantReachNext {
+				assert.Equal(t, 1, reached)
+				assert.False(t, hadToken)
+				assert.Empty(t, w.Header().Get("WWW-Authenticate"))
+				assert.Equal(t, before, as.Requests(), "a preflight is never introspected")
+			} else {
+				assert.Zero(t, reached)
+			}
+		})
+	}
+}
