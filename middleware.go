@@ -78,7 +78,17 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 // no Authorization), which browsers send without credentials, goes to the
 // handler unchecked and without a token in its context, so that a CORS
 // layer behind the middleware can answer it.
+//
+// A nil v fails closed: every request, preflights included, gets 500 and
+// none reaches the handler.
 func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler) http.Handler {
+	if v == nil {
+		return func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				writeBody(w, http.StatusInternalServerError, "server_error")
+			})
+		}
+	}
 	var o MiddlewareOptions
 	if opts != nil {
 		o = *opts

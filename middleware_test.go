@@ -588,3 +588,33 @@ func TestRequireBearerTokenPassesPreflight(t *testing.T) {
 		})
 	}
 }
+
+// TestRequireBearerTokenNilVerifierFailsClosed checks that a nil verifier
+// does not panic while the handler is built, and that then every request,
+// a preflight included, gets 500 and nothing reaches the next handler.
+func TestRequireBearerTokenNilVerifierFailsClosed(t *testing.T) {
+	var reached int
+	next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ })
+	var h http.Handler
+	require.NotPanics(t, func() { h = RequireBearerToken(nil, &MiddlewareOptions{Scopes: []string{"tools"}})(next) })
+	for _, r := range []*http.Request{
+		httptest.NewRequest(http.MethodGet, "/", nil),
+		func() *http.Request {
+			r := httptest.NewRequest(http.MethodPost, "/", nil)
+			r.Header.Set("Authorization", "Bearer abc")
+			return r
+		}(),
+		func() *http.Request {
+			r := httptest.NewRequest(http.MethodOptions, "/", nil)
+			r.Header.Set("Origin", "https://app.example")
+			r.Header.Set("Access-Control-Request-Method", "POST")
+			return r
+		}(),
+	} {
+		w := httptest.NewRecorder()
+		require.NotPanics(t, func() { h.ServeHTTP(w, r) })
+		assert.Equal(t, http.StatusInternalServerError, w.Code)
+		assert.Equal(t, `{"error":"server_error"}`, strings.TrimSpace(w.Body.String()))
+	}
+	assert.Zero(t, reached)
+}
