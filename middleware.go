@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -79,6 +80,10 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 // handler unchecked and without a token in its context, so that a CORS
 // layer behind the middleware can answer it.
 //
+// A rejection the middleware decides itself (no or malformed credentials, a
+// missing opts.Scopes) is logged at debug level with its reason through
+// Settings.Logger, never with the token; [Verifier.Verify] logs its own.
+//
 // A nil v fails closed: every request, preflights included, gets 500 and
 // none reaches the handler.
 func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler) http.Handler {
@@ -105,6 +110,10 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 		resourceMetadata: filterAttr(o.ResourceMetadataURL),
 		scope:            strings.Join(scopes, " "),
 	}
+	logRejection := func(r *http.Request, status int, reason string) {
+		v.log.LogAttrs(r.Context(), slog.LevelDebug, "introspection: request rejected",
+			slog.Int("status", status), slog.String("reason", reason))
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if isPreflight(r) {
@@ -114,15 +123,19 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			token, ok, reason := bearerToken(r)
 			switch {
 			case reason != "":
+				logRejection(r, http.StatusBadRequest, reason)
 				c.reject(w, http.StatusBadRequest, "invalid_request")
 				return
 			case !ok:
+				logRejection(r, http.StatusUnauthorized, "no bearer credentials")
 				c.reject(w, http.StatusUnauthorized, "")
 				return
 			}
 			t, err := v.Verify(r.Context(), token)
 			if err == nil {
-				err = missingScopes(t.Scopes, o.Scopes)
+				if err = missingScopes(t.Scopes, o.Scopes); err != nil {
+					logRejection(r, http.StatusForbidden, err.Error())
+				}
 			}
 			switch {
 			case err == nil:

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -516,13 +517,15 @@ func (failingBody) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
 // be read, and so not checked, gets 400 and never reaches the handler.
 func TestUnreadableFormBodyRefused(t *testing.T) {
 	as := newAS(t, nil)
-	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	var logs strings.Builder
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.Logger = newTestLogger(&logs) })
 	r := httptest.NewRequest(http.MethodPost, "/", failingBody{})
 	r.Header.Set("Authorization", "Bearer "+as.Issue(introspectiontest.TokenOptions{}))
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	w := httptest.NewRecorder()
 	RequireBearerToken(v, nil)(echoBody).ServeHTTP(w, r)
 	assert.Equal(t, http.StatusBadRequest, w.Code)
+	assert.Contains(t, logs.String(), `reason="unreadable form-encoded body"`)
 	assert.Zero(t, as.Requests())
 }
 
@@ -617,4 +620,58 @@ func TestRequireBearerTokenNilVerifierFailsClosed(t *testing.T) {
 		assert.Equal(t, `{"error":"server_error"}`, strings.TrimSpace(w.Body.String()))
 	}
 	assert.Zero(t, reached)
+}
+
+// TestRequireBearerTokenLogsOwnRejections checks that a rejection the
+// middleware decides by itself is logged once at debug with its reason and
+// never the token, while one that Verify decides is left to Verify's log.
+func TestRequireBearerTokenLogsOwnRejections(t *testing.T) {
+	as := newAS(t, nil)
+	readOnly := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"read"}})
+	tests := []struct {
+		name       string
+		header     string
+		query      string
+		wantStatus int
+		wantReason string // "" means the middleware logs nothing
+	}{
+		{"no credentials", "", "", 401, "no bearer credentials"},
+		{"malformed header", "Bearer a b", "", 400, "malformed bearer credentials"},
+		{"token in the query", "", "access_token=" + readOnly, 400, "token in the URI query"},
+		{"route scope missing", "Bearer " + readOnly, "", 403, "introspection: insufficient scope: missing tools"},
+		{"token refused by Verify", "Bearer unknown-" + readOnly, "", 401, ""},
+		{"other scheme", "Basic " + readOnly, "", 401, "no bearer credentials"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs strings.Builder
+			v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.Logger = newTestLogger(&logs) })
+			target := "/mcp"
+			if tc.query != "" {
+				target += "?" + tc.query
+			}
+			r := httptest.NewRequest(http.MethodPost, target, nil)
+			if tc.header != "" {
+				r.Header.Set("Authorization", tc.header)
+			}
+			w := httptest.NewRecorder()
+			RequireBearerToken(v, &MiddlewareOptions{Scopes: []string{"tools"}})(whoami).ServeHTTP(w, r)
+			require.Equal(t, tc.wantStatus, w.Code)
+			assert.NotContains(t, logs.String(), readOnly)
+			var mine []string
+			for _, line := range strings.Split(logs.String(), "\n") {
+				if strings.Contains(line, `msg="introspection: request rejected"`) {
+					mine = append(mine, line)
+				}
+			}
+			if tc.wantReason == "" {
+				assert.Empty(t, mine)
+				return
+			}
+			require.Len(t, mine, 1, logs.String())
+			assert.Contains(t, mine[0], "level=DEBUG")
+			assert.Contains(t, mine[0], "reason="+strconv.Quote(tc.wantReason))
+			assert.Contains(t, mine[0], "status="+strconv.Itoa(tc.wantStatus))
+		})
+	}
 }
