@@ -47,6 +47,8 @@ var audienceCases = []struct {
 	{"escaped host", "https://mcp.example.com/mcp", "https://mcp.example%2Ecom/mcp", false},
 	{"Kelvin sign folds to k only in Unicode", "https://key.example/mcp", "https://\u212aey.example/mcp", false},
 	{"fragment", "https://mcp.example.com/mcp", "HTTPS://mcp.example.com/mcp#x", false},
+	{"empty path is not / in another scheme", "api://res.example", "api://res.example/", false},
+	{"443 is not a default port in another scheme", "api://res.example/x", "api://res.example:443/x", false},
 	{"non-URL audience, case differs", "my-api", "MY-API", false},
 	{"scheme only", "https:", "HTTPS:", false},
 	{"no host", "https:///mcp", "HTTPS:///mcp", false},
