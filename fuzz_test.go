@@ -3,7 +3,10 @@ package introspection
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -98,24 +101,38 @@ func topLevelDuplicate(body []byte) (string, bool) {
 	return "", false
 }
 
-// FuzzBearerToken checks that header parsing never panics and yields a
-// token only from one "Bearer <b64token>" header.
+// FuzzBearerToken checks that credential parsing never panics, yields a
+// token only from one "Bearer <b64token>" header, never while the query or a
+// form-encoded body holds access_token by an independent reading (with ";"
+// taken as a separator too), and always leaves the body for the next handler
+// exactly as it was.
 func FuzzBearerToken(f *testing.F) {
 	for _, seed := range []string{
 		"Bearer abc", "bearer abc==", "BEARER  a.b-c_d~e+f/g=", "Bearer", "Bearer ", "Bearer a b",
 		"Basic dXNlcjpwYXNz", "Bearer\tabc", "Bearer ab=c", "Bearerabc", "",
 	} {
-		f.Add(seed, "")
+		f.Add(seed, "", "", "")
 	}
-	f.Add("Bearer abc", "access_token=abc")
-	f.Fuzz(func(t *testing.T, header, query string) {
-		r, err := http.NewRequest(http.MethodGet, "http://127.0.0.1/?"+query, nil)
+	const form = "application/x-www-form-urlencoded"
+	f.Add("Bearer abc", "access_token=abc", "", "")
+	f.Add("Bearer abc", "access%5Ftoken=abc", "", "")
+	f.Add("Bearer abc", "a=1;access_token=abc", "", "")
+	f.Add("Bearer abc", "q=access_token", "", "")
+	f.Add("Bearer abc", "", form, "access_token=abc")
+	f.Add("Bearer abc", "", form+"; charset=utf-8", "a=1;access%5ftoken=abc")
+	f.Add("Bearer abc", "", "application/json", `{"access_token":"abc"}`)
+	f.Fuzz(func(t *testing.T, header, query, contentType, body string) {
+		r, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/?"+query, strings.NewReader(body))
 		if err != nil {
 			return
 		}
 		r.Header["Authorization"] = []string{header}
-		token, ok, malformed := bearerToken(r)
-		if ok && malformed {
+		r.Header["Content-Type"] = []string{contentType}
+		token, ok, reason := bearerToken(r)
+		if rest, err := io.ReadAll(r.Body); err != nil || string(rest) != body {
+			t.Fatalf("the body left for the next handler is %q, want %q (%v)", rest, body, err)
+		}
+		if ok && reason != "" {
 			t.Fatal("both ok and malformed")
 		}
 		if !ok {
@@ -133,8 +150,24 @@ func FuzzBearerToken(f *testing.F) {
 		if strings.TrimLeft(header[7:], " ") != token {
 			t.Fatalf("token %q is not the rest of %q", token, header)
 		}
-		if _, inQuery := r.URL.Query()["access_token"]; inQuery {
+		if hasAccessToken(r.URL.RawQuery) {
 			t.Fatal("accepted a token alongside access_token in the query")
 		}
+		if mt, _, err := mime.ParseMediaType(contentType); err == nil && mt == form {
+			if hasAccessToken(body) {
+				t.Fatal("accepted a token alongside access_token in a form body")
+			}
+			if len(body) > maxFormScan {
+				t.Fatal("accepted a form body too large to check")
+			}
+		}
 	})
+}
+
+// hasAccessToken reports whether url.ParseQuery finds access_token in q once
+// ";" separates parameters as "&" does.
+func hasAccessToken(q string) bool {
+	values, _ := url.ParseQuery(strings.ReplaceAll(q, ";", "&"))
+	_, found := values["access_token"]
+	return found
 }

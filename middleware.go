@@ -1,9 +1,11 @@
 package introspection
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -27,6 +29,16 @@ type MiddlewareOptions struct {
 // no Retry-After of its own.
 const defaultRetryAfter = 5 * time.Second
 
+// maxRetryAfter caps a Retry-After delay: the one read from the
+// authorization server into [IntrospectionError].RetryAfter, and so the one
+// the middleware sends with a 503, however large or far the server's value.
+const maxRetryAfter = time.Hour
+
+// maxFormScan caps the form-encoded request body that [RequireBearerToken]
+// reads to look for an access_token parameter. A longer one gets 400: it
+// cannot be checked without reading it all.
+const maxFormScan = 64 << 10
+
 type contextKey struct{}
 
 // AccessTokenFromContext returns the token that [RequireBearerToken] accepted
@@ -49,15 +61,39 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 // It answers, with a WWW-Authenticate challenge per RFC 6750 §3 carrying
 // realm, scope and resource_metadata (RFC 9728 §5.1) where set:
 //   - 401 without error when the request has no bearer credentials;
-//   - 400 error="invalid_request" for malformed bearer credentials, a token
-//     in the URI query, or more than one Authorization header;
+//   - 400 error="invalid_request" for malformed bearer credentials, more
+//     than one Authorization header, or a token in the URI query or in a
+//     form-encoded body (RFC 6750 §2.2, §2.3), also beside a valid header: a
+//     parameter whose name decodes to access_token, with "&" or ";" between
+//     parameters. A form-encoded body over 64 KiB gets 400 too; a shorter
+//     one is handed on to the handler as it came;
 //   - 401 error="invalid_token" when v rejects the token;
 //   - 403 error="insufficient_scope" with the needed scopes.
 //
 // When the authorization server gives no usable answer, the client is not
-// at fault: it answers 503 with Retry-After and no challenge. Response
-// bodies are short and generic; they never carry the token or error details.
+// at fault: it answers 503 with Retry-After (the server's, at most one hour;
+// else 5 seconds) and no challenge. Response bodies are short and generic;
+// they never carry the token or error details.
+//
+// A CORS preflight (OPTIONS with Origin and Access-Control-Request-Method and
+// no Authorization), which browsers send without credentials, goes to the
+// handler unchecked and without a token in its context, so that a CORS
+// layer behind the middleware can answer it.
+//
+// A rejection the middleware decides itself (no or malformed credentials, a
+// missing opts.Scopes) is logged at debug level with its reason through
+// Settings.Logger, never with the token; [Verifier.Verify] logs its own.
+//
+// A nil v fails closed: every request, preflights included, gets 500 and
+// none reaches the handler.
 func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler) http.Handler {
+	if v == nil {
+		return func(http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				writeBody(w, http.StatusInternalServerError, "server_error")
+			})
+		}
+	}
 	var o MiddlewareOptions
 	if opts != nil {
 		o = *opts
@@ -74,20 +110,32 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 		resourceMetadata: filterAttr(o.ResourceMetadataURL),
 		scope:            strings.Join(scopes, " "),
 	}
+	logRejection := func(r *http.Request, status int, reason string) {
+		v.log.LogAttrs(r.Context(), slog.LevelDebug, "introspection: request rejected",
+			slog.Int("status", status), slog.String("reason", reason))
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			token, ok, malformed := bearerToken(r)
+			if isPreflight(r) {
+				next.ServeHTTP(w, r)
+				return
+			}
+			token, ok, reason := bearerToken(r)
 			switch {
-			case malformed:
+			case reason != "":
+				logRejection(r, http.StatusBadRequest, reason)
 				c.reject(w, http.StatusBadRequest, "invalid_request")
 				return
 			case !ok:
+				logRejection(r, http.StatusUnauthorized, "no bearer credentials")
 				c.reject(w, http.StatusUnauthorized, "")
 				return
 			}
 			t, err := v.Verify(r.Context(), token)
 			if err == nil {
-				err = missingScopes(t.Scopes, o.Scopes)
+				if err = missingScopes(t.Scopes, o.Scopes); err != nil {
+					logRejection(r, http.StatusForbidden, err.Error())
+				}
 			}
 			switch {
 			case err == nil:
@@ -99,45 +147,126 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			default:
 				// The authorization server failed, or the request's own
 				// context ended: either way nothing is known about the token.
-				retry := defaultRetryAfter
-				var ie *IntrospectionError
-				if errors.As(err, &ie) && ie.RetryAfter > 0 {
-					retry = ie.RetryAfter
-				}
-				w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+				w.Header().Set("Retry-After", retryAfter(err))
 				writeBody(w, http.StatusServiceUnavailable, "temporarily_unavailable")
 			}
 		})
 	}
 }
 
-// bearerToken extracts the token from the Authorization header. ok is false
-// when there are no bearer credentials; malformed is true when there are
-// some but they are not one valid RFC 6750 b64token in one header.
-func bearerToken(r *http.Request) (token string, ok, malformed bool) {
-	// RFC 6750 §2.3 allows the URI query, but the MCP authorization spec
-	// forbids it (query strings end up in logs); refuse it outright.
-	if strings.Contains(r.URL.RawQuery, "access_token") {
-		if _, inQuery := r.URL.Query()["access_token"]; inQuery {
-			return "", false, true
-		}
+// retryAfter returns the Retry-After to send when err left the token
+// unjudged: the authorization server's delay in whole seconds, rounded up
+// and at most maxRetryAfter, or defaultRetryAfter when it gave none.
+func retryAfter(err error) string {
+	retry := defaultRetryAfter
+	var ie *IntrospectionError
+	if errors.As(err, &ie) && ie.RetryAfter > 0 {
+		retry = min(ie.RetryAfter, maxRetryAfter)
+	}
+	return strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10)
+}
+
+// isPreflight reports whether r is a CORS preflight request (Fetch
+// standard): OPTIONS with Origin and Access-Control-Request-Method. A
+// browser never sends credentials with one, so a request that carries an
+// Authorization header is checked as any other.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != "" && len(r.Header.Values("Authorization")) == 0
+}
+
+// bearerToken extracts the token from the request's one Authorization
+// header (RFC 6750 §2.1). ok is false when there are no bearer credentials.
+// reason says why, when the credentials are malformed: not one valid
+// b64token in one header, or a token (also, or instead) in the URI query or
+// a form-encoded body, which the MCP authorization spec forbids (query
+// strings end up in logs) and RFC 6750 §2 forbids beside a header. r.Body is
+// left for the next handler as it came.
+func bearerToken(r *http.Request) (token string, ok bool, reason string) {
+	if hasAccessTokenParam(r.URL.RawQuery) {
+		return "", false, "token in the URI query"
 	}
 	values := r.Header.Values("Authorization")
-	if len(values) == 0 {
-		return "", false, false
+	switch {
+	case len(values) > 1:
+		return "", false, "more than one Authorization header"
+	case len(values) == 1:
+		scheme, rest, _ := strings.Cut(values[0], " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimLeft(rest, " ")
+			if !validToken(token) {
+				return "", false, "malformed bearer credentials"
+			}
+		}
 	}
-	if len(values) > 1 {
-		return "", false, true
+	if reason := formBodyToken(r); reason != "" {
+		return "", false, reason
 	}
-	scheme, rest, _ := strings.Cut(values[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
-		return "", false, false
+	return token, token != "", ""
+}
+
+// hasAccessTokenParam reports whether the form-encoded q has a parameter
+// whose name decodes to access_token, taking ";" as a separator as well as
+// "&", as some servers do.
+func hasAccessTokenParam(q string) bool {
+	const name = "access_token"
+	for q != "" {
+		pair := q
+		if i := strings.IndexAny(q, "&;"); i >= 0 {
+			pair, q = q[:i], q[i+1:]
+		} else {
+			q = ""
+		}
+		key, _, _ := strings.Cut(pair, "=")
+		if key == name {
+			return true
+		}
+		if len(key) > len(name) && strings.ContainsAny(key, "%+") {
+			if k, err := url.QueryUnescape(key); err == nil && k == name {
+				return true
+			}
+		}
 	}
-	token = strings.TrimLeft(rest, " ")
-	if !validToken(token) {
-		return "", false, true
+	return false
+}
+
+// formBodyToken looks for an access_token parameter in a form-encoded body
+// (RFC 6750 §2.2) and says why the request is malformed, or "". It reads at
+// most maxFormScan+1 bytes and puts them back in front of the rest of the
+// body, so the next handler reads the body as it came.
+func formBodyToken(r *http.Request) string {
+	if r.Body == nil || r.Body == http.NoBody || !isForm(r.Header.Values("Content-Type")) {
+		return ""
 	}
-	return token, true, false
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxFormScan+1))
+	r.Body = replayBody{Reader: io.MultiReader(bytes.NewReader(b), r.Body), Closer: r.Body}
+	switch {
+	case err != nil:
+		return "unreadable form-encoded body"
+	case len(b) > maxFormScan:
+		return "form-encoded body over " + strconv.Itoa(maxFormScan) + " bytes"
+	case hasAccessTokenParam(string(b)):
+		return "token in a form-encoded body"
+	}
+	return ""
+}
+
+// isForm reports whether any of the Content-Type values has the media type
+// application/x-www-form-urlencoded, whatever its parameters.
+func isForm(contentTypes []string) bool {
+	for _, ct := range contentTypes {
+		mt, _, _ := strings.Cut(ct, ";")
+		if strings.EqualFold(strings.TrimSpace(mt), "application/x-www-form-urlencoded") {
+			return true
+		}
+	}
+	return false
+}
+
+// replayBody is a request body whose first bytes were read and put back.
+type replayBody struct {
+	io.Reader
+	io.Closer
 }
 
 type challenger struct {
@@ -199,50 +328,4 @@ func filterQuoted(s string) string {
 		}
 		return -1
 	}, s)
-}
-
-// ProtectedResourceMetadata is the RFC 9728 §2 document that tells clients
-// which authorization servers issue tokens for this resource.
-type ProtectedResourceMetadata struct {
-	Resource               string   `json:"resource"`
-	AuthorizationServers   []string `json:"authorization_servers,omitempty"`
-	ScopesSupported        []string `json:"scopes_supported,omitempty"`
-	BearerMethodsSupported []string `json:"bearer_methods_supported,omitempty"`
-	ResourceName           string   `json:"resource_name,omitempty"`
-	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
-}
-
-// ProtectedResourceMetadataHandler serves m as JSON to GET requests. Mount it
-// at the URL [MetadataURL] returns, outside [RequireBearerToken].
-func ProtectedResourceMetadataHandler(m ProtectedResourceMetadata) http.Handler {
-	if m.BearerMethodsSupported == nil {
-		m.BearerMethodsSupported = []string{"header"}
-	}
-	body, _ := json.Marshal(m) // strings and string slices always encode
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		_, _ = w.Write(body)
-	})
-}
-
-// MetadataURL returns the RFC 9728 §3.1 metadata URL of resource: the
-// well-known path inserted between the host and the resource's path.
-func MetadataURL(resource string) (string, error) {
-	u, err := url.Parse(resource)
-	if err != nil {
-		return "", err
-	}
-	if u.Scheme == "" || u.Host == "" {
-		return "", errors.New("introspection: resource " + strconv.Quote(resource) + " is not an absolute URL")
-	}
-	u.Path = "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.Path, "/")
-	u.RawPath = ""
-	u.RawQuery, u.Fragment = "", ""
-	return u.String(), nil
 }

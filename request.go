@@ -154,13 +154,22 @@ func (v *Verifier) statusError(resp *http.Response, body []byte, token string) e
 	return e
 }
 
-// parseRetryAfter reads an RFC 9110 §10.2.3 Retry-After value.
+// parseRetryAfter reads an RFC 9110 §10.2.3 Retry-After value, delay-seconds
+// (digits only) or an HTTP-date, as a delay from now. The delay is never
+// negative and at most maxRetryAfter, however large the number or far the
+// date; anything else, and a date in the past, is 0.
 func parseRetryAfter(v string, now time.Time) time.Duration {
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+	if v != "" && strings.Trim(v, "0123456789") == "" {
+		// Digits only, so the one possible error is a value too large for
+		// any integer: still a delay, and longer than the cap.
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		return time.Duration(n) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+		return min(t.Sub(now), maxRetryAfter)
 	}
 	return 0
 }

@@ -251,7 +251,7 @@ func (v *Verifier) reject(a *answer, now time.Time) error {
 		return ErrIssuerMismatch
 	}
 	if len(v.s.Audience) > 0 && !slices.ContainsFunc(a.audience, func(aud string) bool {
-		return slices.Contains(v.s.Audience, aud)
+		return audienceIn(aud, v.s.Audience)
 	}) {
 		return ErrAudienceMismatch
 	}
