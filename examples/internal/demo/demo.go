@@ -105,21 +105,23 @@ func Load(resource string) (*Env, error) {
 }
 
 // PrintUsage tells how to call the MCP endpoint at resource with e's demo
-// token, if there is one.
+// token, if there is one. It writes to w once.
 func (e *Env) PrintUsage(w io.Writer, resource string) {
+	var b strings.Builder
 	endpoint := resource
-	fmt.Fprintf(w, "MCP endpoint: %s\n", endpoint)
-	fmt.Fprintf(w, "Accepted token audience: %s\n", strings.Join(e.Settings.Audience, " "))
+	fmt.Fprintf(&b, "MCP endpoint: %s\n", endpoint)
+	fmt.Fprintf(&b, "Accepted token audience: %s\n", strings.Join(e.Settings.Audience, " "))
 	if e.Token == "" {
-		fmt.Fprintf(w, "Authorization server: %s\n", e.Settings.IntrospectionURL)
-		return
+		fmt.Fprintf(&b, "Authorization server: %s\n", e.Settings.IntrospectionURL)
+	} else {
+		fmt.Fprintf(&b, "No INTROSPECTION_URL set: using the in-process test authorization server at %s\n", e.Server.URL)
+		fmt.Fprintf(&b, "Demo token (scopes %s profile, one hour): %s\n\n", Scope, e.Token)
+		fmt.Fprintf(&b, "Call the whoami tool:\n\n")
+		fmt.Fprintf(&b, "curl -s %s \\\n  -H 'Authorization: Bearer %s' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Accept: application/json, text/event-stream' \\\n  -d '%s'\n\n",
+			endpoint, e.Token, WhoamiRequest)
+		fmt.Fprintf(&b, "Without the header the server answers 401 with a WWW-Authenticate challenge.\n")
 	}
-	fmt.Fprintf(w, "No INTROSPECTION_URL set: using the in-process test authorization server at %s\n", e.Server.URL)
-	fmt.Fprintf(w, "Demo token (scopes %s profile, one hour): %s\n\n", Scope, e.Token)
-	fmt.Fprintf(w, "Call the whoami tool:\n\n")
-	fmt.Fprintf(w, "curl -s %s \\\n  -H 'Authorization: Bearer %s' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Accept: application/json, text/event-stream' \\\n  -d '%s'\n\n",
-		endpoint, e.Token, WhoamiRequest)
-	fmt.Fprintf(w, "Without the header the server answers 401 with a WWW-Authenticate challenge.\n")
+	_, _ = io.WriteString(w, b.String())
 }
 
 // WhoamiRequest is a JSON-RPC tools/call of the whoami tool.

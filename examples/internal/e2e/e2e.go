@@ -281,8 +281,8 @@ func RunConfigured(t *testing.T, run func(ctx context.Context, addr string, out 
 				cancel()
 				require.NoError(t, <-done)
 			}()
-			require.Eventually(t, func() bool { return strings.Contains(out.String(), "MCP endpoint: ") },
-				10*time.Second, 10*time.Millisecond, "the server printed no endpoint")
+			require.Eventually(t, func() bool { return strings.Contains(out.String(), "Authorization server: ") },
+				10*time.Second, 10*time.Millisecond, "the server printed no usage")
 			endpoint := printed(t, out.String(), "MCP endpoint")
 			audience := func(a string) string {
 				if a == "" {
