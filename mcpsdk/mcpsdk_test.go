@@ -312,3 +312,37 @@ func TestTokenInfoExpirationIncludesLeeway(t *testing.T) {
 	require.True(t, ok)
 	assert.True(t, exp.Equal(at.ExpiresAt), "ExpiresAt %v", at.ExpiresAt)
 }
+
+// TestTokenWithoutExpiry checks what happens to a token whose answer has no
+// exp: the SDK's middleware refuses it unless AllowMissingExpiration is set;
+// behind our middleware, which accepts it, WithTokenInfo hands it on.
+func TestTokenWithoutExpiry(t *testing.T) {
+	cases := []struct {
+		name string
+		wire func(v *introspection.Verifier) func(http.Handler) http.Handler
+		want int
+	}{
+		{"TokenVerifier", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return auth.RequireBearerToken(mcpsdk.TokenVerifier(v), nil)
+		}, http.StatusUnauthorized},
+		{"mcpsdk.RequireBearerToken", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return mcpsdk.RequireBearerToken(v, nil)
+		}, http.StatusUnauthorized},
+		{"mcpsdk.RequireBearerToken with AllowMissingExpiration", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})
+		}, http.StatusOK},
+		{"WithTokenInfo", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return func(h http.Handler) http.Handler {
+				return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h))
+			}
+		}, http.StatusOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			as, v := setup(t, nil)
+			srv := newMCPServer(t, tc.wire(v))
+			resp := post(t, srv.URL, as.Issue(introspectiontest.TokenOptions{Subject: "alice", NoExpiry: true}))
+			assert.Equal(t, tc.want, resp.StatusCode)
+		})
+	}
+}
