@@ -125,7 +125,11 @@ func ExampleRequireBearerToken() {
 	defer v.Close()
 
 	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, _ := introspection.AccessTokenFromContext(r.Context())
+		tok, ok := introspection.AccessTokenFromContext(r.Context())
+		if !ok {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
 		fmt.Fprintf(w, "hello %s", tok.Subject)
 	})
 	srv := httptest.NewServer(introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
@@ -139,7 +143,10 @@ func ExampleRequireBearerToken() {
 		as.Issue(introspectiontest.TokenOptions{Subject: "bob", Scopes: []string{"profile"}}),
 		"",
 	} {
-		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req, err := http.NewRequest(http.MethodGet, srv.URL, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -147,8 +154,11 @@ func ExampleRequireBearerToken() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		body, _ := io.ReadAll(resp.Body)
+		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if err != nil {
+			log.Fatal(err)
+		}
 		fmt.Printf("%d %s\n%s\n", resp.StatusCode, strings.TrimSpace(string(body)), resp.Header.Get("WWW-Authenticate"))
 	}
 	// Output:
