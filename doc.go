@@ -13,11 +13,13 @@
 //		ClientID:         "my-resource-server",
 //		ClientSecret:     os.Getenv("INTROSPECTION_CLIENT_SECRET"),
 //		RequiredScopes:   []string{"mcp:tools"},
+//		Audience:         []string{"https://mcp.example.com/mcp"}, // this server
 //		CacheTTL:         time.Minute,
 //	})
 //	if err != nil {
-//		log.Fatal(err)
+//		return err
 //	}
+//	defer v.Close()
 //	tok, err := v.Verify(ctx, bearerToken)
 //	switch {
 //	case errors.Is(err, introspection.ErrInvalidToken):      // 401
@@ -28,6 +30,7 @@
 // Concurrent calls for one token share one request. With CacheTTL set,
 // answers are cached (never past the token's exp, RFC 7662 §4) and every
 // check runs again on each hit. [RequireBearerToken] wraps an [net/http]
-// handler with an RFC 6750 bearer check; the introspectiontest package runs
-// an RFC 7662 server for tests.
+// handler with an RFC 6750 bearer check (the package's resourceServer
+// example is a whole server); the introspectiontest package runs an RFC 7662
+// server for tests.
 package introspection

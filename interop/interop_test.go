@@ -123,6 +123,22 @@ func TestOIDCProvider(t *testing.T) {
 		assert.Equal(t, []string{"mcp:tools"}, se.Missing)
 	})
 
+	t.Run("audience: a token for this resource is accepted, others are refused", func(t *testing.T) {
+		const resource = "http://127.0.0.1:8080/mcp"
+		v := verifier(t, p, func(s *introspection.Settings) { s.Audience = []string{resource} })
+		got, err := v.Verify(ctx, p.TokenFor(t, resource, "mcp:tools"))
+		require.NoError(t, err)
+		assert.Equal(t, []string{resource}, got.Audience)
+		assert.Equal(t, []string{"mcp:tools"}, got.Scopes)
+		for name, token := range map[string]string{
+			"another resource": p.TokenFor(t, "https://other.example.com/mcp", "mcp:tools"),
+			"no resource":      p.Token(t, "mcp:tools"),
+		} {
+			_, err := v.Verify(ctx, token)
+			assert.ErrorIs(t, err, introspection.ErrAudienceMismatch, name)
+		}
+	})
+
 	t.Run("wrong resource-server secret", func(t *testing.T) {
 		for _, m := range []introspection.ClientAuthMethod{introspection.ClientSecretBasic, introspection.ClientSecretPost} {
 			v := verifier(t, p, func(s *introspection.Settings) {

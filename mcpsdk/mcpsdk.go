@@ -1,7 +1,11 @@
 // Package mcpsdk connects an [introspection.Verifier] to the official Go MCP
 // SDK's bearer-token middleware, github.com/modelcontextprotocol/go-sdk/auth.
 //
-//	v, _ := introspection.NewVerifier(settings)
+//	v, err := introspection.NewVerifier(settings)
+//	if err != nil {
+//		return err
+//	}
+//	defer v.Close()
 //	handler := mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{
 //		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
 //		Scopes:              []string{"mcp:tools"},
@@ -18,15 +22,24 @@
 // "authorization server unavailable" (500). Its challenges carry no
 // error="…" attribute and it never answers 503; for RFC 6750 error
 // attributes and a 503 with Retry-After during an outage, put
-// [introspection.RequireBearerToken] in front of the MCP handler instead,
-// and read the caller with [introspection.AccessTokenFromContext].
+// [introspection.RequireBearerToken] in front of the MCP handler and
+// [WithTokenInfo] behind it.
+//
+// The SDK checks TokenInfo.Expiration again, against time.Now and without
+// the verifier's Settings.Leeway. So that it never refuses a token the
+// verifier accepts, [TokenVerifier] and [RequireBearerToken] set Expiration
+// to the token's exp plus Settings.Leeway, and [WithTokenInfo] turns the
+// SDK's check off; [AccessToken] gives the exp itself.
 package mcpsdk
 
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/mcpauth/introspection"
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -48,6 +61,10 @@ const extraKey = "introspection.access_token"
 // RequireBearerTokenOptions.Scopes, which the SDK checks after this verifier
 // has accepted the token, or use [RequireBearerToken], which does that for
 // Settings.RequiredScopes too.
+//
+// The TokenInfo's Expiration is the token's exp plus Settings.Leeway, the
+// last instant v accepts it. A nil v fails closed: every token is answered
+// with [ErrUnavailable] (500).
 func TokenVerifier(v *introspection.Verifier) auth.TokenVerifier {
 	return verifier(v, false)
 }
@@ -55,24 +72,38 @@ func TokenVerifier(v *introspection.Verifier) auth.TokenVerifier {
 // RequireBearerToken is auth.RequireBearerToken with v, where the scopes of
 // v's Settings.RequiredScopes are added to opts.Scopes so that a token that
 // lacks one gets the SDK's 403 rather than 401. opts may be nil.
+//
+// A nil v fails closed: no request reaches the handler (the SDK answers 401
+// without a token and 500 with one).
 func RequireBearerToken(v *introspection.Verifier, opts *auth.RequireBearerTokenOptions) func(http.Handler) http.Handler {
 	var o auth.RequireBearerTokenOptions
 	if opts != nil {
 		o = *opts
 	}
 	o.Scopes = slices.Clone(o.Scopes)
-	for _, s := range v.RequiredScopes() {
-		if !slices.Contains(o.Scopes, s) {
-			o.Scopes = append(o.Scopes, s)
+	if v != nil {
+		for _, s := range v.RequiredScopes() {
+			if !slices.Contains(o.Scopes, s) {
+				o.Scopes = append(o.Scopes, s)
+			}
 		}
 	}
 	return auth.RequireBearerToken(verifier(v, true), &o)
 }
 
+// errNoVerifier is what a nil verifier answers every token with.
+var errNoVerifier = fmt.Errorf("%w (no verifier)", ErrUnavailable)
+
 // verifier adapts v. With scopesChecked, the SDK is known to check every
 // required scope itself, so a token that lacks one is handed on with its
 // granted scopes and the SDK answers 403.
 func verifier(v *introspection.Verifier, scopesChecked bool) auth.TokenVerifier {
+	if v == nil {
+		return func(context.Context, string, *http.Request) (*auth.TokenInfo, error) {
+			return nil, errNoVerifier
+		}
+	}
+	leeway := v.Leeway()
 	return func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		t, err := v.Verify(ctx, token)
 		var se *introspection.ScopeError
@@ -85,7 +116,13 @@ func verifier(v *introspection.Verifier, scopesChecked bool) auth.TokenVerifier 
 		default:
 			return nil, classify(err)
 		}
-		return tokenInfo(t), nil
+		info := tokenInfo(t)
+		if !info.Expiration.IsZero() {
+			// The SDK checks Expiration again, without the verifier's
+			// Leeway: hand it the last instant the verifier accepts.
+			info.Expiration = info.Expiration.Add(leeway)
+		}
+		return info, nil
 	}
 }
 
@@ -133,8 +170,11 @@ func AccessToken(info *auth.TokenInfo) (*introspection.AccessToken, bool) {
 //
 //	introspection.RequireBearerToken(v, opts)(mcpsdk.WithTokenInfo(mcpHandler))
 //
-// It does not introspect again. A request that did not pass
-// introspection.RequireBearerToken gets 401.
+// It does not introspect again and checks nothing again: exp (with
+// Settings.Leeway), scopes and audience were checked by the verifier in
+// front, so the SDK's own expiry check is turned off. TokenInfo.Expiration is
+// the token's exp. A request that did not pass introspection.RequireBearerToken
+// gets 401.
 func WithTokenInfo(h http.Handler) http.Handler {
 	fromContext := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		t, ok := introspection.AccessTokenFromContext(ctx)
@@ -143,6 +183,13 @@ func WithTokenInfo(h http.Handler) http.Handler {
 		}
 		return tokenInfo(t), nil
 	}
-	// Expiry was checked by the verifier, which allows tokens without exp.
-	return auth.RequireBearerToken(fromContext, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(h)
+	return auth.RequireBearerToken(fromContext, &auth.RequireBearerTokenOptions{
+		AllowMissingExpiration: true,          // the verifier allows tokens without exp
+		ClockSkew:              checkedExpiry, // and has checked exp with its Leeway
+	})(h)
 }
+
+// checkedExpiry is the SDK's ClockSkew behind a verifier that has already
+// checked exp: the longest duration, so that the SDK never refuses a token
+// for its Expiration (time.Time.Add saturates rather than wraps).
+const checkedExpiry = time.Duration(math.MaxInt64)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -193,4 +194,155 @@ func TestOurMiddlewareInFront(t *testing.T) {
 	resp = post(t, srv.URL, good)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
 	assert.NotEmpty(t, resp.Header.Get("Retry-After"))
+}
+
+// TestLeewayHoldsInEveryPath checks that a token the verifier accepts within
+// Settings.Leeway of its exp is not refused by the SDK's own expiry check
+// behind it, and that one expired longer ago is refused, in each way of
+// wiring the verifier into the SDK.
+func TestLeewayHoldsInEveryPath(t *testing.T) {
+	const leeway = time.Minute
+	wirings := map[string]func(v *introspection.Verifier) func(http.Handler) http.Handler{
+		"auth.RequireBearerToken with TokenVerifier": func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return auth.RequireBearerToken(mcpsdk.TokenVerifier(v), nil)
+		},
+		"mcpsdk.RequireBearerToken": func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return mcpsdk.RequireBearerToken(v, nil)
+		},
+		"introspection.RequireBearerToken with WithTokenInfo": func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return func(h http.Handler) http.Handler {
+				return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h))
+			}
+		},
+	}
+	cases := []struct {
+		name       string
+		expiredAgo time.Duration
+		want       int
+	}{
+		{"expired less than Leeway ago: accepted", leeway / 6, http.StatusOK},
+		{"expired more than Leeway ago: refused", 2 * leeway, http.StatusUnauthorized},
+	}
+	for name, wire := range wirings {
+		t.Run(name, func(t *testing.T) {
+			as := introspectiontest.NewServer()
+			t.Cleanup(as.Close)
+			v, err := introspection.NewVerifier(introspection.Settings{
+				IntrospectionURL: as.IntrospectionURL,
+				ClientID:         introspectiontest.ClientID,
+				ClientSecret:     introspectiontest.ClientSecret,
+				Leeway:           leeway,
+			})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = v.Close() })
+			srv := newMCPServer(t, wire(v))
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					// The server still calls the token active, as one whose
+					// clock runs behind the resource server's would.
+					tok := as.Issue(introspectiontest.TokenOptions{
+						Subject: "alice",
+						Extra:   map[string]any{"exp": time.Now().Add(-tc.expiredAgo).Unix()},
+					})
+					resp := post(t, srv.URL, tok)
+					body, _ := io.ReadAll(resp.Body)
+					assert.Equal(t, tc.want, resp.StatusCode, "%s", body)
+				})
+			}
+		})
+	}
+}
+
+// TestNilVerifierRefusesEveryRequest checks that a nil verifier does not
+// panic while the handler is built and that no request reaches the handler
+// behind it: 401 without a token, 500 with one.
+func TestNilVerifierRefusesEveryRequest(t *testing.T) {
+	wirings := map[string]func() func(http.Handler) http.Handler{
+		"mcpsdk.RequireBearerToken": func() func(http.Handler) http.Handler {
+			return mcpsdk.RequireBearerToken(nil, &auth.RequireBearerTokenOptions{Scopes: []string{"mcp:tools"}})
+		},
+		"auth.RequireBearerToken with TokenVerifier": func() func(http.Handler) http.Handler {
+			return auth.RequireBearerToken(mcpsdk.TokenVerifier(nil), nil)
+		},
+	}
+	for name, wire := range wirings {
+		t.Run(name, func(t *testing.T) {
+			var reached atomic.Int64
+			var protect func(http.Handler) http.Handler
+			require.NotPanics(t, func() { protect = wire() })
+			srv := httptest.NewServer(protect(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) })))
+			t.Cleanup(srv.Close)
+			for _, tc := range []struct {
+				token string
+				want  int
+			}{
+				{"", http.StatusUnauthorized},
+				{"some-token", http.StatusInternalServerError},
+			} {
+				resp := post(t, srv.URL, tc.token)
+				assert.Equal(t, tc.want, resp.StatusCode, "token %q", tc.token)
+			}
+			assert.Zero(t, reached.Load(), "no request reaches the handler")
+		})
+	}
+}
+
+// TestTokenInfoExpirationIncludesLeeway checks what tools read: the SDK's
+// Expiration is the last instant the verifier accepts the token, exp plus
+// Settings.Leeway, and AccessToken gives the exp itself.
+func TestTokenInfoExpirationIncludesLeeway(t *testing.T) {
+	const leeway = 30 * time.Second
+	as := introspectiontest.NewServer()
+	t.Cleanup(as.Close)
+	v, err := introspection.NewVerifier(introspection.Settings{
+		IntrospectionURL: as.IntrospectionURL,
+		ClientID:         introspectiontest.ClientID,
+		ClientSecret:     introspectiontest.ClientSecret,
+		Leeway:           leeway,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	exp := time.Now().Add(time.Hour).Truncate(time.Second)
+	tok := as.Issue(introspectiontest.TokenOptions{Extra: map[string]any{"exp": exp.Unix()}})
+
+	info, err := mcpsdk.TokenVerifier(v)(context.Background(), tok, nil)
+	require.NoError(t, err)
+	assert.True(t, exp.Add(leeway).Equal(info.Expiration), "Expiration %v", info.Expiration)
+	at, ok := mcpsdk.AccessToken(info)
+	require.True(t, ok)
+	assert.True(t, exp.Equal(at.ExpiresAt), "ExpiresAt %v", at.ExpiresAt)
+}
+
+// TestTokenWithoutExpiry checks what happens to a token whose answer has no
+// exp: the SDK's middleware refuses it unless AllowMissingExpiration is set;
+// behind our middleware, which accepts it, WithTokenInfo hands it on.
+func TestTokenWithoutExpiry(t *testing.T) {
+	cases := []struct {
+		name string
+		wire func(v *introspection.Verifier) func(http.Handler) http.Handler
+		want int
+	}{
+		{"TokenVerifier", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return auth.RequireBearerToken(mcpsdk.TokenVerifier(v), nil)
+		}, http.StatusUnauthorized},
+		{"mcpsdk.RequireBearerToken", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return mcpsdk.RequireBearerToken(v, nil)
+		}, http.StatusUnauthorized},
+		{"mcpsdk.RequireBearerToken with AllowMissingExpiration", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})
+		}, http.StatusOK},
+		{"WithTokenInfo", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return func(h http.Handler) http.Handler {
+				return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h))
+			}
+		}, http.StatusOK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			as, v := setup(t, nil)
+			srv := newMCPServer(t, tc.wire(v))
+			resp := post(t, srv.URL, as.Issue(introspectiontest.TokenOptions{Subject: "alice", NoExpiry: true}))
+			assert.Equal(t, tc.want, resp.StatusCode)
+		})
+	}
 }

@@ -2,7 +2,8 @@
 // an MCP server over streamable HTTP whose whoami tool reports the caller,
 // behind introspection.RequireBearerToken. mcp-go has no auth middleware of
 // its own; the accepted token reaches tool handlers through the request
-// context.
+// context. Settings, the audience check and the demo token are those of
+// the mcpserver example.
 //
 //	go run ./examples/mcpgo [-addr 127.0.0.1:8080]
 package main
@@ -28,7 +29,7 @@ func newHandler(v *introspection.Verifier, base, authorizationServer string) (ht
 	}
 	s := server.NewMCPServer("introspection-example", "v1")
 	s.AddTool(mcp.NewTool("whoami", mcp.WithDescription("Reports the authenticated caller.")), whoami)
-	mux.Handle("/mcp", introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+	mux.Handle(demo.ResourcePath, introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 		ResourceMetadataURL: metadataURL,
 	})(server.NewStreamableHTTPServer(s, server.WithStateLess(true))))
 	return mux, nil

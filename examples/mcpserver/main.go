@@ -7,6 +7,11 @@
 // INTROSPECTION_URL it starts a test authorization server in process, issues
 // a demo token and prints a curl command that uses it.
 //
+// A token must carry the server's own resource URL, http://ADDR/mcp, in aud
+// (RFC 8707; the MCP authorization spec makes this check a MUST), unless
+// INTROSPECTION_AUDIENCE names the audiences to accept instead; a token
+// minted for another resource gets 401. The demo token carries it.
+//
 //	go run ./examples/mcpserver [-addr 127.0.0.1:8080]
 package main
 
@@ -37,7 +42,7 @@ func newHandler(v *introspection.Verifier, base, authorizationServer string) (ht
 	// introspection.RequireBearerToken answers with RFC 6750 error attributes
 	// and 503 when the authorization server is down; mcpsdk.WithTokenInfo
 	// hands the accepted token to the SDK so tools see req.Extra.TokenInfo.
-	mux.Handle("/mcp", introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+	mux.Handle(demo.ResourcePath, introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 		ResourceMetadataURL: metadataURL,
 	})(mcpsdk.WithTokenInfo(mcpHandler)))
 	return mux, nil

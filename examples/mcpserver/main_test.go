@@ -18,4 +18,10 @@ func TestDemo(t *testing.T) {
 	})
 }
 
+func TestAudienceDefaultsToResourceURL(t *testing.T) {
+	e2e.RunConfigured(t, func(ctx context.Context, addr string, out io.Writer) error {
+		return demo.Serve(ctx, addr, out, newHandler)
+	})
+}
+
 func TestEndToEndOIDCProvider(t *testing.T) { e2e.RunWithOIDCProvider(t, newHandler) }

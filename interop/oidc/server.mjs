@@ -33,6 +33,17 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     devInteractions: { enabled: false },
+    // RFC 8707: a token requested with resource=URL carries aud=URL and
+    // stays opaque, as an MCP client's token for an MCP server does. A
+    // token requested without resource has no aud.
+    resourceIndicators: {
+      enabled: true,
+      getResourceServerInfo: (_ctx, resourceIndicator) => ({
+        audience: resourceIndicator,
+        scope: 'mcp:tools profile',
+        accessTokenFormat: 'opaque',
+      }),
+    },
   },
   ttl: { ClientCredentials: 600 },
 });

@@ -130,13 +130,25 @@ func (p *Provider) Stop() {
 }
 
 // Token obtains an access token for the app client with the client
-// credentials grant (RFC 6749 §4.4) and the given scopes.
+// credentials grant (RFC 6749 §4.4) and the given scopes. It has no aud.
 func (p *Provider) Token(t testing.TB, scopes ...string) string {
+	t.Helper()
+	return p.TokenFor(t, "", scopes...)
+}
+
+// TokenFor is Token for the resource server at resource (an RFC 8707
+// resource indicator): the token's aud is resource. An empty resource asks
+// for none.
+func (p *Provider) TokenFor(t testing.TB, resource string, scopes ...string) string {
 	t.Helper()
 	var tok struct {
 		AccessToken string `json:"access_token"`
 	}
-	p.post(t, "/token", url.Values{"grant_type": {"client_credentials"}, "scope": {strings.Join(scopes, " ")}}, &tok)
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {strings.Join(scopes, " ")}}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	p.post(t, "/token", form, &tok)
 	if tok.AccessToken == "" {
 		t.Fatal("no access token")
 	}

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"time"
 
 	"github.com/mcpauth/introspection"
@@ -42,14 +43,42 @@ func (e *Env) Close() {
 	}
 }
 
-// Load reads INTROSPECTION_* variables. Without INTROSPECTION_URL it starts
-// an introspectiontest server and issues a demo token.
-func Load() (*Env, error) {
+// ResourcePath is the path at which the example servers serve MCP.
+const ResourcePath = "/mcp"
+
+// ResourceURL returns the resource URL of an example server whose base URL
+// is base: the MCP endpoint, the resource of its RFC 9728 metadata, and the
+// audience its tokens must carry (RFC 8707). It is the one place that URL
+// is made.
+func ResourceURL(base string) string { return base + ResourcePath }
+
+// Settings returns s with what it leaves unset filled in as the example
+// servers run: RequiredScopes [Scope], a CacheTTL of 30 seconds, and the
+// server's own resource URL as Audience, so that a token minted for another
+// resource is refused, as the MCP authorization spec requires.
+func Settings(s introspection.Settings, resource string) introspection.Settings {
+	if s.RequiredScopes == nil {
+		s.RequiredScopes = []string{Scope}
+	}
+	if s.CacheTTL == 0 {
+		s.CacheTTL = 30 * time.Second
+	}
+	if len(s.Audience) == 0 {
+		s.Audience = []string{resource}
+	}
+	return s
+}
+
+// Load reads INTROSPECTION_* variables for the server whose resource URL
+// is resource and fills in the rest with [Settings]. Without
+// INTROSPECTION_URL it starts an introspectiontest server and issues a demo
+// token for resource.
+func Load(resource string) (*Env, error) {
 	s, err := introspection.SettingsFromEnv("")
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Settings: s}
+	e := &Env{Settings: Settings(s, resource)}
 	if s.IntrospectionURL == "" {
 		e.Server = introspectiontest.NewServer()
 		e.Settings.IntrospectionURL = e.Server.IntrospectionURL
@@ -59,19 +88,15 @@ func Load() (*Env, error) {
 			ClientID: "demo-client",
 			Subject:  "demo-user",
 			Scopes:   []string{Scope, "profile"},
+			Audience: []string{resource},
 			Lifetime: time.Hour,
 		})
-	}
-	if e.Settings.RequiredScopes == nil {
-		e.Settings.RequiredScopes = []string{Scope}
-	}
-	if e.Settings.CacheTTL == 0 {
-		e.Settings.CacheTTL = 30 * time.Second
 	}
 	e.AuthorizationServer = e.Settings.Issuer
 	if e.AuthorizationServer == "" {
 		u, err := url.Parse(e.Settings.IntrospectionURL)
 		if err != nil {
+			e.Close()
 			return nil, fmt.Errorf("INTROSPECTION_URL: %w", err)
 		}
 		e.AuthorizationServer = u.Scheme + "://" + u.Host
@@ -79,19 +104,24 @@ func Load() (*Env, error) {
 	return e, nil
 }
 
-// PrintUsage tells how to call endpoint with e's demo token, if there is one.
-func (e *Env) PrintUsage(w io.Writer, endpoint string) {
-	fmt.Fprintf(w, "MCP endpoint: %s\n", endpoint)
+// PrintUsage tells how to call the MCP endpoint at resource with e's demo
+// token, if there is one. It writes to w once.
+func (e *Env) PrintUsage(w io.Writer, resource string) {
+	var b strings.Builder
+	endpoint := resource
+	fmt.Fprintf(&b, "MCP endpoint: %s\n", endpoint)
+	fmt.Fprintf(&b, "Accepted token audience: %s\n", strings.Join(e.Settings.Audience, " "))
 	if e.Token == "" {
-		fmt.Fprintf(w, "Authorization server: %s\n", e.Settings.IntrospectionURL)
-		return
+		fmt.Fprintf(&b, "Authorization server: %s\n", e.Settings.IntrospectionURL)
+	} else {
+		fmt.Fprintf(&b, "No INTROSPECTION_URL set: using the in-process test authorization server at %s\n", e.Server.URL)
+		fmt.Fprintf(&b, "Demo token (scopes %s profile, one hour): %s\n\n", Scope, e.Token)
+		fmt.Fprintf(&b, "Call the whoami tool:\n\n")
+		fmt.Fprintf(&b, "curl -s %s \\\n  -H 'Authorization: Bearer %s' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Accept: application/json, text/event-stream' \\\n  -d '%s'\n\n",
+			endpoint, e.Token, WhoamiRequest)
+		fmt.Fprintf(&b, "Without the header the server answers 401 with a WWW-Authenticate challenge.\n")
 	}
-	fmt.Fprintf(w, "No INTROSPECTION_URL set: using the in-process test authorization server at %s\n", e.Server.URL)
-	fmt.Fprintf(w, "Demo token (scopes %s profile, one hour): %s\n\n", Scope, e.Token)
-	fmt.Fprintf(w, "Call the whoami tool:\n\n")
-	fmt.Fprintf(w, "curl -s %s \\\n  -H 'Authorization: Bearer %s' \\\n  -H 'Content-Type: application/json' \\\n  -H 'Accept: application/json, text/event-stream' \\\n  -d '%s'\n\n",
-		endpoint, e.Token, WhoamiRequest)
-	fmt.Fprintf(w, "Without the header the server answers 401 with a WWW-Authenticate challenge.\n")
+	_, _ = io.WriteString(w, b.String())
 }
 
 // WhoamiRequest is a JSON-RPC tools/call of the whoami tool.
@@ -113,17 +143,31 @@ type NewHandler func(v *introspection.Verifier, base, authorizationServer string
 func Main(newHandler NewHandler) {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := Serve(ctx, *addr, os.Stdout, newHandler); err != nil {
+	if err := serveUntilInterrupted(*addr, newHandler); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// Serve loads the settings (see [Load]), prints how to call the server and
-// serves newHandler's handler on addr until ctx ends.
+// serveUntilInterrupted is Serve until an interrupt arrives. It returns
+// rather than exits, so that its deferred calls run.
+func serveUntilInterrupted(addr string, newHandler NewHandler) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return Serve(ctx, addr, os.Stdout, newHandler)
+}
+
+// Serve listens on addr, loads the settings for the resource URL there (see
+// [Load]), prints how to call the server and serves newHandler's handler
+// until ctx ends.
 func Serve(ctx context.Context, addr string, out io.Writer, newHandler NewHandler) error {
-	env, err := Load()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	base := "http://" + ln.Addr().String()
+	resource := ResourceURL(base)
+	env, err := Load(resource)
 	if err != nil {
 		return err
 	}
@@ -133,17 +177,11 @@ func Serve(ctx context.Context, addr string, out io.Writer, newHandler NewHandle
 		return err
 	}
 	defer v.Close()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	base := "http://" + ln.Addr().String()
 	h, err := newHandler(v, base, env.AuthorizationServer)
 	if err != nil {
-		_ = ln.Close()
 		return err
 	}
-	env.PrintUsage(out, base+"/mcp")
+	env.PrintUsage(out, resource)
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
@@ -158,10 +196,10 @@ func Serve(ctx context.Context, addr string, out io.Writer, newHandler NewHandle
 }
 
 // NewMux returns a mux that serves the RFC 9728 metadata of the resource
-// base+"/mcp", which needs no token, and that metadata's URL for the
-// challenges of the handler the caller mounts at /mcp.
+// ResourceURL(base), which needs no token, and that metadata's URL for the
+// challenges of the handler the caller mounts at [ResourcePath].
 func NewMux(v *introspection.Verifier, base, authorizationServer string) (mux *http.ServeMux, metadataURL string, err error) {
-	resource := base + "/mcp"
+	resource := ResourceURL(base)
 	metadataURL, err = introspection.MetadataURL(resource)
 	if err != nil {
 		return nil, "", err

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -85,25 +86,37 @@ func Settings(as *introspectiontest.Server) introspection.Settings {
 	}
 }
 
+// OtherResource is the resource URL of another server: tokens minted for it
+// must be refused.
+const OtherResource = "https://other.example.com/mcp"
+
+// Issue mints a token for the resource server at audience with scopes.
+type Issue func(audience string, scopes ...string) string
+
 // Run checks an example server's handler against an authorization server
-// that as controls, with verifier settings s; down stops that server.
-func Run(t *testing.T, newHandler NewHandler, s introspection.Settings, issue func(scopes ...string) string, revoke func(string), down func()) {
+// that the caller controls, with verifier settings s completed as the
+// example servers complete them ([demo.Settings]); down stops that server.
+func Run(t *testing.T, newHandler NewHandler, s introspection.Settings, issue Issue, revoke func(string), down func()) {
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String()
+	clock := &clock{}
+	s.Now = clock.Now
+	s = demo.Settings(s, demo.ResourceURL(base))
 	v, err := introspection.NewVerifier(s)
 	require.NoError(t, err)
 	defer v.Close()
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String()
 	h, err := newHandler(v, base, "https://as.example.com")
 	require.NoError(t, err)
 	srv.Config.Handler = h
 	srv.Start()
 	defer srv.Close()
-	endpoint := base + "/mcp"
+	endpoint := demo.ResourceURL(base)
+	resource := endpoint
 	metadata := base + "/.well-known/oauth-protected-resource/mcp"
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	good := issue(demo.Scope, "profile")
+	good := issue(resource, demo.Scope, "profile")
 	t.Run("valid token: whoami answers with the caller", func(t *testing.T) {
 		c, err := Whoami(ctx, endpoint, good)
 		require.NoError(t, err)
@@ -131,18 +144,26 @@ func Run(t *testing.T, newHandler NewHandler, s introspection.Settings, issue fu
 		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
 	})
+	t.Run("token for another resource: 401 invalid_token", func(t *testing.T) {
+		resp := postWhoami(t, endpoint, issue(OtherResource, demo.Scope, "profile"))
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+		assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
+	})
 	if revoke != nil {
-		t.Run("revoked token: 401", func(t *testing.T) {
-			tok := issue(demo.Scope)
+		t.Run("revoked token: 401 once its cache entry ends", func(t *testing.T) {
+			tok := issue(resource, demo.Scope)
 			_, err := Whoami(ctx, endpoint, tok)
 			require.NoError(t, err)
 			revoke(tok)
 			resp := postWhoami(t, endpoint, tok)
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "the cached answer still holds")
+			clock.Advance(s.CacheTTL)
+			resp = postWhoami(t, endpoint, tok)
 			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 		})
 	}
 	t.Run("insufficient scope: 403", func(t *testing.T) {
-		tok := issue("profile")
+		tok := issue(resource, "profile")
 		resp := postWhoami(t, endpoint, tok)
 		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 		assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="`+demo.Scope+`"`)
@@ -150,7 +171,7 @@ func Run(t *testing.T, newHandler NewHandler, s introspection.Settings, issue fu
 		assert.Error(t, err)
 	})
 	t.Run("authorization server down: 503", func(t *testing.T) {
-		tok := issue(demo.Scope)
+		tok := issue(resource, demo.Scope)
 		down()
 		resp := postWhoami(t, endpoint, tok)
 		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
@@ -167,8 +188,8 @@ func RunWithTestServer(t *testing.T, newHandler NewHandler) {
 	var once sync.Once
 	down := func() { once.Do(as.Close) }
 	defer down()
-	issue := func(scopes ...string) string {
-		return as.Issue(introspectiontest.TokenOptions{Subject: "alice", ClientID: "app", Scopes: scopes})
+	issue := func(audience string, scopes ...string) string {
+		return as.Issue(introspectiontest.TokenOptions{Subject: "alice", ClientID: "app", Scopes: scopes, Audience: []string{audience}})
 	}
 	Run(t, newHandler, Settings(as), issue, as.Revoke, down)
 }
@@ -191,6 +212,21 @@ func RunDemo(t *testing.T, run func(ctx context.Context, addr string, out io.Wri
 		return true
 	}, 10*time.Second, 10*time.Millisecond, "the demo printed no curl command")
 
+	t.Run("the demo token's aud is the printed resource URL", func(t *testing.T) {
+		m := regexp.MustCompile(`in-process test authorization server at (\S+)`).FindStringSubmatch(out.String())
+		require.NotNil(t, m, "the demo printed no authorization server")
+		v, err := introspection.NewVerifier(introspection.Settings{
+			IntrospectionURL: m[1] + introspectiontest.IntrospectionPath,
+			ClientID:         introspectiontest.ClientID,
+			ClientSecret:     introspectiontest.ClientSecret,
+		})
+		require.NoError(t, err)
+		defer v.Close()
+		tok, err := v.Verify(ctx, token)
+		require.NoError(t, err)
+		assert.Equal(t, []string{printed(t, out.String(), "MCP endpoint")}, tok.Audience)
+	})
+
 	resp := postWhoami(t, endpoint, token)
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	body, _ := io.ReadAll(resp.Body)
@@ -201,6 +237,89 @@ func RunDemo(t *testing.T, run func(ctx context.Context, addr string, out io.Wri
 
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// printed returns what an example server printed after label on a line.
+func printed(t *testing.T, out, label string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `: (\S+)$`).FindStringSubmatch(out)
+	require.NotNil(t, m, "no %q in %q", label, out)
+	return m[1]
+}
+
+// RunConfigured starts an example's run function against an authorization
+// server named by INTROSPECTION_* and checks whose tokens it accepts: those
+// for its own resource URL when INTROSPECTION_AUDIENCE is unset, those for
+// INTROSPECTION_AUDIENCE when it is set.
+func RunConfigured(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error) {
+	for _, tc := range []struct {
+		name     string
+		audience string // INTROSPECTION_AUDIENCE; empty leaves it unset
+		accepted string // "" stands for the printed resource URL
+		refused  string
+	}{
+		{"INTROSPECTION_AUDIENCE unset: the server's resource URL", "", "", OtherResource},
+		{"INTROSPECTION_AUDIENCE set: it wins", OtherResource, OtherResource, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := introspectiontest.NewServer()
+			defer as.Close()
+			t.Setenv("INTROSPECTION_URL", as.IntrospectionURL)
+			t.Setenv("INTROSPECTION_CLIENT_ID", introspectiontest.ClientID)
+			t.Setenv("INTROSPECTION_CLIENT_SECRET", introspectiontest.ClientSecret)
+			if tc.audience != "" {
+				t.Setenv("INTROSPECTION_AUDIENCE", tc.audience)
+			} else {
+				t.Setenv("INTROSPECTION_AUDIENCE", "")
+				require.NoError(t, os.Unsetenv("INTROSPECTION_AUDIENCE"))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			out := &syncBuffer{}
+			done := make(chan error, 1)
+			go func() { done <- run(ctx, "127.0.0.1:0", out) }()
+			defer func() {
+				cancel()
+				require.NoError(t, <-done)
+			}()
+			require.Eventually(t, func() bool { return strings.Contains(out.String(), "Authorization server: ") },
+				10*time.Second, 10*time.Millisecond, "the server printed no usage")
+			endpoint := printed(t, out.String(), "MCP endpoint")
+			audience := func(a string) string {
+				if a == "" {
+					return endpoint // the server's resource URL
+				}
+				return a
+			}
+			assert.Equal(t, audience(tc.accepted), printed(t, out.String(), "Accepted token audience"))
+			issue := func(aud string) string {
+				return as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{demo.Scope}, Audience: []string{aud}})
+			}
+			resp := postWhoami(t, endpoint, issue(audience(tc.accepted)))
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "token for %s", audience(tc.accepted))
+			resp = postWhoami(t, endpoint, issue(audience(tc.refused)))
+			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "token for %s", audience(tc.refused))
+		})
+	}
+}
+
+// clock is a clock that tests move forward.
+type clock struct {
+	mu sync.Mutex    // guards d
+	d  time.Duration // how far ahead of time.Now it runs
+}
+
+// Now returns the time.
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.d)
+}
+
+// Advance moves the clock forward by d.
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.d += d
 }
 
 type syncBuffer struct {
@@ -232,7 +351,7 @@ func RunWithOIDCProvider(t *testing.T, newHandler NewHandler) {
 		RequiredScopes:   []string{demo.Scope},
 		Timeout:          2 * time.Second,
 	}
-	issue := func(scopes ...string) string { return p.Token(t, scopes...) }
+	issue := func(audience string, scopes ...string) string { return p.TokenFor(t, audience, scopes...) }
 	revoke := func(token string) { p.Revoke(t, token) }
 	Run(t, newHandler, s, issue, revoke, p.Stop)
 }

@@ -1,0 +1,127 @@
+package mcpsdk_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+
+	"github.com/mcpauth/introspection"
+	"github.com/mcpauth/introspection/introspectiontest"
+	"github.com/mcpauth/introspection/mcpsdk"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// newMCPHandler returns a stateless MCP handler whose whoami tool reports
+// the caller the SDK hands it.
+func newMCPHandler() http.Handler {
+	server := mcp.NewServer(&mcp.Implementation{Name: "example", Version: "v1"}, nil)
+	mcp.AddTool(server, &mcp.Tool{Name: "whoami"},
+		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
+			tok, ok := mcpsdk.AccessToken(req.Extra.TokenInfo)
+			if !ok {
+				return nil, nil, fmt.Errorf("no authenticated caller")
+			}
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "hello " + tok.Subject}}}, nil, nil
+		})
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
+		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
+}
+
+// printWhoami sends a tools/call of whoami with token and prints the status
+// and what the tool said or the challenge.
+func printWhoami(url, token string) {
+	req, err := http.NewRequest(http.MethodPost, url,
+		strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Println(strings.TrimSpace(fmt.Sprint(resp.StatusCode, " ", resp.Header.Get("WWW-Authenticate"))))
+		return
+	}
+	var rpc struct {
+		Result mcp.CallToolResult `json:"result"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rpc); err != nil {
+		log.Fatal(err)
+	}
+	for _, c := range rpc.Result.Content {
+		if text, ok := c.(*mcp.TextContent); ok {
+			fmt.Println(resp.StatusCode, text.Text)
+		}
+	}
+}
+
+func ExampleRequireBearerToken() {
+	as := introspectiontest.NewServer()
+	defer as.Close()
+	v, err := introspection.NewVerifier(introspection.Settings{
+		IntrospectionURL: as.IntrospectionURL,
+		ClientID:         introspectiontest.ClientID,
+		ClientSecret:     introspectiontest.ClientSecret,
+		RequiredScopes:   []string{"mcp:tools"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+
+	srv := httptest.NewServer(mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+	})(newMCPHandler()))
+	defer srv.Close()
+
+	printWhoami(srv.URL, as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"mcp:tools"}}))
+	printWhoami(srv.URL, as.Issue(introspectiontest.TokenOptions{Subject: "bob", Scopes: []string{"profile"}}))
+	printWhoami(srv.URL, "")
+	// Output:
+	// 200 hello alice
+	// 403 Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"
+	// 401 Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"
+}
+
+func ExampleWithTokenInfo() {
+	as := introspectiontest.NewServer()
+	defer as.Close()
+	v, err := introspection.NewVerifier(introspection.Settings{
+		IntrospectionURL: as.IntrospectionURL,
+		ClientID:         introspectiontest.ClientID,
+		ClientSecret:     introspectiontest.ClientSecret,
+		RequiredScopes:   []string{"mcp:tools"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+
+	// Ours in front: RFC 6750 error attributes, and 503 during an outage.
+	srv := httptest.NewServer(introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+	})(mcpsdk.WithTokenInfo(newMCPHandler())))
+	defer srv.Close()
+
+	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"mcp:tools"}})
+	printWhoami(srv.URL, good)
+	printWhoami(srv.URL, "unknown-token")
+	as.SetFault(introspectiontest.Fault{Status: http.StatusInternalServerError})
+	printWhoami(srv.URL, good)
+	// Output:
+	// 200 hello alice
+	// 401 Bearer error="invalid_token", scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	// 503
+}
