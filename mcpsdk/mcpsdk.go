@@ -174,7 +174,8 @@ func AccessToken(info *auth.TokenInfo) (*introspection.AccessToken, bool) {
 // Settings.Leeway), scopes and audience were checked by the verifier in
 // front, so the SDK's own expiry check is turned off. TokenInfo.Expiration is
 // the token's exp. A request that did not pass introspection.RequireBearerToken
-// gets 401.
+// gets 401, except a CORS preflight, which that middleware hands on without a
+// token and which goes to h unchanged (a CORS layer there answers it).
 func WithTokenInfo(h http.Handler) http.Handler {
 	fromContext := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		t, ok := introspection.AccessTokenFromContext(ctx)
@@ -183,10 +184,26 @@ func WithTokenInfo(h http.Handler) http.Handler {
 		}
 		return tokenInfo(t), nil
 	}
-	return auth.RequireBearerToken(fromContext, &auth.RequireBearerTokenOptions{
+	checked := auth.RequireBearerToken(fromContext, &auth.RequireBearerTokenOptions{
 		AllowMissingExpiration: true,          // the verifier allows tokens without exp
 		ClockSkew:              checkedExpiry, // and has checked exp with its Leeway
 	})(h)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := introspection.AccessTokenFromContext(r.Context()); !ok && isPreflight(r) {
+			// introspection.RequireBearerToken hands CORS preflights on
+			// without a token; they are for the CORS layer behind it.
+			h.ServeHTTP(w, r)
+			return
+		}
+		checked.ServeHTTP(w, r)
+	})
+}
+
+// isPreflight reports whether r is a CORS preflight without credentials, as
+// introspection.RequireBearerToken recognizes one.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != "" && len(r.Header.Values("Authorization")) == 0
 }
 
 // checkedExpiry is the SDK's ClockSkew behind a verifier that has already

@@ -346,3 +346,46 @@ func TestTokenWithoutExpiry(t *testing.T) {
 		})
 	}
 }
+
+// TestPreflightReachesCORSLayer checks that a CORS preflight, which
+// introspection.RequireBearerToken hands on without a token, passes
+// WithTokenInfo too, so a CORS layer between them and the MCP handler can
+// answer it; any other request without a token there still gets 401.
+func TestPreflightReachesCORSLayer(t *testing.T) {
+	_, v := setup(t, nil)
+	var reached atomic.Int32
+	cors := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	srv := httptest.NewServer(introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(cors)))
+	t.Cleanup(srv.Close)
+
+	tests := []struct {
+		name    string
+		method  string
+		header  map[string]string
+		want    int
+		reached bool
+	}{
+		{"preflight", http.MethodOptions, map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}, http.StatusNoContent, true},
+		{"OPTIONS without Origin", http.MethodOptions, map[string]string{"Access-Control-Request-Method": "POST"}, http.StatusUnauthorized, false},
+		{"GET with Origin", http.MethodGet, map[string]string{"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}, http.StatusUnauthorized, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reached.Store(0)
+			req, err := http.NewRequest(tc.method, srv.URL, nil)
+			require.NoError(t, err)
+			for k, val := range tc.header {
+				req.Header.Set(k, val)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, tc.want, resp.StatusCode)
+			assert.Equal(t, tc.reached, reached.Load() == 1)
+		})
+	}
+}
