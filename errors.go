@@ -31,6 +31,10 @@ var (
 	ErrTokenExpired     = fmt.Errorf("%w: token has expired", ErrInvalidToken)
 	ErrTokenNotYetValid = fmt.Errorf("%w: token is not valid yet", ErrInvalidToken)
 	ErrIssuerMismatch   = fmt.Errorf("%w: token issuer is not the expected issuer", ErrInvalidToken)
+	// ErrAudienceMismatch means no value of the token's aud is in
+	// Settings.Audience. URL values compare with the scheme and host in any
+	// case and an explicit default port (:443 for https, :80 for http) equal
+	// to none, as the MCP authorization spec asks; paths compare exactly.
 	ErrAudienceMismatch = fmt.Errorf("%w: token audience does not include this resource", ErrInvalidToken)
 	ErrNotAccessToken   = fmt.Errorf("%w: token is not an access token", ErrInvalidToken)
 )
@@ -76,7 +80,9 @@ type IntrospectionError struct {
 	// by REDACTED.
 	ErrorCode        string
 	ErrorDescription string
-	// RetryAfter is the server's Retry-After as a delay, when it sent one.
+	// RetryAfter is the server's Retry-After as a delay, when it sent one:
+	// never negative, and at most one hour (a longer or unparsable value
+	// from the server is capped).
 	RetryAfter time.Duration
 	// Err is the underlying cause, if any.
 	Err error

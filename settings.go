@@ -57,6 +57,10 @@ type Settings struct {
 	// RequiredScopes must all be granted to the token. Nil means none.
 	RequiredScopes []string
 	// Audience, if set, must share at least one value with the token's aud.
+	// URL values match with the scheme and host in any case and with or
+	// without an explicit default port (see [ErrAudienceMismatch]); other
+	// values match exactly. The MCP authorization spec requires this check:
+	// set it to the canonical URL of the MCP server.
 	Audience []string
 	// Issuer, if set, must equal the token's iss.
 	Issuer string
