@@ -1,6 +1,7 @@
 package introspection
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -37,6 +38,17 @@ func scrub(s string, secrets ...string) string {
 		}
 	}
 	return s
+}
+
+// scrubError returns err when its text holds none of the secrets, and
+// otherwise an error with the text scrubbed. The scrubbed error does not
+// wrap err, whose text would still show them.
+func scrubError(err error, secrets ...string) error {
+	msg := err.Error()
+	if s := scrub(msg, secrets...); s != msg {
+		return errors.New(s)
+	}
+	return err
 }
 
 // lowerHexEscapes lowercases the hex digits of the %XX escapes in q, a
