@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -14,7 +15,8 @@ const redacted = "REDACTED"
 
 // scrub returns s with every occurrence of each non-empty secret replaced by
 // REDACTED: as is, form-encoded as the request carries it (with upper- or
-// lowercase hex escapes), and with JSON's escaped solidus. Scrubbing runs
+// lowercase hex escapes), with JSON's escaped solidus, and with the escapes
+// of a Go quoted string, as net/http quotes a broken answer. Scrubbing runs
 // before any truncation, so that no prefix of a secret survives a cut. It
 // costs a few passes over s.
 func scrub(s string, secrets ...string) string {
@@ -35,6 +37,9 @@ func scrub(s string, secrets ...string) string {
 		}
 		if strings.Contains(secret, "/") {
 			s = strings.ReplaceAll(s, strings.ReplaceAll(secret, "/", `\/`), redacted)
+		}
+		if q := strconv.Quote(secret); q[1:len(q)-1] != secret {
+			s = strings.ReplaceAll(s, q[1:len(q)-1], redacted)
 		}
 	}
 	return s

@@ -6,12 +6,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/mcpauth/introspection/introspectiontest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -167,4 +170,122 @@ func TestSettingsNestedNeverShowSecret(t *testing.T) {
 	} {
 		assertNoLeak(t, out, name)
 	}
+}
+
+// TestEndpointErrorsNeverRepeatURLCredentials writes credentials into
+// IntrospectionURL in odd places: no error of NewVerifier or EnvError, and
+// no printing of the settings, repeats them.
+func TestEndpointErrorsNeverRepeatURLCredentials(t *testing.T) {
+	const pw = "pW5ecr3t"
+	urls := []string{
+		"https://u:" + pw + "@as.example/introspect",
+		"//u:" + pw + "@as.example/introspect",
+		"https://u:" + pw + "%40x@as.example/introspect",
+		"https://u:" + pw + "@[fe80::1%25en0]/introspect",
+		"https://u:" + pw + "@as.example:bad/introspect",
+		"https://u:" + pw + "@as.example/%zz",
+		"https://u:" + pw + "%zz@as.example/",
+		"https://u:" + pw + "#x@as.example/",
+		"https://u:" + pw + "?x@as.example/",
+		"https://u:" + pw + "/x@as.example/",
+		"https://u:" + pw + "@",
+		"https://:" + pw + "@as.example",
+		"https://" + pw + "@as.example",
+		"http://u:" + pw + "@as.example/",
+		"ftp://u:" + pw + "@as.example/",
+		"https:u:" + pw + "@as.example",
+		"https:///u:" + pw + "@as.example",
+		"https://u:" + pw + "@as example/",
+		"https://u:p w" + pw + "@as.example/",
+		"https://u:" + pw + "\x7f@as.example/",
+		"https://u:" + pw + "@as.example:99999/",
+		"https://u:" + pw + "@[::1/",
+		"https://u:" + pw + "@[::1]x/",
+		" https://u:" + pw + "@as.example/",
+		"HTTPS://u:" + pw + "@as.example/",
+		"https://u:" + pw + "@@as.example/",
+		"https://u@as.example:" + pw + "/",
+	}
+	for _, raw := range urls {
+		t.Run(raw, func(t *testing.T) {
+			s := Settings{IntrospectionURL: raw, ClientID: "c", ClientSecret: "s"}
+			_, err := NewVerifier(s)
+			if strings.HasSuffix(raw, ":"+pw+"/") {
+				// Not credentials but a port.
+				return
+			}
+			require.Error(t, err)
+			for _, text := range []string{err.Error(), EnvError("", err).Error(), EnvError("NOTES", err).Error(),
+				fmt.Sprintf("%+v", s), fmt.Sprintf("%#v", s), slogText(s)} {
+				assert.NotContains(t, text, pw)
+				assert.NotContains(t, text, "pW5ec")
+			}
+		})
+	}
+}
+
+// onlyReader hides every method of its reader but Read, so that net/http
+// sends the body chunked, of unknown length.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestFormBodyTokenAtTheBoundAndChunked puts access_token at the very end of
+// a form-encoded body of exactly maxFormScan bytes, and in a chunked body:
+// both get 400, and a chunked body without one reaches the handler whole.
+func TestFormBodyTokenAtTheBoundAndChunked(t *testing.T) {
+	as := newAS(t, nil)
+	good := as.Issue(introspectiontest.TokenOptions{})
+	v := newVerifier(t, as.IntrospectionURL, nil, nil)
+	tail := "&access_token=" + good
+	atBound := "a=" + strings.Repeat("b", maxFormScan-2-len(tail)) + tail
+	require.Len(t, atBound, maxFormScan)
+	tests := []struct {
+		name    string
+		body    string
+		chunked bool
+		want    int
+	}{
+		{"token ends a body at the bound", atBound, false, 400},
+		{"token in a chunked body", "a=1&access_token=" + good, true, 400},
+		{"chunked body at the bound", "a=" + strings.Repeat("b", maxFormScan-2), true, 200},
+		{"chunked body past the bound", "a=" + strings.Repeat("b", maxFormScan-1), true, 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(RequireBearerToken(v, nil)(echoBody))
+			defer srv.Close()
+			var body io.Reader = strings.NewReader(tc.body)
+			if tc.chunked {
+				body = onlyReader{body}
+			}
+			req, err := http.NewRequest(http.MethodPost, srv.URL, body)
+			require.NoError(t, err)
+			req.Header.Set("Authorization", "Bearer "+good)
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+			resp, err := srv.Client().Do(req)
+			require.NoError(t, err)
+			defer resp.Body.Close()
+			got, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, resp.StatusCode)
+			if tc.want == 200 {
+				assert.True(t, string(got) == tc.body, "the next handler read another body")
+			}
+		})
+	}
+}
+
+// TestQuotedSecretScrubbed has the server echo a client secret that holds a
+// quote, a backslash and a non-ASCII letter in a broken header line, which
+// net/http quotes with escapes: the error never shows it.
+func TestQuotedSecretScrubbed(t *testing.T) {
+	const secret = `se"cr\et-é-x`
+	srv := rawServer(t, "HTTP/1.1 200 OK\r\n"+secret+"\r\nConnection: close\r\n\r\n")
+	v := newVerifier(t, srv.URL, nil, func(s *Settings) { s.ClientSecret = secret })
+	_, err := v.Verify(context.Background(), "tok")
+	require.Error(t, err)
+	q := strconv.Quote(secret)
+	assert.NotContains(t, err.Error(), q[1:len(q)-1])
+	assert.NotContains(t, err.Error(), "cr\\\\et")
 }
