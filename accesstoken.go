@@ -44,12 +44,13 @@ func (t *AccessToken) HasScope(scope string) bool {
 	return slices.Contains(t.Scopes, scope)
 }
 
-// String returns a description of t without the token.
+// String returns a description of t without the token, also where the
+// authorization server's answer repeats it.
 func (t *AccessToken) String() string {
 	if t == nil {
 		return "<nil>"
 	}
-	return "introspection.AccessToken{ClientID:" + t.ClientID + " Subject:" + t.Subject + " Token:REDACTED}"
+	return scrub("introspection.AccessToken{ClientID:"+t.ClientID+" Subject:"+t.Subject+" Token:REDACTED}", t.Token)
 }
 
 // accessTokenFields has the fields of AccessToken and none of its methods,
@@ -58,7 +59,8 @@ type accessTokenFields AccessToken
 
 // Format implements [fmt.Formatter] so that no verb prints the token, for an
 // AccessToken value as for a pointer: %+v and %#v print every field with
-// Token shown as REDACTED; every other verb prints [AccessToken.String].
+// Token shown as REDACTED, and the token REDACTED where Claims or another
+// field repeats it; every other verb prints [AccessToken.String].
 func (t AccessToken) Format(f fmt.State, verb rune) {
 	c := accessTokenFields(t)
 	if c.Token != "" {
@@ -67,9 +69,9 @@ func (t AccessToken) Format(f fmt.State, verb rune) {
 	switch {
 	case verb == 'v' && f.Flag('#'):
 		s := fmt.Sprintf("%#v", c)
-		fmt.Fprint(f, "introspection.AccessToken"+strings.TrimPrefix(s, "introspection.accessTokenFields"))
+		fmt.Fprint(f, scrub("introspection.AccessToken"+strings.TrimPrefix(s, "introspection.accessTokenFields"), t.Token))
 	case verb == 'v' && f.Flag('+'):
-		fmt.Fprintf(f, "%+v", c)
+		fmt.Fprint(f, scrub(fmt.Sprintf("%+v", c), t.Token))
 	default:
 		fmt.Fprint(f, t.String())
 	}
@@ -77,25 +79,33 @@ func (t AccessToken) Format(f fmt.State, verb rune) {
 
 // LogValue implements [slog.LogValuer]: the client, subject, username,
 // issuer, token type, scopes, audience and expiry of t, without the token
-// and without Claims.
+// (REDACTED where one of them repeats it) and without Claims.
 func (t *AccessToken) LogValue() slog.Value {
 	if t == nil {
 		return slog.StringValue("<nil>")
 	}
+	hide := func(s string) string { return scrub(s, t.Token) }
+	hideAll := func(list []string) []string {
+		out := make([]string, len(list))
+		for i, s := range list {
+			out[i] = hide(s)
+		}
+		return out
+	}
 	attrs := make([]slog.Attr, 0, 8)
-	attrs = append(attrs, slog.String("client_id", t.ClientID))
+	attrs = append(attrs, slog.String("client_id", hide(t.ClientID)))
 	for _, a := range [...]struct{ key, value string }{
 		{"sub", t.Subject}, {"username", t.Username}, {"iss", t.Issuer}, {"token_type", t.TokenType},
 	} {
 		if a.value != "" {
-			attrs = append(attrs, slog.String(a.key, a.value))
+			attrs = append(attrs, slog.String(a.key, hide(a.value)))
 		}
 	}
 	if t.Scopes != nil {
-		attrs = append(attrs, slog.Any("scopes", t.Scopes))
+		attrs = append(attrs, slog.Any("scopes", hideAll(t.Scopes)))
 	}
 	if t.Audience != nil {
-		attrs = append(attrs, slog.Any("aud", t.Audience))
+		attrs = append(attrs, slog.Any("aud", hideAll(t.Audience)))
 	}
 	if !t.ExpiresAt.IsZero() {
 		attrs = append(attrs, slog.Time("expires_at", t.ExpiresAt))

@@ -1,10 +1,12 @@
 package introspection
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -13,7 +15,8 @@ const redacted = "REDACTED"
 
 // scrub returns s with every occurrence of each non-empty secret replaced by
 // REDACTED: as is, form-encoded as the request carries it (with upper- or
-// lowercase hex escapes), and with JSON's escaped solidus. Scrubbing runs
+// lowercase hex escapes), with JSON's escaped solidus, and with the escapes
+// of a Go quoted string, as net/http quotes a broken answer. Scrubbing runs
 // before any truncation, so that no prefix of a secret survives a cut. It
 // costs a few passes over s.
 func scrub(s string, secrets ...string) string {
@@ -35,8 +38,22 @@ func scrub(s string, secrets ...string) string {
 		if strings.Contains(secret, "/") {
 			s = strings.ReplaceAll(s, strings.ReplaceAll(secret, "/", `\/`), redacted)
 		}
+		if q := strconv.Quote(secret); q[1:len(q)-1] != secret {
+			s = strings.ReplaceAll(s, q[1:len(q)-1], redacted)
+		}
 	}
 	return s
+}
+
+// scrubError returns err when its text holds none of the secrets, and
+// otherwise an error with the text scrubbed. The scrubbed error does not
+// wrap err, whose text would still show them.
+func scrubError(err error, secrets ...string) error {
+	msg := err.Error()
+	if s := scrub(msg, secrets...); s != msg {
+		return errors.New(s)
+	}
+	return err
 }
 
 // lowerHexEscapes lowercases the hex digits of the %XX escapes in q, a

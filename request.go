@@ -81,7 +81,16 @@ func putBuffer(b *bytes.Buffer) {
 }
 
 // introspect sends one introspection request and decodes the answer.
-func (v *Verifier) introspect(ctx context.Context, token string) (*answer, error) {
+//
+// The text of every error it returns is scrubbed of the token and the
+// client's secrets: the server chooses much of it (a Content-Type, a broken
+// status line or header that net/http quotes, a member name).
+func (v *Verifier) introspect(ctx context.Context, token string) (a *answer, err error) {
+	defer func() {
+		if ie, ok := err.(*IntrospectionError); ok && ie.Err != nil {
+			ie.Err = scrubError(ie.Err, append(v.secrets(), token)...)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(ctx, v.s.Timeout)
 	defer cancel()
 	resp, err := v.client.Do(v.newRequest(ctx, token))
@@ -105,10 +114,11 @@ func (v *Verifier) introspect(ctx context.Context, token string) (*answer, error
 		return nil, v.statusError(resp, body, token)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
+		shown := truncate(scrub(ct, append(v.secrets(), token)...), 64)
 		return nil, &IntrospectionError{Kind: FailureContentType, StatusCode: resp.StatusCode,
-			Err: fmt.Errorf("answer has Content-Type %q, want application/json", truncate(ct, 64))}
+			Err: fmt.Errorf("answer has Content-Type %q, want application/json", shown)}
 	}
-	a, err := decodeAnswer(body)
+	a, err = decodeAnswer(body)
 	if err != nil {
 		return nil, &IntrospectionError{Kind: FailureMalformed, StatusCode: resp.StatusCode, Err: err}
 	}
