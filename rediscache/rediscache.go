@@ -13,8 +13,9 @@
 //		Cache:    cache,
 //	})
 //
-// Keys are the prefix followed by the hex SHA-256 of the token; values are
-// the authorization server's JSON answer, which holds no token. Entries
+// Keys are the prefix followed by the key the verifier hands over, which
+// never contains the token; values are the authorization server's JSON
+// answer, which holds no token. Entries
 // expire with SET … PX after the TTL the verifier hands over, which never
 // reaches past the token's exp.
 //
@@ -54,9 +55,10 @@ const DefaultPrefix = "introspection:"
 type Options struct {
 	// Prefix is put before every key. Zero means [DefaultPrefix].
 	Prefix string
-	// Timeout bounds each Redis call: the wait for a connection, the dial,
-	// and each write and read. Zero means [DefaultTimeout]; negative is an
-	// error.
+	// Timeout bounds each Redis call: the call's context ends after
+	// Timeout (which bounds the wait for a connection and the dial), and
+	// no socket write or read of the call waits longer. Zero means
+	// [DefaultTimeout]; negative is an error.
 	Timeout time.Duration
 }
 
