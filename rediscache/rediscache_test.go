@@ -59,18 +59,20 @@ func (s *redisServer) kill() {
 	}
 }
 
-// client returns a go-redis client with the short timeouts a cache wants.
+// client returns a go-redis client built as the package doc shows: the
+// Cache bounds its calls itself.
 func (s *redisServer) client(t *testing.T) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{
-		Addr:                  s.addr,
-		DialTimeout:           200 * time.Millisecond,
-		ReadTimeout:           200 * time.Millisecond,
-		WriteTimeout:          200 * time.Millisecond,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1,
-	})
+	rdb := redis.NewClient(&redis.Options{Addr: s.addr})
 	t.Cleanup(func() { _ = rdb.Close() })
 	return rdb
+}
+
+// newCache returns rediscache.New(rdb, opts), which must succeed.
+func newCache(t *testing.T, rdb redis.UniversalClient, opts *rediscache.Options) *rediscache.Cache {
+	t.Helper()
+	c, err := rediscache.New(rdb, opts)
+	require.NoError(t, err)
+	return c
 }
 
 func verifier(t *testing.T, as *introspectiontest.Server, c introspection.Cache, edit func(*introspection.Settings)) *introspection.Verifier {
@@ -95,8 +97,8 @@ func TestTwoVerifiersShareOneRedis(t *testing.T) {
 	rs := startRedis(t)
 	as := introspectiontest.NewServer()
 	defer as.Close()
-	a := verifier(t, as, rediscache.New(rs.client(t), nil), nil)
-	b := verifier(t, as, rediscache.New(rs.client(t), nil), nil)
+	a := verifier(t, as, newCache(t, rs.client(t), nil), nil)
+	b := verifier(t, as, newCache(t, rs.client(t), nil), nil)
 	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"read"}})
 	for _, v := range []*introspection.Verifier{a, b, a, b} {
 		got, err := v.Verify(context.Background(), tok)
@@ -112,7 +114,7 @@ func TestTTLCappedByExp(t *testing.T) {
 	rdb := rs.client(t)
 	as := introspectiontest.NewServer()
 	defer as.Close()
-	v := verifier(t, as, rediscache.New(rdb, &rediscache.Options{Prefix: "p:"}), nil)
+	v := verifier(t, as, newCache(t, rdb, &rediscache.Options{Prefix: "p:"}), nil)
 	short := as.Issue(introspectiontest.TokenOptions{Lifetime: 3 * time.Second})
 	long := as.Issue(introspectiontest.TokenOptions{Lifetime: 24 * time.Hour})
 	for _, tok := range []string{short, long} {
@@ -135,7 +137,7 @@ func TestNegativeCachingInRedis(t *testing.T) {
 	rdb := rs.client(t)
 	as := introspectiontest.NewServer()
 	defer as.Close()
-	v := verifier(t, as, rediscache.New(rdb, nil), func(s *introspection.Settings) {
+	v := verifier(t, as, newCache(t, rdb, nil), func(s *introspection.Settings) {
 		s.NegativeCacheTTL = 1500 * time.Millisecond
 	})
 	for range 3 {
@@ -155,7 +157,7 @@ func TestRedisKilledMidTest(t *testing.T) {
 	rs := startRedis(t)
 	as := introspectiontest.NewServer()
 	defer as.Close()
-	v := verifier(t, as, rediscache.New(rs.client(t), &rediscache.Options{Timeout: 200 * time.Millisecond}), nil)
+	v := verifier(t, as, newCache(t, rs.client(t), &rediscache.Options{Timeout: 200 * time.Millisecond}), nil)
 	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
 	revoked := as.Issue(introspectiontest.TokenOptions{})
 	for _, tok := range []string{good, revoked} {
@@ -187,7 +189,7 @@ func TestNoTokenInRedis(t *testing.T) {
 	rdb := rs.client(t)
 	as := introspectiontest.NewServer()
 	defer as.Close()
-	v := verifier(t, as, rediscache.New(rdb, nil), func(s *introspection.Settings) { s.NegativeCacheTTL = time.Minute })
+	v := verifier(t, as, newCache(t, rdb, nil), func(s *introspection.Settings) { s.NegativeCacheTTL = time.Minute })
 	tokens := []string{"unknown-token-value"}
 	for i := range 20 {
 		tokens = append(tokens, as.Issue(introspectiontest.TokenOptions{Subject: fmt.Sprint("user", i), Scopes: []string{"read"}}))

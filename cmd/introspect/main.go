@@ -1,10 +1,12 @@
 // Command introspect asks an authorization server about a token (RFC 7662)
 // and tells whether the verifier accepts it, and why not.
 //
-//	introspect [flags] [TOKEN]
+//	introspect [flags] [--] [TOKEN]
 //
 // The token comes from the argument, or from the first line of standard
-// input when there is no argument or it is "-". Settings come from the
+// input when there is no argument or it is "-". A token that begins with
+// "-" (base64url allows it) must follow "--", or it is taken for a flag;
+// scripts should always write "--" before the token. Settings come from the
 // INTROSPECTION_* environment variables (see introspection.SettingsFromEnv)
 // and the flags, which win. The client secret is read from
 // INTROSPECTION_CLIENT_SECRET or from a file (-client-secret-file), never
@@ -12,8 +14,15 @@
 //
 // Exit status: 0 accepted, 1 rejected, 2 introspection failed or bad usage.
 //
-// introspect -demo starts a test authorization server in process and
-// verifies a demo token, to show the tool at work without any setup.
+// introspect -demo starts a test authorization server in process, issues
+// a demo token, prints it and verifies it, to show the tool at work without
+// any setup. The demo token is the only token the tool ever prints.
+//
+// Text from the authorization server never reaches the terminal raw:
+// control characters, escape sequences, bidirectional controls and other
+// characters that are not printable are shown as Go escapes (\x1b,
+// \u202e) in the text output, and as \u escapes in the JSON output, which
+// decodes to the server's exact text.
 package main
 
 import (
@@ -25,12 +34,24 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"github.com/mcpauth/introspection"
 	"github.com/mcpauth/introspection/introspectiontest"
 )
+
+const usageText = `usage: introspect [flags] [--] [TOKEN]
+
+The token is read from standard input when not given or "-".
+Put -- before a token that begins with "-", or it is taken for a flag.
+Exit status: 0 accepted, 1 rejected, 2 introspection failed or bad usage.
+
+`
 
 const (
 	exitAccepted = 0
@@ -59,7 +80,6 @@ type failure struct {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("introspect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var (
 		prefix     = fs.String("env-prefix", "INTROSPECTION_", "prefix of the environment variables to read")
 		endpoint   = fs.String("url", "", "introspection endpoint (default $INTROSPECTION_URL)")
@@ -75,21 +95,36 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		asJSON     = fs.Bool("json", false, "print the result as JSON")
 		demo       = fs.Bool("demo", false, "verify a demo token against a test authorization server started in process")
 	)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: introspect [flags] [TOKEN]\n\nThe token is read from standard input when not given.\nExit status: 0 accepted, 1 rejected, 2 introspection failed or bad usage.\n\n")
+	usage := func() {
+		fmt.Fprint(stderr, usageText)
+		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 	}
+	// The flag package's own messages repeat what was typed, which may be a
+	// token taken for a flag: they are discarded, and parseError says what
+	// went wrong without the argument.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(stderr, parseError(fs, err))
+		}
+		usage()
 		return exitFailed
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintln(stderr, "introspect: give at most one token")
 		return exitFailed
 	}
+	if *demo && fs.NArg() > 0 {
+		// A verdict on the demo token could be taken for one on this token.
+		fmt.Fprintln(stderr, "introspect: -demo verifies its own token; give none")
+		return exitFailed
+	}
 
 	s, err := introspection.SettingsFromEnv(*prefix)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, printable(err.Error()))
 		return exitFailed
 	}
 	var token string
@@ -135,14 +170,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *secretFile != "" {
 		b, err := os.ReadFile(*secretFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "introspect: -client-secret-file: %v\n", err)
+			fmt.Fprintf(stderr, "introspect: -client-secret-file: %s\n", printable(err.Error()))
 			return exitFailed
 		}
 		s.ClientSecret = strings.TrimRight(string(b), "\r\n")
 	}
 	v, err := introspection.NewVerifier(s)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, printable(err.Error()))
 		return exitFailed
 	}
 	defer v.Close()
@@ -152,7 +187,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if token == "" || token == "-" {
 			line, err := bufio.NewReader(stdin).ReadString('\n')
 			if err != nil && !errors.Is(err, io.EOF) {
-				fmt.Fprintf(stderr, "introspect: reading the token: %v\n", err)
+				fmt.Fprintf(stderr, "introspect: reading the token: %s\n", printable(err.Error()))
 				return exitFailed
 			}
 			token = strings.TrimSpace(line)
@@ -166,12 +201,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	tok, err := v.Verify(ctx, token)
 	res, code := verdict(tok, err)
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
-			fmt.Fprintln(stderr, err)
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			fmt.Fprintln(stderr, printable(err.Error()))
 			return exitFailed
 		}
+		_, _ = stdout.Write(append(escapeJSON(b), '\n'))
 		return code
 	}
 	printSummary(stdout, res)
@@ -199,29 +234,138 @@ func verdict(tok *introspection.AccessToken, err error) (result, int) {
 	}
 }
 
+// printSummary writes r for a reader. Every string passes through
+// printable, since most come from the authorization server.
 func printSummary(w io.Writer, r result) {
-	fmt.Fprintf(w, "verdict: %s\n", r.Verdict)
+	fmt.Fprintf(w, "verdict: %s\n", printable(r.Verdict))
 	if r.Reason != "" {
-		fmt.Fprintf(w, "reason:  %s\n", r.Reason)
+		fmt.Fprintf(w, "reason:  %s\n", printable(r.Reason))
 	}
 	if t := r.Token; t != nil {
-		row := func(name, value string) {
-			if value != "" {
-				fmt.Fprintf(w, "%-11s%s\n", name+":", value)
+		row := func(name string, values ...string) {
+			shown := make([]string, 0, len(values))
+			for _, v := range values {
+				if v != "" {
+					shown = append(shown, printable(v))
+				}
+			}
+			if len(shown) > 0 {
+				fmt.Fprintf(w, "%-11s%s\n", name+":", strings.Join(shown, " "))
 			}
 		}
 		row("client_id", t.ClientID)
 		row("subject", t.Subject)
 		row("username", t.Username)
 		row("issuer", t.Issuer)
-		row("scopes", strings.Join(t.Scopes, " "))
-		row("audience", strings.Join(t.Audience, " "))
+		row("scopes", t.Scopes...)
+		row("audience", t.Audience...)
 		if !t.ExpiresAt.IsZero() {
 			row("expires", fmt.Sprintf("%s (in %s)", t.ExpiresAt.Format(time.RFC3339), time.Until(t.ExpiresAt).Round(time.Second)))
 		}
 	}
 }
 
+// printable returns s with every character that a terminal could act on or
+// that could mislead a reader written as a Go escape: control characters
+// (C0, DEL, C1), bidirectional and other format controls, separators other
+// than the space, unassigned and private-use code points, and bytes that are
+// not UTF-8. A backslash is doubled, so that the escapes are unambiguous.
+func printable(s string) string {
+	if isPrintable(s) {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				fmt.Fprintf(&b, `\x%02x`, s[i])
+			} else {
+				b.WriteRune(r) // a genuine U+FFFD
+			}
+		case r == '\\':
+			b.WriteString(`\\`)
+		case unicode.IsPrint(r):
+			b.WriteRune(r)
+		default:
+			q := strconv.QuoteRune(r) // '\x1b', '\u202e', '\n'
+			b.WriteString(q[1 : len(q)-1])
+		}
+	}
+	return b.String()
+}
+
+// isPrintable reports whether printable would return s unchanged.
+func isPrintable(s string) bool {
+	for i, r := range s {
+		if r == '\\' || !unicode.IsPrint(r) {
+			return false
+		}
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// escapeJSON returns the JSON text b with every character that is not
+// printable written as a \u escape, so that it decodes to the same value.
+// encoding/json already escapes the C0 controls, U+2028 and U+2029, but
+// writes DEL, the C1 controls (U+009B is CSI) and bidirectional controls
+// such as U+202E as they are. Such characters can only occur inside JSON
+// strings, where a \u escape means the same character.
+func escapeJSON(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r == '\n' || r == ' ' || (unicode.IsPrint(r) && !(r == utf8.RuneError && size == 1)) {
+			out = append(out, b[:size]...)
+		} else {
+			for _, u := range utf16.Encode([]rune{r}) {
+				out = fmt.Appendf(out, `\u%04x`, u)
+			}
+		}
+		b = b[size:]
+	}
+	return out
+}
+
 func fields(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// parseError describes an error of flag.FlagSet.Parse without repeating
+// what was typed: an argument taken for a flag may be a token that begins
+// with "-". Only the names of defined flags are shown.
+func parseError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	// invalid value %q for flag -%s: %v, and the same for a boolean.
+	for _, f := range []struct{ prefix, infix string }{
+		{"invalid value ", " for flag -"},
+		{"invalid boolean value ", " for -"},
+	} {
+		rest, ok := strings.CutPrefix(msg, f.prefix)
+		if !ok {
+			continue
+		}
+		if value, err := strconv.QuotedPrefix(rest); err == nil {
+			if rest, ok := strings.CutPrefix(rest[len(value):], f.infix); ok {
+				if name, _, _ := strings.Cut(rest, ":"); fs.Lookup(name) != nil {
+					return "introspect: invalid value for flag -" + name
+				}
+			}
+		}
+	}
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: -"); ok && fs.Lookup(name) != nil {
+		return "introspect: " + msg
+	}
+	what := "bad flag"
+	for _, kind := range []string{"flag provided but not defined", "bad flag syntax"} {
+		if strings.HasPrefix(msg, kind) {
+			what = kind
+		}
+	}
+	return "introspect: " + what + ` (not shown: it may be a token); put -- before a token that begins with "-"`
 }
