@@ -48,11 +48,13 @@ func (a *answer) compact(in *interner) *answer {
 	c := *a
 	c.claims = nil
 	c.pairs = make([]claim, 0, len(a.claims))
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	for k, v := range a.claims {
 		name := internName(k)
 		switch name {
 		case "iss", "token_type", "client_id", "token_use", "scope", "aud":
-			v = in.value(name, v)
+			v = in.value(v)
 		}
 		c.pairs = append(c.pairs, claim{name: name, value: v})
 		switch s, _ := v.(string); name {
@@ -67,10 +69,10 @@ func (a *answer) compact(in *interner) *answer {
 		}
 	}
 	if c.scopes != nil {
-		c.scopes = in.strings("scopes", c.scopes)
+		c.scopes = in.strings(c.scopes)
 	}
 	if c.audience != nil {
-		c.audience = in.strings("audience", c.audience)
+		c.audience = in.strings(c.audience)
 	}
 	return &c
 }

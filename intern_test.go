@@ -1,0 +1,208 @@
+package introspection
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// answersServer answers each token with its body from answers, an inactive
+// answer for any other token, and counts the requests for each token.
+func answersServer(t *testing.T, answers map[string]string) (*httptest.Server, func(token string) int) {
+	t.Helper()
+	var mu sync.Mutex
+	requests := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := r.PostFormValue("token")
+		mu.Lock()
+		requests[tok]++
+		mu.Unlock()
+		body, ok := answers[tok]
+		if !ok {
+			body = `{"active":false}`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func(token string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return requests[token]
+	}
+}
+
+// TestCacheNeverMergesDifferentValues checks that the values the built-in
+// cache shares between entries are shared only when equal: a token whose
+// answer differs from an earlier one only in how a value is spelled (a
+// string with NUL bytes against a list, a string against an array) gets,
+// from the cache, exactly the verdict, scopes, audience and claims that the
+// server sent for it.
+func TestCacheNeverMergesDifferentValues(t *testing.T) {
+	const exp = `"exp":4102444800`
+	tests := []struct {
+		name     string
+		settings func(*Settings)
+		first    string // answer for a token verified before
+		second   string // answer for the token whose verdict must not change
+		wantErr  error  // the second token's verdict; nil means accepted
+	}{
+		{
+			name:     "scope with NUL against scope list",
+			settings: func(s *Settings) { s.RequiredScopes = []string{"read", "write"} },
+			first:    `{"active":true,` + exp + `,"scope":"read write"}`,
+			second:   `{"active":true,` + exp + `,"scope":"read\u0000write"}`,
+			wantErr:  ErrInsufficientScope,
+		},
+		{
+			name:     "scope with NUL against scope array",
+			settings: func(s *Settings) { s.RequiredScopes = []string{"read", "write"} },
+			first:    `{"active":true,` + exp + `,"scope":["read","write"]}`,
+			second:   `{"active":true,` + exp + `,"scope":"read\u0000write"}`,
+			wantErr:  ErrInsufficientScope,
+		},
+		{
+			name:     "aud with NUL against Settings.Audience",
+			settings: func(s *Settings) { s.Audience = []string{"https://mcp.example.com/mcp"} },
+			first:    `{"active":true,` + exp + `,"aud":["other","https://mcp.example.com/mcp"]}`,
+			second:   `{"active":true,` + exp + `,"aud":"other\u0000https://mcp.example.com/mcp"}`,
+			wantErr:  ErrAudienceMismatch,
+		},
+		{
+			name:   "scope claim string against array",
+			first:  `{"active":true,` + exp + `,"scope":["read","write"]}`,
+			second: `{"active":true,` + exp + `,"scope":"[\u0000read\u0000write"}`,
+		},
+		{
+			name:   "aud claim string against array",
+			first:  `{"active":true,` + exp + `,"aud":["a","b"]}`,
+			second: `{"active":true,` + exp + `,"aud":"[\u0000a\u0000b"}`,
+		},
+		{
+			name:   "aud claim array against string",
+			first:  `{"active":true,` + exp + `,"aud":"[\u0000a"}`,
+			second: `{"active":true,` + exp + `,"aud":["a"]}`,
+		},
+		{
+			name:   "scope list split differently",
+			first:  `{"active":true,` + exp + `,"scp":["a b","c"]}`,
+			second: `{"active":true,` + exp + `,"scp":["a","b c"]}`,
+		},
+		{
+			name:   "client_id and iss with NUL",
+			first:  `{"active":true,` + exp + `,"client_id":"app","iss":"https://as"}`,
+			second: `{"active":true,` + exp + `,"client_id":"app\u0000","iss":"https://as\u0000"}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, requests := answersServer(t, map[string]string{"first": tc.first, "second": tc.second})
+			v := newVerifier(t, srv.URL, nil, func(s *Settings) {
+				s.CacheTTL = time.Hour
+				s.NegativeCacheTTL = time.Hour
+				if tc.settings != nil {
+					tc.settings(s)
+				}
+			})
+			ctx := context.Background()
+			_, _ = v.Verify(ctx, "first")
+			_, _ = v.Verify(ctx, "first") // from the cache
+			want, err := decodeAnswer([]byte(tc.second))
+			require.NoError(t, err)
+			for call := 1; call <= 2; call++ {
+				tok, err := v.Verify(ctx, "second")
+				if tc.wantErr != nil {
+					require.ErrorIs(t, err, tc.wantErr, "call %d", call)
+					assert.Nil(t, tok)
+					continue
+				}
+				require.NoError(t, err, "call %d", call)
+				assert.Equal(t, want.accessToken("second", true), tok, "call %d", call)
+			}
+			require.Equal(t, 1, requests("first"))
+			require.Equal(t, 1, requests("second"), "the second call was answered by the cache")
+		})
+	}
+}
+
+// TestSharedValuesLeaveWithTheirEntries fills a cache of 10 entries with
+// 1,000 answers whose scope strings, about 8 KiB each, all differ, and
+// measures the heap the cache keeps: no more than its 10 entries and the
+// interner's bound, however many values went through it.
+func TestSharedValuesLeaveWithTheirEntries(t *testing.T) {
+	const tokens, size, scopeLen = 1000, 10, 8 << 10
+	ctx := context.Background()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := newMemoryCache(size, time.Now)
+	for i := range tokens {
+		var scope strings.Builder
+		for j := 0; scope.Len() < scopeLen; j++ {
+			fmt.Fprintf(&scope, "t%d-scope%d ", i, j)
+		}
+		a, err := decodeAnswer(fmt.Appendf(nil, `{"active":true,"scope":%q}`, scope.String()))
+		require.NoError(t, err)
+		c.set(ctx, fmt.Sprint("tok-", i), a, time.Hour)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	require.Equal(t, size, c.len())
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	// An entry holds its scope string and the list of its scopes (about
+	// 13 KiB of string headers for some 900 scopes); allow twice that.
+	limit := int64(size*2*(scopeLen+16*1000) + maxInternedBytes)
+	t.Logf("heap held: %d bytes for %d entries (limit %d)", held, size, limit)
+	assert.Less(t, held, limit)
+	runtime.KeepAlive(c)
+}
+
+// TestInternerBounds checks the interner's bounds: a value of
+// maxInternedValue bytes is shared and one a byte longer is not, and what it
+// holds never passes maxInternedBytes.
+func TestInternerBounds(t *testing.T) {
+	in := newInterner()
+	shared := func(s string) bool {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		first := in.value(strings.Clone(s)).(string)
+		second := in.value(strings.Clone(s)).(string)
+		return unsafe.StringData(first) == unsafe.StringData(second)
+	}
+	assert.True(t, shared(strings.Repeat("a", maxInternedValue)), "at the bound")
+	assert.False(t, shared(strings.Repeat("b", maxInternedValue+1)), "just past the bound")
+
+	list := func(n int) []any {
+		l := make([]any, n)
+		for i := range l {
+			l[i] = strings.Repeat("c", maxInternedValue/n)
+		}
+		return l
+	}
+	in.mu.Lock()
+	a, b := list(4), list(4)
+	assert.Same(t, &in.value(a).([]any)[0], &in.value(b).([]any)[0], "a list within the bound is shared")
+	long := append(list(4), "d")
+	other := append(list(4), "d")
+	assert.NotSame(t, &in.value(long).([]any)[0], &in.value(other).([]any)[0], "a list past the bound is not")
+	in.mu.Unlock()
+
+	for i := range 10_000 {
+		in.mu.Lock()
+		in.value(fmt.Sprintf("value-%d-%s", i, strings.Repeat("e", i%maxInternedValue)))
+		in.strings([]string{fmt.Sprint(i), "x"})
+		held := in.bytes
+		in.mu.Unlock()
+		require.LessOrEqual(t, held, maxInternedBytes)
+	}
+}
