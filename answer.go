@@ -146,8 +146,8 @@ func decodeAnswer(body []byte) (*answer, error) {
 	if claims == nil {
 		return nil, errors.New("answer is not a JSON object")
 	}
-	if key, dup := duplicateKey(body); dup {
-		return nil, fmt.Errorf("answer has member %q more than once", truncate(key, 64))
+	if st := scanJSON(body); st.dup {
+		return nil, fmt.Errorf("answer has member %q more than once", truncate(st.duplicate, 64))
 	}
 	a := &answer{claims: claims}
 	active, ok := claims["active"].(bool)
