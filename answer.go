@@ -16,7 +16,12 @@ const maxNumericDate = 253402300799
 // answer is a decoded RFC 7662 §2.2 introspection response. It holds no
 // token and is never changed after decoding, so it can be shared.
 type answer struct {
-	active    bool
+	active bool
+	// The size of the JSON it was decoded from, for the bounds of the
+	// built-in cache: its bytes, and its values (more than math.MaxUint16
+	// count as that many). Both fit beside active in one word.
+	values    uint16
+	size      uint32
 	clientID  string
 	subject   string
 	username  string
@@ -146,10 +151,15 @@ func decodeAnswer(body []byte) (*answer, error) {
 	if claims == nil {
 		return nil, errors.New("answer is not a JSON object")
 	}
-	if st := scanJSON(body); st.dup {
+	st := scanJSON(body)
+	if st.dup {
 		return nil, fmt.Errorf("answer has member %q more than once", truncate(st.duplicate, 64))
 	}
-	a := &answer{claims: claims}
+	a := &answer{
+		claims: claims,
+		size:   uint32(min(uint64(len(body)), math.MaxUint32)),
+		values: uint16(min(st.values, math.MaxUint16)),
+	}
 	active, ok := claims["active"].(bool)
 	if !ok {
 		if claims["active"] == nil {
