@@ -7,21 +7,20 @@ import (
 	"sync"
 )
 
-// maxInternedValue is the largest value, in bytes of text, that the built-in
-// cache shares between entries; a longer value is kept by each entry that
-// holds it.
-const maxInternedValue = 1 << 10
-
-// maxInternedBytes bounds what the interner holds, counting each value's
-// text and internOverhead for the value and for each element of a list.
-// When a new value would take it past the bound, the interner starts over:
-// values already shared stay with the entries that hold them and leave with
-// them, so at most this much outlives the entries.
-const maxInternedBytes = 64 << 10
-
-// internOverhead approximates what the interner spends on a value or an
-// element besides its text: a string or interface header and a map slot.
-const internOverhead = 32
+// The interner's bounds count a value as the bytes of its text plus
+// internOverhead for the value and for each string in a list: about what it
+// takes in memory with its string or interface headers and its map slot.
+const (
+	// maxInternedValue is the largest value that the built-in cache shares
+	// between entries; a larger value is kept by each entry that holds it.
+	maxInternedValue = 2 << 10
+	// maxInternedBytes bounds what the interner holds. When a new value
+	// would take it past the bound, the interner starts over: values
+	// already shared stay with the entries that hold them and leave with
+	// them, so at most this much outlives the entries.
+	maxInternedBytes = 64 << 10
+	internOverhead   = 32
+)
 
 // interner shares equal values between cached answers. Most tokens of a
 // deployment have the same issuer, audience and token type, and a few sets
@@ -35,7 +34,7 @@ type interner struct {
 	mu    sync.Mutex     // guards m and bytes
 	seed  maphash.Seed   // never changed
 	m     map[uint64]any // a shared string, []any or []string, by hash
-	bytes int            // what m holds, counted as maxInternedBytes says
+	bytes int            // what m holds, counted as the bounds count
 }
 
 func newInterner() *interner {
@@ -56,10 +55,10 @@ const (
 func (in *interner) value(v any) any {
 	var h maphash.Hash
 	h.SetSeed(in.seed)
-	n := 0 // bytes of text
 	switch x := v.(type) {
 	case string:
-		if n = len(x); n > maxInternedValue {
+		cost := internOverhead + len(x)
+		if cost > maxInternedValue {
 			return v
 		}
 		_ = h.WriteByte(tagString)
@@ -70,9 +69,10 @@ func (in *interner) value(v any) any {
 				return shared // the stored interface: no new allocation
 			}
 		}
-		in.add(sum, v, n+internOverhead)
+		in.add(sum, v, cost)
 		return v
 	case []any:
+		cost := internOverhead
 		_ = h.WriteByte(tagArray)
 		writeLen(&h, len(x))
 		for _, e := range x {
@@ -80,7 +80,7 @@ func (in *interner) value(v any) any {
 			if !ok {
 				return v
 			}
-			if n += len(s); n > maxInternedValue {
+			if cost += internOverhead + len(s); cost > maxInternedValue {
 				return v
 			}
 			writeString(&h, s)
@@ -91,7 +91,7 @@ func (in *interner) value(v any) any {
 				return shared
 			}
 		}
-		in.add(sum, v, n+internOverhead*(1+len(x)))
+		in.add(sum, v, cost)
 		return v
 	default:
 		return v
@@ -101,13 +101,13 @@ func (in *interner) value(v any) any {
 // strings returns a shared equal copy of ss, which no one may change. The
 // caller holds in.mu.
 func (in *interner) strings(ss []string) []string {
-	n := 0
+	cost := internOverhead
 	var h maphash.Hash
 	h.SetSeed(in.seed)
 	_ = h.WriteByte(tagStrings)
 	writeLen(&h, len(ss))
 	for _, s := range ss {
-		if n += len(s); n > maxInternedValue {
+		if cost += internOverhead + len(s); cost > maxInternedValue {
 			return ss
 		}
 		writeString(&h, s)
@@ -116,7 +116,7 @@ func (in *interner) strings(ss []string) []string {
 	if shared, ok := in.m[sum].([]string); ok && slices.Equal(shared, ss) {
 		return shared
 	}
-	in.add(sum, ss, n+internOverhead*(1+len(ss)))
+	in.add(sum, ss, cost)
 	return ss
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -159,8 +160,9 @@ func TestSharedValuesLeaveWithTheirEntries(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	require.Equal(t, size, c.len())
 	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-	// An entry holds its scope string and the list of its scopes (about
-	// 13 KiB of string headers for some 900 scopes); allow twice that.
+	// An entry holds its scope string and the list of its scopes: under
+	// 1,000 scopes of a 16-byte string header each. Allow twice that, and
+	// all the interner may hold.
 	limit := int64(size*2*(scopeLen+16*1000) + maxInternedBytes)
 	t.Logf("heap held: %d bytes for %d entries (limit %d)", held, size, limit)
 	assert.Less(t, held, limit)
@@ -168,41 +170,53 @@ func TestSharedValuesLeaveWithTheirEntries(t *testing.T) {
 }
 
 // TestInternerBounds checks the interner's bounds: a value of
-// maxInternedValue bytes is shared and one a byte longer is not, and what it
+// maxInternedValue (its text and internOverhead for it and for each string
+// in a list) is shared and one a byte larger is not, and what the interner
 // holds never passes maxInternedBytes.
 func TestInternerBounds(t *testing.T) {
 	in := newInterner()
-	shared := func(s string) bool {
-		in.mu.Lock()
-		defer in.mu.Unlock()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	sharedString := func(s string) bool {
 		first := in.value(strings.Clone(s)).(string)
 		second := in.value(strings.Clone(s)).(string)
 		return unsafe.StringData(first) == unsafe.StringData(second)
 	}
-	assert.True(t, shared(strings.Repeat("a", maxInternedValue)), "at the bound")
-	assert.False(t, shared(strings.Repeat("b", maxInternedValue+1)), "just past the bound")
+	assert.True(t, sharedString(strings.Repeat("a", maxInternedValue-internOverhead)), "a string at the bound")
+	assert.False(t, sharedString(strings.Repeat("b", maxInternedValue-internOverhead+1)), "a string just past the bound")
 
-	list := func(n int) []any {
-		l := make([]any, n)
+	// list returns four strings that cost, as a list, size.
+	list := func(size int, c string) []string {
+		l := make([]string, 4)
 		for i := range l {
-			l[i] = strings.Repeat("c", maxInternedValue/n)
+			n := (size-internOverhead)/4 - internOverhead
+			if i == 0 {
+				n += (size - internOverhead) % 4
+			}
+			l[i] = strings.Repeat(c, n)
 		}
 		return l
 	}
-	in.mu.Lock()
-	a, b := list(4), list(4)
-	assert.Same(t, &in.value(a).([]any)[0], &in.value(b).([]any)[0], "a list within the bound is shared")
-	long := append(list(4), "d")
-	other := append(list(4), "d")
-	assert.NotSame(t, &in.value(long).([]any)[0], &in.value(other).([]any)[0], "a list past the bound is not")
-	in.mu.Unlock()
+	sharedArray := func(l []string) bool {
+		a, b := make([]any, len(l)), make([]any, len(l))
+		for i := range l {
+			a[i], b[i] = strings.Clone(l[i]), strings.Clone(l[i])
+		}
+		return &in.value(a).([]any)[0] == &in.value(b).([]any)[0]
+	}
+	sharedStrings := func(l []string) bool {
+		return &in.strings(slices.Clone(l))[0] == &in.strings(slices.Clone(l))[0]
+	}
+	assert.True(t, sharedArray(list(maxInternedValue, "c")), "an array at the bound")
+	assert.False(t, sharedArray(list(maxInternedValue+1, "d")), "an array just past the bound")
+	assert.True(t, sharedStrings(list(maxInternedValue, "e")), "a list at the bound")
+	assert.False(t, sharedStrings(list(maxInternedValue+1, "f")), "a list just past the bound")
+	assert.False(t, sharedStrings(make([]string, maxInternedValue/internOverhead)), "many empty strings")
 
 	for i := range 10_000 {
-		in.mu.Lock()
-		in.value(fmt.Sprintf("value-%d-%s", i, strings.Repeat("e", i%maxInternedValue)))
+		in.value(fmt.Sprintf("value-%d-%s", i, strings.Repeat("g", i%maxInternedValue)))
 		in.strings([]string{fmt.Sprint(i), "x"})
-		held := in.bytes
-		in.mu.Unlock()
-		require.LessOrEqual(t, held, maxInternedBytes)
+		in.value([]any{fmt.Sprint(i), ""})
+		require.LessOrEqual(t, in.bytes, maxInternedBytes)
 	}
 }
