@@ -202,10 +202,12 @@ func TestInternerBounds(t *testing.T) {
 		for i := range l {
 			a[i], b[i] = strings.Clone(l[i]), strings.Clone(l[i])
 		}
-		return &in.value(a).([]any)[0] == &in.value(b).([]any)[0]
+		first, second := in.value(a).([]any), in.value(b).([]any)
+		return &first[0] == &second[0]
 	}
 	sharedStrings := func(l []string) bool {
-		return &in.strings(slices.Clone(l))[0] == &in.strings(slices.Clone(l))[0]
+		first, second := in.strings(slices.Clone(l)), in.strings(slices.Clone(l))
+		return &first[0] == &second[0]
 	}
 	assert.True(t, sharedArray(list(maxInternedValue, "c")), "an array at the bound")
 	assert.False(t, sharedArray(list(maxInternedValue+1, "d")), "an array just past the bound")
