@@ -16,7 +16,12 @@ const maxNumericDate = 253402300799
 // answer is a decoded RFC 7662 §2.2 introspection response. It holds no
 // token and is never changed after decoding, so it can be shared.
 type answer struct {
-	active    bool
+	active bool
+	// The size of the JSON it was decoded from, for the bounds of the
+	// built-in cache: its bytes, and its values (more than math.MaxUint16
+	// count as that many). Both fit beside active in one word.
+	values    uint16
+	size      uint32
 	clientID  string
 	subject   string
 	username  string
@@ -48,11 +53,13 @@ func (a *answer) compact(in *interner) *answer {
 	c := *a
 	c.claims = nil
 	c.pairs = make([]claim, 0, len(a.claims))
+	in.mu.Lock()
+	defer in.mu.Unlock()
 	for k, v := range a.claims {
 		name := internName(k)
 		switch name {
 		case "iss", "token_type", "client_id", "token_use", "scope", "aud":
-			v = in.value(name, v)
+			v = in.value(v)
 		}
 		c.pairs = append(c.pairs, claim{name: name, value: v})
 		switch s, _ := v.(string); name {
@@ -67,10 +74,10 @@ func (a *answer) compact(in *interner) *answer {
 		}
 	}
 	if c.scopes != nil {
-		c.scopes = in.strings("scopes", c.scopes)
+		c.scopes = in.strings(c.scopes)
 	}
 	if c.audience != nil {
-		c.audience = in.strings("audience", c.audience)
+		c.audience = in.strings(c.audience)
 	}
 	return &c
 }
@@ -144,10 +151,15 @@ func decodeAnswer(body []byte) (*answer, error) {
 	if claims == nil {
 		return nil, errors.New("answer is not a JSON object")
 	}
-	if key, dup := duplicateKey(body); dup {
-		return nil, fmt.Errorf("answer has member %q more than once", truncate(key, 64))
+	st := scanJSON(body)
+	if st.dup {
+		return nil, fmt.Errorf("answer has member %q more than once", truncate(st.duplicate, 64))
 	}
-	a := &answer{claims: claims}
+	a := &answer{
+		claims: claims,
+		size:   uint32(min(uint64(len(body)), math.MaxUint32)),
+		values: uint16(min(st.values, math.MaxUint16)),
+	}
 	active, ok := claims["active"].(bool)
 	if !ok {
 		if claims["active"] == nil {

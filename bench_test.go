@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -205,5 +206,99 @@ func BenchmarkCacheMemory(b *testing.B) {
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/entry")
 		runtime.KeepAlive(tokens)
 		runtime.KeepAlive(c)
+	}
+}
+
+// BenchmarkDecodeManyMembers decodes the largest answer of many members
+// that the 1 MiB cap lets through (about 116,000), next to json.Unmarshal
+// of the same body: decoding must cost a small constant times that.
+func BenchmarkDecodeManyMembers(b *testing.B) {
+	body, members := manyMembers(maxBodySize)
+	b.Logf("%d bytes, %d members", len(body), members)
+	b.Run("baseline=json.Unmarshal", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var m map[string]any
+			if err := json.Unmarshal(body, &m); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decodeAnswer", func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeAnswer(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkDecodeTypical decodes a typical 10-member answer.
+func BenchmarkDecodeTypical(b *testing.B) {
+	body := []byte(typicalAnswer(1))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeAnswer(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// hostileAnswers are answers of up to the 1 MiB cap shaped to make a
+// duplicate-member scan slow: escaped names, many small objects, deep
+// nesting, long runs of escapes.
+func hostileAnswers() map[string][]byte {
+	fill := func(head, unit, tail string) []byte {
+		n := (maxBodySize - len(head) - len(tail)) / len(unit)
+		return []byte(head + strings.TrimSuffix(strings.Repeat(unit, n), ",") + tail)
+	}
+	escaped := []byte(`{"active":true`)
+	for i := 0; len(escaped) < maxBodySize-20; i++ {
+		escaped = fmt.Appendf(escaped, `,"\u0041%X":0`, i)
+	}
+	escaped = append(escaped, '}')
+	long := []byte(`{"active":true,"x":{"a":0`)
+	for i := 0; len(long) < maxBodySize-4100; i++ {
+		long = fmt.Appendf(long, `,"%s%d":0`, strings.Repeat("n", 4000), i)
+	}
+	long = append(long, "}}"...)
+	return map[string][]byte{
+		"long-names":     long,
+		"escaped-names":  escaped,
+		"small-objects":  fill(`{"active":true,"x":[`, `{"a":0,"b":0,"c":0,"d":0,"e":0,"f":0,"g":0,"h":0},`, `]}`),
+		"objects-17":     fill(`{"active":true,"x":[`, `{"a":0,"b":0,"c":0,"d":0,"e":0,"f":0,"g":0,"h":0,"i":0,"j":0,"k":0,"l":0,"m":0,"n":0,"o":0,"p":0,"q":0},`, `]}`),
+		"deep":           []byte(`{"active":true,"x":` + strings.Repeat(`[`, 9990) + strings.Repeat(`]`, 9990) + `}`),
+		"escaped-quotes": fill(`{"active":true,"x":"`, `\"`, `"}`),
+		"backslashes":    fill(`{"active":true,"x":"`, `\\`, `"}`),
+		"empty-objects":  fill(`{"active":true,"x":[`, `{},`, `]}`),
+	}
+}
+
+// BenchmarkDecodeHostile decodes each of hostileAnswers next to
+// json.Unmarshal of it.
+func BenchmarkDecodeHostile(b *testing.B) {
+	answers := hostileAnswers()
+	for _, name := range slices.Sorted(maps.Keys(answers)) {
+		body := answers[name]
+		b.Run(name+"/baseline=json.Unmarshal", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				var m map[string]any
+				if err := json.Unmarshal(body, &m); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(name+"/decodeAnswer", func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, err := decodeAnswer(body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -175,6 +175,12 @@ func TestFaultMatrix(t *testing.T) {
 			t.Cleanup(srv.Close)
 			return srv.URL
 		}, wantKind: FailureTransport},
+
+		// Duplicate members below the top level.
+		{name: "duplicate in a nested object", handler: answer200(`{"active":true,"ext":{"role":"user","role":"admin"}}`), wantKind: FailureMalformed, wantCode: 200},
+		{name: "duplicate in an object in an array", handler: answer200(`{"active":true,"ext":[{"a":1},{"role":"user","role":"admin"}]}`), wantKind: FailureMalformed, wantCode: 200},
+		{name: "nested duplicate via escape", handler: answer200(`{"active":true,"ext":{"role":"user","r\u006fle":"admin"}}`), wantKind: FailureMalformed, wantCode: 200},
+		{name: "duplicate in an object past 16 members", handler: answer200(`{"active":true,"ext":` + strings.TrimSuffix(bigObject(40), "}") + `,"m3":0}}`), wantKind: FailureMalformed, wantCode: 200},
 	}
 	require.GreaterOrEqual(t, len(tests), 40)
 	for _, tc := range tests {

@@ -3,6 +3,7 @@ package introspection
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -15,8 +16,11 @@ import (
 
 // FuzzDecodeAnswer checks that decoding never panics and that no answer is
 // accepted unless it is, by an independent reading, a JSON object without
-// duplicate members whose active is the JSON boolean true and whose exp and
-// nbf allow the token now.
+// duplicate members in any object at any depth, whose active is the JSON
+// boolean true and whose exp and nbf allow the token now. It also checks
+// that a JSON object is refused for a duplicate member exactly when the
+// independent reading finds one, and that the scan counts its values as
+// the independent reading does.
 func FuzzDecodeAnswer(f *testing.F) {
 	for _, seed := range []string{
 		`{"active":true}`,
@@ -29,6 +33,10 @@ func FuzzDecodeAnswer(f *testing.F) {
 		`{"active":true,"token_use":"refresh_token"}`,
 		`{"active":true,"sub":"\u00e9","client_id":null}`,
 		`[true]`,
+		`{"active":true,"x":[{"a":1},{"a":1,"\u0061":2}]}`,
+		`{"active":true,"x":{"\ud83d\ude00":1,"😀":2}}`,
+		`{"active":true,"x":{"\ud800":1,"\udc00":2}}`,
+		`{"active":true,"x":{"a\"":{"a\"":1},"b\\":[]}}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -36,23 +44,34 @@ func FuzzDecodeAnswer(f *testing.F) {
 	v := &Verifier{}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		a, err := decodeAnswer(body)
+		var m map[string]any
+		object := utf8.Valid(body) && json.Unmarshal(body, &m) == nil && m != nil
+		if object {
+			key, dup, values := independentScan(body)
+			dupErr := fmt.Sprintf("answer has member %q more than once", truncate(key, 64))
+			if dup && (err == nil || err.Error() != dupErr) {
+				t.Fatalf("duplicate member %q: got error %v", key, err)
+			}
+			if !dup && err != nil && strings.Contains(err.Error(), "more than once") {
+				t.Fatalf("refused for a duplicate member that is not there: %v", err)
+			}
+			if st := scanJSON(body); !dup && st.values != values {
+				t.Fatalf("scan counted %d values, want %d", st.values, values)
+			}
+		}
 		if err != nil {
 			if a != nil {
 				t.Fatal("an answer and an error")
 			}
 			return
 		}
+		if !object {
+			t.Fatal("accepted a body that is not a JSON object in valid UTF-8")
+		}
 		if v.reject(a, now) != nil {
 			return
 		}
 		// Accepted: check it independently.
-		if !utf8.Valid(body) {
-			t.Fatal("accepted invalid UTF-8")
-		}
-		var m map[string]any
-		if err := json.Unmarshal(body, &m); err != nil {
-			t.Fatalf("accepted a body that is not a JSON object: %v", err)
-		}
 		if m["active"] != true {
 			t.Fatalf("accepted active=%#v", m["active"])
 		}
@@ -69,36 +88,56 @@ func FuzzDecodeAnswer(f *testing.F) {
 		if use, ok := m["token_use"].(string); ok && use != "access_token" {
 			t.Fatalf("accepted token_use=%q", use)
 		}
-		if key, dup := topLevelDuplicate(body); dup {
-			t.Fatalf("accepted a duplicate member %q", key)
-		}
 	})
 }
 
-// topLevelDuplicate finds a duplicate member of the top-level object with
-// encoding/json's tokenizer, independently of duplicateKey.
-func topLevelDuplicate(body []byte) (string, bool) {
+// independentScan reads a JSON text with encoding/json's tokenizer,
+// independently of scanJSON: it returns the first member name that one
+// object, at any depth, has twice (in the order the second one comes), and
+// the number of JSON values.
+func independentScan(body []byte) (key string, dup bool, values int) {
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if _, err := dec.Token(); err != nil {
-		return "", false
+	type open struct {
+		names map[string]bool // nil for an array
+		name  bool            // the next token is a name
 	}
-	seen := map[string]bool{}
-	for dec.More() {
+	var stack []open
+	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", false
+			return "", false, values
 		}
-		key := tok.(string)
-		if seen[key] {
-			return key, true
+		top := len(stack) - 1
+		if top >= 0 && stack[top].names != nil && stack[top].name {
+			if d, ok := tok.(json.Delim); !ok || d != '}' {
+				name := tok.(string)
+				if stack[top].names[name] {
+					return name, true, values
+				}
+				stack[top].names[name] = true
+				stack[top].name = false
+				continue
+			}
 		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return "", false
+		if top >= 0 && stack[top].names != nil {
+			stack[top].name = true // after a value, a name or the end
+		}
+		switch tok {
+		case json.Delim('{'):
+			values++
+			stack = append(stack, open{names: map[string]bool{}, name: true})
+		case json.Delim('['):
+			values++
+			stack = append(stack, open{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:top]
+			if top > 0 && stack[top-1].names != nil {
+				stack[top-1].name = true
+			}
+		default:
+			values++
 		}
 	}
-	return "", false
 }
 
 // FuzzBearerToken checks that credential parsing never panics, yields a

@@ -26,6 +26,19 @@ type memoryCache struct {
 
 const sweepInterval = time.Minute
 
+// maxCachedAnswer is the largest answer, in bytes of JSON, that the built-in
+// cache keeps. A larger answer is used for the call that fetched it but not
+// kept, so that a server cannot make each entry hold up to the 1 MiB that
+// an answer may have.
+const maxCachedAnswer = 16 << 10
+
+// maxCachedValues is the most JSON values that an answer the built-in cache
+// keeps may have, counting the answer itself, each member's value and each
+// element of an array, at any depth. With maxCachedAnswer it bounds the
+// memory of an entry, which bytes of JSON alone would not: once decoded, a
+// small value can take 50 times its JSON ({"":{}}, 8 bytes, takes some 400).
+const maxCachedValues = 256
+
 type memShard struct {
 	mu        sync.RWMutex         // guards all fields below
 	m         map[string]*memEntry // by token
@@ -89,6 +102,17 @@ func (c *memoryCache) get(_ context.Context, token string, now time.Time) (*answ
 }
 
 func (c *memoryCache) set(_ context.Context, token string, a *answer, ttl time.Duration) {
+	if a.size > maxCachedAnswer || a.values > maxCachedValues {
+		// Too large to keep; an older answer for the token must not stay
+		// in place of this one.
+		sh := c.shard(token)
+		sh.mu.Lock()
+		if old := sh.m[token]; old != nil {
+			sh.remove(old)
+		}
+		sh.mu.Unlock()
+		return
+	}
 	now := c.now()
 	e := &memEntry{key: token, a: a.compact(c.intern), expires: now.Add(ttl)}
 	sh := c.shard(token)

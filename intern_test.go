@@ -1,0 +1,224 @@
+package introspection
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// answersServer answers each token with its body from answers, an inactive
+// answer for any other token, and counts the requests for each token.
+func answersServer(t *testing.T, answers map[string]string) (*httptest.Server, func(token string) int) {
+	t.Helper()
+	var mu sync.Mutex
+	requests := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok := r.PostFormValue("token")
+		mu.Lock()
+		requests[tok]++
+		mu.Unlock()
+		body, ok := answers[tok]
+		if !ok {
+			body = `{"active":false}`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func(token string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return requests[token]
+	}
+}
+
+// TestCacheNeverMergesDifferentValues checks that the values the built-in
+// cache shares between entries are shared only when equal: a token whose
+// answer differs from an earlier one only in how a value is spelled (a
+// string with NUL bytes against a list, a string against an array) gets,
+// from the cache, exactly the verdict, scopes, audience and claims that the
+// server sent for it.
+func TestCacheNeverMergesDifferentValues(t *testing.T) {
+	const exp = `"exp":4102444800`
+	tests := []struct {
+		name     string
+		settings func(*Settings)
+		first    string // answer for a token verified before
+		second   string // answer for the token whose verdict must not change
+		wantErr  error  // the second token's verdict; nil means accepted
+	}{
+		{
+			name:     "scope with NUL against scope list",
+			settings: func(s *Settings) { s.RequiredScopes = []string{"read", "write"} },
+			first:    `{"active":true,` + exp + `,"scope":"read write"}`,
+			second:   `{"active":true,` + exp + `,"scope":"read\u0000write"}`,
+			wantErr:  ErrInsufficientScope,
+		},
+		{
+			name:     "scope with NUL against scope array",
+			settings: func(s *Settings) { s.RequiredScopes = []string{"read", "write"} },
+			first:    `{"active":true,` + exp + `,"scope":["read","write"]}`,
+			second:   `{"active":true,` + exp + `,"scope":"read\u0000write"}`,
+			wantErr:  ErrInsufficientScope,
+		},
+		{
+			name:     "aud with NUL against Settings.Audience",
+			settings: func(s *Settings) { s.Audience = []string{"https://mcp.example.com/mcp"} },
+			first:    `{"active":true,` + exp + `,"aud":["other","https://mcp.example.com/mcp"]}`,
+			second:   `{"active":true,` + exp + `,"aud":"other\u0000https://mcp.example.com/mcp"}`,
+			wantErr:  ErrAudienceMismatch,
+		},
+		{
+			name:   "scope claim string against array",
+			first:  `{"active":true,` + exp + `,"scope":["read","write"]}`,
+			second: `{"active":true,` + exp + `,"scope":"[\u0000read\u0000write"}`,
+		},
+		{
+			name:   "aud claim string against array",
+			first:  `{"active":true,` + exp + `,"aud":["a","b"]}`,
+			second: `{"active":true,` + exp + `,"aud":"[\u0000a\u0000b"}`,
+		},
+		{
+			name:   "aud claim array against string",
+			first:  `{"active":true,` + exp + `,"aud":"[\u0000a"}`,
+			second: `{"active":true,` + exp + `,"aud":["a"]}`,
+		},
+		{
+			name:   "scope list split differently",
+			first:  `{"active":true,` + exp + `,"scp":["a b","c"]}`,
+			second: `{"active":true,` + exp + `,"scp":["a","b c"]}`,
+		},
+		{
+			name:   "client_id and iss with NUL",
+			first:  `{"active":true,` + exp + `,"client_id":"app","iss":"https://as"}`,
+			second: `{"active":true,` + exp + `,"client_id":"app\u0000","iss":"https://as\u0000"}`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, requests := answersServer(t, map[string]string{"first": tc.first, "second": tc.second})
+			v := newVerifier(t, srv.URL, nil, func(s *Settings) {
+				s.CacheTTL = time.Hour
+				s.NegativeCacheTTL = time.Hour
+				if tc.settings != nil {
+					tc.settings(s)
+				}
+			})
+			ctx := context.Background()
+			_, _ = v.Verify(ctx, "first")
+			_, _ = v.Verify(ctx, "first") // from the cache
+			want, err := decodeAnswer([]byte(tc.second))
+			require.NoError(t, err)
+			for call := 1; call <= 2; call++ {
+				tok, err := v.Verify(ctx, "second")
+				if tc.wantErr != nil {
+					require.ErrorIs(t, err, tc.wantErr, "call %d", call)
+					assert.Nil(t, tok)
+					continue
+				}
+				require.NoError(t, err, "call %d", call)
+				assert.Equal(t, want.accessToken("second", true), tok, "call %d", call)
+			}
+			require.Equal(t, 1, requests("first"))
+			require.Equal(t, 1, requests("second"), "the second call was answered by the cache")
+		})
+	}
+}
+
+// TestSharedValuesLeaveWithTheirEntries fills a cache of 10 entries with
+// 1,000 answers whose scope strings, about 8 KiB each, all differ, and
+// measures the heap the cache keeps: no more than its 10 entries and the
+// interner's bound, however many values went through it.
+func TestSharedValuesLeaveWithTheirEntries(t *testing.T) {
+	const tokens, size, scopeLen = 1000, 10, 8 << 10
+	ctx := context.Background()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	c := newMemoryCache(size, time.Now)
+	for i := range tokens {
+		var scope strings.Builder
+		for j := 0; scope.Len() < scopeLen; j++ {
+			fmt.Fprintf(&scope, "t%d-scope%d ", i, j)
+		}
+		a, err := decodeAnswer(fmt.Appendf(nil, `{"active":true,"scope":%q}`, scope.String()))
+		require.NoError(t, err)
+		c.set(ctx, fmt.Sprint("tok-", i), a, time.Hour)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	require.Equal(t, size, c.len())
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	// An entry holds its scope string and the list of its scopes: under
+	// 1,000 scopes of a 16-byte string header each. Allow twice that, and
+	// all the interner may hold.
+	limit := int64(size*2*(scopeLen+16*1000) + maxInternedBytes)
+	t.Logf("heap held: %d bytes for %d entries (limit %d)", held, size, limit)
+	assert.Less(t, held, limit)
+	runtime.KeepAlive(c)
+}
+
+// TestInternerBounds checks the interner's bounds: a value of
+// maxInternedValue (its text and internOverhead for it and for each string
+// in a list) is shared and one a byte larger is not, and what the interner
+// holds never passes maxInternedBytes.
+func TestInternerBounds(t *testing.T) {
+	in := newInterner()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	sharedString := func(s string) bool {
+		first := in.value(strings.Clone(s)).(string)
+		second := in.value(strings.Clone(s)).(string)
+		return unsafe.StringData(first) == unsafe.StringData(second)
+	}
+	assert.True(t, sharedString(strings.Repeat("a", maxInternedValue-internOverhead)), "a string at the bound")
+	assert.False(t, sharedString(strings.Repeat("b", maxInternedValue-internOverhead+1)), "a string just past the bound")
+
+	// list returns four strings that cost, as a list, size.
+	list := func(size int, c string) []string {
+		l := make([]string, 4)
+		for i := range l {
+			n := (size-internOverhead)/4 - internOverhead
+			if i == 0 {
+				n += (size - internOverhead) % 4
+			}
+			l[i] = strings.Repeat(c, n)
+		}
+		return l
+	}
+	sharedArray := func(l []string) bool {
+		a, b := make([]any, len(l)), make([]any, len(l))
+		for i := range l {
+			a[i], b[i] = strings.Clone(l[i]), strings.Clone(l[i])
+		}
+		first, second := in.value(a).([]any), in.value(b).([]any)
+		return &first[0] == &second[0]
+	}
+	sharedStrings := func(l []string) bool {
+		first, second := in.strings(slices.Clone(l)), in.strings(slices.Clone(l))
+		return &first[0] == &second[0]
+	}
+	assert.True(t, sharedArray(list(maxInternedValue, "c")), "an array at the bound")
+	assert.False(t, sharedArray(list(maxInternedValue+1, "d")), "an array just past the bound")
+	assert.True(t, sharedStrings(list(maxInternedValue, "e")), "a list at the bound")
+	assert.False(t, sharedStrings(list(maxInternedValue+1, "f")), "a list just past the bound")
+	assert.False(t, sharedStrings(make([]string, maxInternedValue/internOverhead)), "many empty strings")
+
+	for i := range 10_000 {
+		in.value(fmt.Sprintf("value-%d-%s", i, strings.Repeat("g", i%maxInternedValue)))
+		in.strings([]string{fmt.Sprint(i), "x"})
+		in.value([]any{fmt.Sprint(i), ""})
+		require.LessOrEqual(t, in.bytes, maxInternedBytes)
+	}
+}
