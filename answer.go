@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -142,7 +143,7 @@ func decodeAnswer(body []byte) (*answer, error) {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
 			if typeErr.Field != "" {
-				return nil, fmt.Errorf("answer member %q is out of range", truncate(typeErr.Field, 64))
+				return nil, fmt.Errorf("answer member %s is out of range", memberName(typeErr.Field))
 			}
 			return nil, errors.New("answer is not a JSON object")
 		}
@@ -153,7 +154,7 @@ func decodeAnswer(body []byte) (*answer, error) {
 	}
 	st := scanJSON(body)
 	if st.dup {
-		return nil, fmt.Errorf("answer has member %q more than once", truncate(st.duplicate, 64))
+		return nil, fmt.Errorf("answer has member %s more than once", memberName(st.duplicate))
 	}
 	a := &answer{
 		claims: claims,
@@ -278,4 +279,16 @@ func listMember(claims map[string]any, name string, fields bool) ([]string, erro
 	default:
 		return nil, fmt.Errorf("answer member %q is not a string or an array of strings", name)
 	}
+}
+
+// memberName names a member in an error: by its name when RFC 7662 or
+// RFC 7519 defines it, else as "(another)": the server chose that name, and
+// it may repeat the token, which an error never shows.
+func memberName(k string) string {
+	switch k {
+	case "active", "scope", "client_id", "username", "token_type", "exp", "iat", "nbf",
+		"sub", "aud", "iss", "jti", "token_use", "scp":
+		return strconv.Quote(k)
+	}
+	return "(another)"
 }

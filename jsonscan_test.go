@@ -92,7 +92,8 @@ func TestDuplicateMembersRefusedAtEveryDepth(t *testing.T) {
 			}
 			require.Error(t, err)
 			assert.Nil(t, a)
-			assert.Equal(t, fmt.Sprintf("answer has member %q more than once", tc.dup), err.Error())
+			assert.Equal(t, "answer has member "+memberName(tc.dup)+" more than once", err.Error())
+			assert.Equal(t, tc.dup, scanJSON([]byte(tc.body)).duplicate, "the name as decoded")
 		})
 	}
 }
