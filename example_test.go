@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -366,13 +365,10 @@ func goBuild(t *testing.T, main string) {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("the go command is required in CI")
-			}
-			t.Skip("skipping: the go command is not installed")
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the go command is required in CI")
 		}
+		t.Skip("skipping: the go command is not on PATH")
 	}
 	root, err := filepath.Abs(".")
 	require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -32,13 +31,10 @@ func TestPackageDocSnippet(t *testing.T) {
 
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-		if _, err := os.Stat(goTool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("the go command is required in CI")
-			}
-			t.Skip("skipping: the go command is not installed")
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the go command is required in CI")
 		}
+		t.Skip("skipping: the go command is not on PATH")
 	}
 	// Build in the repository's workspace, whose modules' versions are the
 	// ones the module cache holds.
