@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"log/slog"
@@ -12,10 +13,23 @@ import (
 )
 
 // Cache stores introspection answers outside the verifier, for example in a
-// store shared by several replicas. Keys are the hex SHA-256 digest of the
-// token, never the token; values are the authorization server's JSON answer,
-// which holds no token (an answer that repeats the token is not stored). A
-// Cache must be safe for concurrent use.
+// store shared by the replicas of one resource server. A Cache must be safe
+// for concurrent use.
+//
+// Keys are [Verifier.CacheKey]: a namespace, a colon and the hex SHA-256
+// digest of the token, never the token. The namespace is a digest of what
+// the authorization server's answer depends on: the IntrospectionURL and
+// the ClientID. RFC 7662 lets an authorization server answer each protected
+// resource (each authenticated client) differently, so verifiers of
+// different resource servers, or at different authorization servers, never
+// read each other's answers from one store, while the replicas of one
+// resource server share theirs. What does not change the answer stays out:
+// the client secret (which a key never holds), the ClientAuthMethod, and
+// the checks a verifier makes (Audience, Issuer, RequiredScopes, Leeway),
+// which run again on every hit.
+//
+// Values are the authorization server's JSON answer, which holds no token
+// (an answer that repeats the token is not stored).
 //
 // An error from Get or Set is counted in [Stats], logged, and treated as a
 // miss: the verifier then asks the authorization server, so an outage of
@@ -38,11 +52,25 @@ type store interface {
 	len() int
 }
 
-// CacheKey returns the key under which answers for token are handed to a
-// [Cache]: the lowercase hex SHA-256 digest of the token.
-func CacheKey(token string) string {
+// CacheKey returns the key under which the verifier hands answers for token
+// to a [Cache]: the namespace of the verifier's IntrospectionURL and
+// ClientID (32 hex digits), a colon, and the lowercase hex SHA-256 digest of
+// the token.
+func (v *Verifier) CacheKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
+	return v.cacheNamespace + ":" + hex.EncodeToString(sum[:])
+}
+
+// cacheNamespace returns the first 16 bytes, in hex, of the SHA-256 digest
+// of endpoint and clientID, each preceded by its length, so that no two
+// pairs share a namespace.
+func cacheNamespace(endpoint, clientID string) string {
+	h := sha256.New()
+	for _, s := range []string{endpoint, clientID} {
+		_, _ = h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(s))))
+		_, _ = h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
 // cacheCooldown is how long a failing Cache is left alone.
@@ -70,7 +98,7 @@ func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answ
 	if !s.available() {
 		return nil, false
 	}
-	key := CacheKey(token)
+	key := s.v.CacheKey(token)
 	b, ok, err := s.c.Get(ctx, key)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -101,7 +129,7 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 		return
 	}
 	if err == nil {
-		err = s.c.Set(ctx, CacheKey(token), b, ttl)
+		err = s.c.Set(ctx, s.v.CacheKey(token), b, ttl)
 	}
 	if err != nil {
 		s.cacheError(ctx, "set", err)

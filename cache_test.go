@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,6 +71,13 @@ func (c *mapCache) Delete(_ context.Context, key string) error {
 	defer c.mu.Unlock()
 	delete(c.entries, key)
 	return nil
+}
+
+// len returns the number of entries stored.
+func (c *mapCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 func (c *mapCache) setFail(f bool) {
@@ -175,7 +185,9 @@ func TestCacheTTLHandedToSharedCache(t *testing.T) {
 	assert.Equal(t, []time.Duration{time.Minute, 20 * time.Second, 5 * time.Second}, mc.ttls)
 }
 
-// TestCacheKeysAndValues checks that a Cache never sees the token.
+// TestCacheKeysAndValues checks that a Cache never sees the token, the
+// secret, or the settings in clear, and that keys are the namespace of the
+// endpoint and client id, a colon and the hex SHA-256 of the token.
 func TestCacheKeysAndValues(t *testing.T) {
 	as := newAS(t, nil)
 	v, mc := sharedCacheVerifier(t, as, nil)
@@ -184,14 +196,52 @@ func TestCacheKeysAndValues(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, mc.entries, 1)
 	for k, e := range mc.entries {
-		assert.Equal(t, CacheKey(tok), k)
-		assert.Regexp(t, "^[0-9a-f]{64}$", k)
-		assert.NotContains(t, k, tok)
+		assert.Equal(t, v.CacheKey(tok), k)
+		assert.Regexp(t, "^[0-9a-f]{32}:[0-9a-f]{64}$", k)
+		for _, clear := range []string{tok, introspectiontest.ClientSecret, introspectiontest.ClientID, as.URL} {
+			assert.NotContains(t, k, clear)
+		}
 		assert.NotContains(t, string(e.value), tok)
+		assert.NotContains(t, string(e.value), introspectiontest.ClientSecret)
 		assert.Contains(t, string(e.value), `"sub":"alice"`)
 	}
-	// The known SHA-256 of "abc".
-	assert.Equal(t, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", CacheKey("abc"))
+
+	// A known answer: the first 16 bytes of SHA-256 over the endpoint and
+	// the client id, each after its length as 8 bytes big-endian, then the
+	// known SHA-256 of "abc".
+	known, err := NewVerifier(Settings{IntrospectionURL: "https://auth.example.com/oauth2/introspect",
+		ClientID: "my-resource-server", ClientSecret: "secret"})
+	require.NoError(t, err)
+	assert.Equal(t, "50bb357589d051fea7bf8c7dda26b1ec:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		known.CacheKey("abc"))
+
+	// The namespace follows the endpoint and the client id, and nothing else.
+	for _, tc := range []struct {
+		name string
+		edit func(*Settings)
+		same bool
+	}{
+		{"another secret", func(s *Settings) { s.ClientSecret = "rotated" }, true},
+		{"another auth method", func(s *Settings) { s.ClientAuthMethod = ClientSecretPost }, true},
+		{"other checks", func(s *Settings) { s.Audience, s.RequiredScopes, s.Issuer = []string{"a"}, []string{"b"}, "c" }, true},
+		{"another client id", func(s *Settings) { s.ClientID = "my-resource-server2" }, false},
+		{"an id that moves the boundary", func(s *Settings) {
+			s.IntrospectionURL, s.ClientID = "https://auth.example.com/oauth2/introspectm", "y-resource-server"
+		}, false},
+		{"another path", func(s *Settings) { s.IntrospectionURL = "https://auth.example.com/oauth2/introspect2" }, false},
+		{"another host", func(s *Settings) { s.IntrospectionURL = "https://auth2.example.com/oauth2/introspect" }, false},
+	} {
+		s := Settings{IntrospectionURL: "https://auth.example.com/oauth2/introspect",
+			ClientID: "my-resource-server", ClientSecret: "secret"}
+		tc.edit(&s)
+		other, err := NewVerifier(s)
+		require.NoError(t, err, tc.name)
+		if tc.same {
+			assert.Equal(t, known.CacheKey("abc"), other.CacheKey("abc"), tc.name)
+		} else {
+			assert.NotEqual(t, known.CacheKey("abc")[:32], other.CacheKey("abc")[:32], tc.name)
+		}
+	}
 }
 
 // TestSharedCacheNeverHoldsTheToken checks that an answer that repeats the
@@ -536,7 +586,7 @@ func TestSharedCacheCorruptValue(t *testing.T) {
 	as := newAS(t, nil)
 	v, mc := sharedCacheVerifier(t, as, nil)
 	tok := as.Issue(introspectiontest.TokenOptions{})
-	require.NoError(t, mc.Set(context.Background(), CacheKey(tok), []byte(`{"active":"true"}`), time.Minute))
+	require.NoError(t, mc.Set(context.Background(), v.CacheKey(tok), []byte(`{"active":"true"}`), time.Minute))
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), as.RequestsFor(tok), "the corrupt entry was ignored and replaced")
@@ -608,4 +658,119 @@ func TestSharedValuesStayPrivate(t *testing.T) {
 	assert.Equal(t, []string{"read", "write"}, got.Scopes)
 	assert.Equal(t, []any{"a", "b"}, got.Claims["aud"])
 	assert.Equal(t, int64(2), as.Requests())
+}
+
+// perClientServer answers introspection by the Basic client id: answers
+// maps each id to its JSON answer. It counts the requests of each client.
+func perClientServer(t *testing.T, answers map[string]string) (*httptest.Server, func(client string) int64) {
+	t.Helper()
+	var mu sync.Mutex
+	asked := map[string]int64{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _, _ := r.BasicAuth()
+		id, _ = url.QueryUnescape(id)
+		mu.Lock()
+		asked[id]++
+		mu.Unlock()
+		body, ok := answers[id]
+		if !ok {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func(client string) int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return asked[client]
+	}
+}
+
+// TestSharedCacheSeparatesResourceServers checks that two resource servers
+// on one shared Cache never take each other's answers: RFC 7662 lets the
+// authorization server answer each protected resource differently, so an
+// answer is shared only by verifiers with the same endpoint and client id.
+func TestSharedCacheSeparatesResourceServers(t *testing.T) {
+	type setup struct {
+		a, b           *Verifier
+		token          string
+		askedA, askedB func() int64
+	}
+	cached := func(s *Settings, mc *mapCache) {
+		s.CacheTTL = time.Minute
+		s.NegativeCacheTTL = time.Minute
+		s.Cache = mc
+	}
+	tests := []struct {
+		name  string
+		build func(t *testing.T, mc *mapCache) setup
+	}{
+		{"one endpoint, two client ids", func(t *testing.T, mc *mapCache) setup {
+			srv, asked := perClientServer(t, map[string]string{
+				"rs-a": `{"active":true,"sub":"alice"}`,
+				"rs-b": `{"active":false}`,
+			})
+			client := func(id string) *Verifier {
+				return newVerifier(t, srv.URL, nil, func(s *Settings) {
+					s.ClientID, s.ClientSecret = id, "secret"
+					cached(s, mc)
+				})
+			}
+			return setup{client("rs-a"), client("rs-b"), "shared-token",
+				func() int64 { return asked("rs-a") }, func() int64 { return asked("rs-b") }}
+		}},
+		{"two endpoints, one client id", func(t *testing.T, mc *mapCache) setup {
+			asA, asB := newAS(t, nil), newAS(t, nil)
+			tok := asA.Issue(introspectiontest.TokenOptions{Subject: "alice"}) // unknown to asB
+			a := newVerifier(t, asA.IntrospectionURL, nil, func(s *Settings) { cached(s, mc) })
+			b := newVerifier(t, asB.IntrospectionURL, nil, func(s *Settings) { cached(s, mc) })
+			return setup{a, b, tok, asA.Requests, asB.Requests}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mc := newMapCache(time.Now)
+			st := tc.build(t, mc)
+			ctx := context.Background()
+			for round := range 2 {
+				got, err := st.a.Verify(ctx, st.token)
+				require.NoError(t, err, "round %d", round)
+				assert.Equal(t, "alice", got.Subject)
+				_, err = st.b.Verify(ctx, st.token)
+				assert.ErrorIs(t, err, ErrTokenInactive, "round %d: B's server called the token inactive", round)
+			}
+			assert.Equal(t, int64(1), st.askedA(), "A's answer came from the cache the second time")
+			assert.Equal(t, int64(1), st.askedB(), "B's answer came from the cache the second time")
+			assert.Equal(t, 2, mc.len(), "one entry per resource server")
+		})
+	}
+}
+
+// TestSharedCacheSameResourceServerShares checks that verifiers with the
+// same endpoint and client id share answers, whatever else differs in
+// their settings: the authorization server's answer does not depend on
+// how the client authenticates, nor on the checks each verifier runs.
+func TestSharedCacheSameResourceServerShares(t *testing.T) {
+	as := newAS(t, nil)
+	mc := newMapCache(time.Now)
+	tok := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"read"}})
+	edits := []func(*Settings){
+		func(*Settings) {},
+		func(s *Settings) { s.ClientAuthMethod = ClientSecretPost },
+		func(s *Settings) { s.RequiredScopes = []string{"read"}; s.Timeout = time.Second },
+		func(s *Settings) { s.CacheTTL = 30 * time.Second; s.Leeway = time.Second },
+	}
+	for i, edit := range edits {
+		v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+			s.CacheTTL = time.Minute
+			s.Cache = mc
+			edit(s)
+		})
+		_, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err, "verifier %d", i)
+	}
+	assert.Equal(t, int64(1), as.Requests(), "one upstream request between all the verifiers")
+	assert.Equal(t, 1, mc.len())
 }

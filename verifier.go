@@ -21,13 +21,14 @@ import (
 // A Verifier is safe for concurrent use by multiple goroutines. Concurrent
 // calls for the same token share one introspection request.
 type Verifier struct {
-	s         Settings
-	endpoint  *url.URL // parsed IntrospectionURL; never modified
-	basicAuth []string // Authorization header value for ClientSecretBasic; never modified
-	client    *http.Client
-	transport *http.Transport // owned by the verifier; nil with a caller's HTTPClient
-	now       func() time.Time
-	log       *slog.Logger
+	s              Settings
+	endpoint       *url.URL // parsed IntrospectionURL; never modified
+	basicAuth      []string // Authorization header value for ClientSecretBasic; never modified
+	cacheNamespace string   // of the keys handed to a Cache; see CacheKey
+	client         *http.Client
+	transport      *http.Transport // owned by the verifier; nil with a caller's HTTPClient
+	now            func() time.Time
+	log            *slog.Logger
 
 	group singleflight.Group // collapses concurrent introspections of one token
 	cache store              // nil when caching is off
@@ -43,11 +44,12 @@ func NewVerifier(s Settings) (*Verifier, error) {
 		return nil, err
 	}
 	v := &Verifier{
-		s:         s,
-		endpoint:  endpoint,
-		basicAuth: []string{basicAuthHeader(s.ClientID, s.ClientSecret)},
-		now:       s.Now,
-		log:       s.Logger,
+		s:              s,
+		endpoint:       endpoint,
+		basicAuth:      []string{basicAuthHeader(s.ClientID, s.ClientSecret)},
+		cacheNamespace: cacheNamespace(endpoint.String(), s.ClientID),
+		now:            s.Now,
+		log:            s.Logger,
 	}
 	if v.now == nil {
 		v.now = time.Now
