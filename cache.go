@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -29,7 +30,10 @@ import (
 // which run again on every hit.
 //
 // Values are the authorization server's JSON answer, which holds no token
-// (an answer that repeats the token is not stored).
+// (an answer that repeats the token is not stored). A value read back is
+// held to the limits of an answer from the network: at most 1 MiB, decoded
+// as strictly. A value that fails them counts as a cache error and is
+// deleted.
 //
 // An error from Get or Set is counted in [Stats], logged, and treated as a
 // miss: the verifier then asks the authorization server, so an outage of
@@ -109,7 +113,7 @@ func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answ
 	if !ok {
 		return nil, false
 	}
-	a, err := decodeAnswer(b)
+	a, err := decodeStored(b)
 	if err != nil {
 		s.cacheError(ctx, "decode", err)
 		_ = s.c.Delete(ctx, key)
@@ -118,14 +122,24 @@ func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answ
 	return a, true
 }
 
+// decodeStored decodes a value read from a Cache with the limits of an
+// answer read from the network.
+func decodeStored(b []byte) (*answer, error) {
+	if len(b) > maxBodySize {
+		return nil, fmt.Errorf("value is larger than %d bytes", maxBodySize)
+	}
+	return decodeAnswer(b)
+}
+
 func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time.Duration) {
 	if !s.available() {
 		return
 	}
 	b, err := json.Marshal(a.claims)
-	if err == nil && bytes.Contains(b, []byte(token)) {
-		// The answer names the token itself (no RFC 7662 member does);
-		// a shared store must never hold it, so this answer is not stored.
+	if err == nil && (bytes.Contains(b, []byte(token)) || len(b) > maxBodySize) {
+		// The answer names the token itself (no RFC 7662 member does),
+		// which a shared store must never hold, or it grew past what a
+		// read accepts when encoded again: it is not stored.
 		return
 	}
 	if err == nil {

@@ -774,3 +774,98 @@ func TestSharedCacheSameResourceServerShares(t *testing.T) {
 	assert.Equal(t, int64(1), as.Requests(), "one upstream request between all the verifiers")
 	assert.Equal(t, 1, mc.len())
 }
+
+// TestSharedCacheValuesGetNetworkLimits checks that a value read from a
+// Cache is held to the limits of an answer from the network: at most
+// maxBodySize bytes and decoded as strictly. A refused value counts as a
+// cache error, and the authorization server decides instead.
+func TestSharedCacheValuesGetNetworkLimits(t *testing.T) {
+	// padded returns an active answer of exactly n bytes.
+	padded := func(n int) string {
+		const head, tail = `{"active":true,"sub":"cached","pad":"`, `"}`
+		return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+	}
+	tests := []struct {
+		name    string
+		value   string
+		wantHit bool
+	}{
+		{"at the size cap", padded(maxBodySize), true},
+		{"one byte past the size cap", padded(maxBodySize + 1), false},
+		{"3 MiB", padded(3 << 20), false},
+		{"duplicate member", `{"active":false,"active":true}`, false},
+		{"duplicate member through an escape", `{"active":false,"\u0061ctive":true}`, false},
+		{"invalid UTF-8", "{\"active\":true,\"sub\":\"\xff\"}", false},
+		{"active as a string", `{"active":"true"}`, false},
+		{"not an object", `[{"active":true}]`, false},
+		{"trailing data", `{"active":true} {"active":true}`, false},
+	}
+	require.Len(t, padded(maxBodySize+1), maxBodySize+1)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newAS(t, nil)
+			const tok = "never-issued" // the authorization server calls it inactive
+			v, mc := sharedCacheVerifier(t, as, nil)
+			require.NoError(t, mc.Set(context.Background(), v.CacheKey(tok), []byte(tc.value), time.Minute))
+
+			got, err := v.Verify(context.Background(), tok)
+			st := v.Stats()
+			if tc.wantHit {
+				require.NoError(t, err)
+				assert.Equal(t, "cached", got.Subject)
+				assert.Zero(t, as.Requests())
+				assert.Zero(t, st.CacheErrors)
+				return
+			}
+			assert.ErrorIs(t, err, ErrTokenInactive, "the server's verdict, never the refused value's")
+			assert.Nil(t, got)
+			assert.Equal(t, int64(1), as.RequestsFor(tok))
+			assert.Equal(t, uint64(1), st.CacheErrors)
+			assert.Zero(t, mc.len(), "the refused value was deleted")
+		})
+	}
+}
+
+// TestSharedCacheStoresOnlyWhatItCanReadBack checks the bound on values
+// handed to a Cache: the answer as encoded for the store (where "<" takes
+// six bytes, \u003c) must fit the size a read accepts, else it is used but
+// not stored.
+func TestSharedCacheStoresOnlyWhatItCanReadBack(t *testing.T) {
+	// answer returns an answer that encodes to 24 + 6*lt + x bytes.
+	answer := func(lt, x int) string {
+		return `{"active":true,"pad":"` + strings.Repeat("<", lt) + strings.Repeat("x", x) + `"}`
+	}
+	const lt = (maxBodySize - 24) / 6
+	tests := []struct {
+		name       string
+		body       string
+		wantStored bool
+	}{
+		{"encoded at the size cap", answer(lt, maxBodySize-24-6*lt), true},
+		{"encoded one byte past it", answer(lt, maxBodySize-24-6*lt+1), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Less(t, len(tc.body), maxBodySize/2, "the server's answer itself is well under the cap")
+			as := newAS(t, nil)
+			v, mc := sharedCacheVerifier(t, as, nil)
+			tok := as.Issue(introspectiontest.TokenOptions{})
+			as.SetFault(introspectiontest.Fault{Body: tc.body})
+			for range 2 {
+				_, err := v.Verify(context.Background(), tok)
+				require.NoError(t, err)
+			}
+			if tc.wantStored {
+				require.Equal(t, 1, mc.len())
+				for _, e := range mc.entries {
+					assert.Len(t, e.value, maxBodySize)
+				}
+				assert.Equal(t, int64(1), as.RequestsFor(tok), "read back from the cache")
+			} else {
+				assert.Zero(t, mc.len())
+				assert.Equal(t, int64(2), as.RequestsFor(tok))
+			}
+			assert.Zero(t, v.Stats().CacheErrors)
+		})
+	}
+}
