@@ -35,11 +35,18 @@ import (
 // as strictly. A value that fails them counts as a cache error and is
 // deleted.
 //
-// An error from Get or Set is counted in [Stats], logged, and treated as a
-// miss: the verifier then asks the authorization server, so an outage of
-// the cache never accepts or rejects a token by itself. After an error the
-// verifier leaves the cache alone for five seconds, so that an outage does
-// not add a timeout to every request.
+// Every call gets a context that ends after one second, and the verifier
+// stops waiting then even if the Cache ignores its context (such a call
+// keeps running on a goroutine of its own until it returns). Callers get
+// the authorization server's answer without waiting for the Set that
+// stores it.
+//
+// An error from Get, Set or Delete, a call that outlives its deadline, and
+// a panic in one are counted in [Stats] and logged, and the verifier then
+// asks the authorization server, so an outage of the cache never accepts
+// or rejects a token by itself. After such an error the verifier leaves
+// the cache alone for five seconds, so that an outage does not add a
+// timeout to every request.
 type Cache interface {
 	// Get returns the value stored under key, and whether there was one.
 	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
@@ -77,15 +84,20 @@ func cacheNamespace(endpoint, clientID string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// cacheCooldown is how long a failing Cache is left alone.
-const cacheCooldown = 5 * time.Second
+const (
+	// cacheCooldown is how long a failing Cache is left alone.
+	cacheCooldown = 5 * time.Second
+	// cacheCallTimeout bounds each call of a Cache.
+	cacheCallTimeout = time.Second
+)
 
 // sharedStore adapts a caller's [Cache].
 type sharedStore struct {
 	c         Cache
 	v         *Verifier
 	cooldown  time.Duration
-	downUntil atomic.Int64 // Unix nanoseconds before which c is not used
+	timeout   time.Duration // bounds each call of c
+	downUntil atomic.Int64  // Unix nanoseconds before which c is not used
 }
 
 // available reports whether the cache is out of its cooldown. It follows
@@ -98,16 +110,57 @@ func (s *sharedStore) available() bool {
 	return true
 }
 
+// call runs f, one call of the Cache named op, on a goroutine of its own
+// with a context that ends after s.timeout, and waits for it no longer
+// than that, nor than ctx. A panic in f is recovered and returned as a
+// [*panicError].
+func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- s.v.recovered(ctx, "Cache."+op, r)
+			}
+		}()
+		done <- f(cctx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-cctx.Done():
+		select {
+		case err = <-done: // it answered just in time
+		default:
+			err = cctx.Err()
+		}
+	}
+	if err != nil && cctx.Err() != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("no answer within %v", s.timeout)
+	}
+	return err
+}
+
 func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answer, bool) {
 	if !s.available() {
 		return nil, false
 	}
 	key := s.v.CacheKey(token)
-	b, ok, err := s.c.Get(ctx, key)
+	var (
+		b  []byte
+		ok bool
+	)
+	err := s.call(ctx, "Get", func(ctx context.Context) error {
+		var err error
+		b, ok, err = s.c.Get(ctx, key)
+		return err
+	})
 	if err != nil {
-		if ctx.Err() == nil {
-			s.cacheError(ctx, "get", err)
-		}
+		s.cacheError(ctx, "get", err)
 		return nil, false
 	}
 	if !ok {
@@ -116,7 +169,9 @@ func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answ
 	a, err := decodeStored(b)
 	if err != nil {
 		s.cacheError(ctx, "decode", err)
-		_ = s.c.Delete(ctx, key)
+		if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
+			s.cacheError(ctx, "delete", err)
+		}
 		return nil, false
 	}
 	return a, true
@@ -143,7 +198,8 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 		return
 	}
 	if err == nil {
-		err = s.c.Set(ctx, s.v.CacheKey(token), b, ttl)
+		key := s.v.CacheKey(token)
+		err = s.call(ctx, "Set", func(ctx context.Context) error { return s.c.Set(ctx, key, b, ttl) })
 	}
 	if err != nil {
 		s.cacheError(ctx, "set", err)
@@ -152,11 +208,19 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 
 func (s *sharedStore) len() int { return -1 }
 
+// cacheError counts a failed cache operation, logs it unless it was a
+// panic (logged already, with its stack) or ctx ended (the caller's own
+// doing), and starts the cooldown unless the store itself answered.
 func (s *sharedStore) cacheError(ctx context.Context, op string, err error) {
+	if op != "decode" && ctx.Err() != nil {
+		return
+	}
 	if op != "decode" {
 		s.downUntil.Store(time.Now().Add(s.cooldown).UnixNano())
 	}
 	s.v.stats.cacheErrors.Add(1)
-	s.v.log.LogAttrs(ctx, slog.LevelWarn, "introspection: cache "+op+" failed; asking the authorization server",
-		slog.String("error", err.Error()))
+	if _, ok := err.(*panicError); ok {
+		return
+	}
+	s.v.logError(ctx, slog.LevelWarn, "introspection: cache "+op+" failed; asking the authorization server", "error", err)
 }

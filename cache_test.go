@@ -26,6 +26,10 @@ type mapCache struct {
 	ttls      []time.Duration
 	fail      bool // every call fails
 	ignoreTTL bool // entries never expire, as a misbehaving store might
+
+	// Hooks run before each call, outside mu; an error they return is
+	// the call's. They are set before the cache is used.
+	beforeGet, beforeSet, beforeDelete func(ctx context.Context) error
 }
 
 type mapEntry struct {
@@ -42,7 +46,10 @@ func newMapCache(now func() time.Time) *mapCache {
 
 var errStoreDown = errors.New("store is down")
 
-func (c *mapCache) Get(_ context.Context, key string) ([]byte, bool, error) {
+func (c *mapCache) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := runHook(ctx, c.beforeGet); err != nil {
+		return nil, false, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fail {
@@ -55,7 +62,10 @@ func (c *mapCache) Get(_ context.Context, key string) ([]byte, bool, error) {
 	return e.value, true, nil
 }
 
-func (c *mapCache) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+func (c *mapCache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := runHook(ctx, c.beforeSet); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fail {
@@ -66,11 +76,21 @@ func (c *mapCache) Set(_ context.Context, key string, value []byte, ttl time.Dur
 	return nil
 }
 
-func (c *mapCache) Delete(_ context.Context, key string) error {
+func (c *mapCache) Delete(ctx context.Context, key string) error {
+	if err := runHook(ctx, c.beforeDelete); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, key)
 	return nil
+}
+
+func runHook(ctx context.Context, hook func(context.Context) error) error {
+	if hook == nil {
+		return nil
+	}
+	return hook(ctx)
 }
 
 // len returns the number of entries stored.
@@ -148,6 +168,7 @@ func TestCacheLifetime(t *testing.T) {
 				})
 				_, err := v.Verify(context.Background(), tok)
 				require.NoError(t, err)
+				waitUntilIdle(t, v) // the entry's life starts when it is stored
 				clock.Advance(tc.wantLives - time.Second)
 				_, err = v.Verify(context.Background(), tok)
 				require.NoError(t, err)
@@ -181,6 +202,7 @@ func TestCacheTTLHandedToSharedCache(t *testing.T) {
 		"unknown",
 	} {
 		_, _ = v.Verify(context.Background(), tok)
+		waitUntilIdle(t, v)
 	}
 	assert.Equal(t, []time.Duration{time.Minute, 20 * time.Second, 5 * time.Second}, mc.ttls)
 }
@@ -194,6 +216,7 @@ func TestCacheKeysAndValues(t *testing.T) {
 	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"read"}})
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
+	waitUntilIdle(t, v)
 	require.Len(t, mc.entries, 1)
 	for k, e := range mc.entries {
 		assert.Equal(t, v.CacheKey(tok), k)
@@ -253,7 +276,9 @@ func TestSharedCacheNeverHoldsTheToken(t *testing.T) {
 	as.SetFault(introspectiontest.Fault{Body: `{"active":true,"jti":"` + tok + `"}`})
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
-	assert.Empty(t, mc.entries)
+	waitUntilIdle(t, v)
+	assert.Zero(t, mc.len())
+	assert.Zero(t, v.Stats().CacheErrors)
 }
 
 func TestNegativeCaching(t *testing.T) {
@@ -288,6 +313,7 @@ func TestNegativeCaching(t *testing.T) {
 				assert.Equal(t, tc.wantInactive, as.RequestsFor("unknown"))
 				assert.Equal(t, tc.wantActive, as.RequestsFor(active))
 				if tc.negativeTTL > 0 {
+					waitUntilIdle(t, v)
 					clock.Advance(tc.negativeTTL)
 					_, err := v.Verify(context.Background(), "unknown")
 					assert.ErrorIs(t, err, ErrTokenInactive)
@@ -374,6 +400,7 @@ func TestRevokedTokenRejectedWhenEntryEnds(t *testing.T) {
 	v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) { s.CacheTTL = 10 * time.Second })
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
+	waitUntilIdle(t, v)
 	as.Revoke(tok)
 	clock.Advance(9 * time.Second)
 	_, err = v.Verify(context.Background(), tok)
@@ -407,6 +434,7 @@ func TestChecksRerunOnHits(t *testing.T) {
 		v := shared(nil)
 		_, err := v.Verify(context.Background(), tok)
 		require.NoError(t, err)
+		waitUntilIdle(t, v) // stored
 		clock.Advance(time.Minute)
 		_, err = v.Verify(context.Background(), tok)
 		assert.ErrorIs(t, err, ErrTokenExpired)
@@ -417,6 +445,7 @@ func TestChecksRerunOnHits(t *testing.T) {
 		v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) { s.CacheTTL = time.Hour })
 		_, err := v.Verify(context.Background(), tok)
 		assert.ErrorIs(t, err, ErrTokenNotYetValid)
+		waitUntilIdle(t, v) // stored
 		clock.Advance(time.Minute)
 		_, err = v.Verify(context.Background(), tok)
 		assert.NoError(t, err)
@@ -424,8 +453,10 @@ func TestChecksRerunOnHits(t *testing.T) {
 	})
 	t.Run("scope, audience, issuer and token_use per verifier", func(t *testing.T) {
 		tok := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"read"}, Audience: []string{"mcp"}})
-		_, err := shared(nil).Verify(context.Background(), tok)
+		first := shared(nil)
+		_, err := first.Verify(context.Background(), tok)
 		require.NoError(t, err)
+		waitUntilIdle(t, first) // the answer is stored
 		for _, tc := range []struct {
 			edit func(*Settings)
 			want error
@@ -440,8 +471,10 @@ func TestChecksRerunOnHits(t *testing.T) {
 		assert.Equal(t, int64(1), as.RequestsFor(tok), "every verdict came from the shared cached answer")
 		refresh := as.Issue(introspectiontest.TokenOptions{TokenUse: "refresh_token"})
 		for range 2 {
-			_, err := shared(nil).Verify(context.Background(), refresh)
+			v := shared(nil)
+			_, err := v.Verify(context.Background(), refresh)
 			assert.ErrorIs(t, err, ErrNotAccessToken)
+			waitUntilIdle(t, v)
 		}
 		assert.Equal(t, int64(1), as.RequestsFor(refresh))
 	})
@@ -562,6 +595,7 @@ func TestSharedCacheOutage(t *testing.T) {
 			for range 2 {
 				_, err := v.Verify(context.Background(), good)
 				require.NoError(t, err)
+				waitUntilIdle(t, v)
 				_, err = v.Verify(context.Background(), "unknown")
 				require.ErrorIs(t, err, ErrTokenInactive)
 			}
@@ -576,6 +610,7 @@ func TestSharedCacheOutage(t *testing.T) {
 			for range 2 {
 				_, err := v.Verify(context.Background(), good)
 				require.NoError(t, err)
+				waitUntilIdle(t, v)
 			}
 			assert.Equal(t, int64(3), as.RequestsFor(good), "the cache works again")
 		})
@@ -589,6 +624,7 @@ func TestSharedCacheCorruptValue(t *testing.T) {
 	require.NoError(t, mc.Set(context.Background(), v.CacheKey(tok), []byte(`{"active":"true"}`), time.Minute))
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
+	waitUntilIdle(t, v)
 	assert.Equal(t, int64(1), as.RequestsFor(tok), "the corrupt entry was ignored and replaced")
 	assert.Equal(t, uint64(1), v.Stats().CacheErrors)
 }
@@ -738,8 +774,10 @@ func TestSharedCacheSeparatesResourceServers(t *testing.T) {
 				got, err := st.a.Verify(ctx, st.token)
 				require.NoError(t, err, "round %d", round)
 				assert.Equal(t, "alice", got.Subject)
+				waitUntilIdle(t, st.a) // A's answer is stored
 				_, err = st.b.Verify(ctx, st.token)
 				assert.ErrorIs(t, err, ErrTokenInactive, "round %d: B's server called the token inactive", round)
+				waitUntilIdle(t, st.b)
 			}
 			assert.Equal(t, int64(1), st.askedA(), "A's answer came from the cache the second time")
 			assert.Equal(t, int64(1), st.askedB(), "B's answer came from the cache the second time")
@@ -770,6 +808,7 @@ func TestSharedCacheSameResourceServerShares(t *testing.T) {
 		})
 		_, err := v.Verify(context.Background(), tok)
 		require.NoError(t, err, "verifier %d", i)
+		waitUntilIdle(t, v) // the answer is stored before the next replica asks
 	}
 	assert.Equal(t, int64(1), as.Requests(), "one upstream request between all the verifiers")
 	assert.Equal(t, 1, mc.len())
@@ -854,6 +893,7 @@ func TestSharedCacheStoresOnlyWhatItCanReadBack(t *testing.T) {
 			for range 2 {
 				_, err := v.Verify(context.Background(), tok)
 				require.NoError(t, err)
+				waitUntilIdle(t, v)
 			}
 			if tc.wantStored {
 				require.Equal(t, 1, mc.len())
