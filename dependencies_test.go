@@ -176,6 +176,9 @@ func TestDependencyPanicsAreRecovered(t *testing.T) {
 			e.logs.panicOn = "request failed"
 			e.as.SetFault(introspectiontest.Fault{Status: http.StatusInternalServerError})
 		}, "", 1, ErrIntrospectionFailed, FailureStatus, 1, 0, "Logger"},
+		{"Logger handler, logging a rejection", func(e *env, s *Settings) {
+			e.logs.panicOn = "token rejected"
+		}, "never-issued", 1, ErrTokenInactive, "", 0, 0, "Logger"},
 		{"Settings.Now, in the caller's call", func(e *env, s *Settings) {
 			s.Now = func() time.Time { panic("clock failed") }
 		}, "", 1, ErrIntrospectionFailed, FailurePanic, 1, 0, "Verify"},

@@ -174,6 +174,9 @@ func (v *Verifier) Close() error {
 // or with ctx's own error when ctx ends first.
 //
 // A cached answer is checked again at the current time on every call.
+// Every rejection is logged once, at debug level, with its reason and
+// without the token; a failed request is logged once at warn level,
+// however many callers share it.
 func (v *Verifier) Verify(ctx context.Context, token string) (t *AccessToken, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -185,6 +188,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (t *AccessToken, er
 	}()
 	if !validToken(token) {
 		v.stats.rejected.Add(1)
+		v.logRejection(ctx, ErrMalformedToken)
 		return nil, ErrMalformedToken
 	}
 	if err := ctx.Err(); err != nil {
@@ -195,7 +199,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (t *AccessToken, er
 		now := v.now()
 		if a, ok := v.cache.get(ctx, token, now); ok {
 			v.stats.cacheHits.Add(1)
-			return v.check(a, token, false, now)
+			return v.check(ctx, a, token, false, now)
 		}
 		v.stats.cacheMisses.Add(1)
 	}
@@ -203,17 +207,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (t *AccessToken, er
 	if err != nil {
 		return nil, err
 	}
-	return v.check(a, token, exclusive, v.now())
+	return v.check(ctx, a, token, exclusive, v.now())
 }
 
 // VerifyToken is Verify without the reason, as FastMCP's verify_token: it
-// returns the accepted token or nil. The reason is logged at debug level.
+// returns the accepted token or nil. Verify has logged the reason: a
+// rejection at debug level, a failed request at warn.
 func (v *Verifier) VerifyToken(ctx context.Context, token string) *AccessToken {
-	t, err := v.Verify(ctx, token)
-	if err != nil {
-		v.logError(ctx, slog.LevelDebug, "introspection: token rejected", "reason", err)
-		return nil
-	}
+	t, _ := v.Verify(ctx, token)
 	return t
 }
 
@@ -380,6 +381,11 @@ func describePanic(r any) (s string) {
 	return s
 }
 
+// logRejection logs, at debug level, why a token was rejected.
+func (v *Verifier) logRejection(ctx context.Context, err error) {
+	v.logError(ctx, slog.LevelDebug, "introspection: token rejected", "reason", err)
+}
+
 // logError logs msg with err under key, if the logger is enabled at level.
 func (v *Verifier) logError(ctx context.Context, level slog.Level, msg, key string, err error) {
 	v.safely(func() {
@@ -439,14 +445,16 @@ func (v *Verifier) cacheTTL(a *answer, now time.Time) time.Duration {
 	return ttl
 }
 
-// check decides whether the answer a accepts token at now.
-func (v *Verifier) check(a *answer, token string, exclusive bool, now time.Time) (*AccessToken, error) {
+// check decides whether the answer a accepts token at now, and logs a
+// rejection.
+func (v *Verifier) check(ctx context.Context, a *answer, token string, exclusive bool, now time.Time) (*AccessToken, error) {
 	if err := v.reject(a, now); err != nil {
 		if errors.Is(err, ErrInsufficientScope) {
 			v.stats.insufficientScope.Add(1)
 		} else {
 			v.stats.rejected.Add(1)
 		}
+		v.logRejection(ctx, err)
 		return nil, err
 	}
 	v.stats.accepted.Add(1)
