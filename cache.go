@@ -4,24 +4,49 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
 )
 
 // Cache stores introspection answers outside the verifier, for example in a
-// store shared by several replicas. Keys are the hex SHA-256 digest of the
-// token, never the token; values are the authorization server's JSON answer,
-// which holds no token (an answer that repeats the token is not stored). A
-// Cache must be safe for concurrent use.
+// store shared by the replicas of one resource server. A Cache must be safe
+// for concurrent use.
 //
-// An error from Get or Set is counted in [Stats], logged, and treated as a
-// miss: the verifier then asks the authorization server, so an outage of
-// the cache never accepts or rejects a token by itself. After an error the
-// verifier leaves the cache alone for five seconds, so that an outage does
-// not add a timeout to every request.
+// Keys are [Verifier.CacheKey]: a namespace, a colon and the hex SHA-256
+// digest of the token, never the token. The namespace is a digest of what
+// the authorization server's answer depends on: the IntrospectionURL and
+// the ClientID. RFC 7662 lets an authorization server answer each protected
+// resource (each authenticated client) differently, so verifiers of
+// different resource servers, or at different authorization servers, never
+// read each other's answers from one store, while the replicas of one
+// resource server share theirs. What does not change the answer stays out:
+// the client secret (which a key never holds), the ClientAuthMethod, and
+// the checks a verifier makes (Audience, Issuer, RequiredScopes, Leeway),
+// which run again on every hit.
+//
+// Values are the authorization server's JSON answer, which holds no token
+// (an answer that repeats the token is not stored). A value read back is
+// held to the limits of an answer from the network: at most 1 MiB, decoded
+// as strictly. A value that fails them counts as a cache error and is
+// deleted.
+//
+// Every call gets a context that ends after one second, and the verifier
+// stops waiting then even if the Cache ignores its context (such a call
+// keeps running on a goroutine of its own until it returns). Callers get
+// the authorization server's answer without waiting for the Set that
+// stores it.
+//
+// An error from Get, Set or Delete, a call that outlives its deadline, and
+// a panic in one are counted in [Stats] and logged, and the verifier then
+// asks the authorization server, so an outage of the cache never accepts
+// or rejects a token by itself. After such an error the verifier leaves
+// the cache alone for five seconds, so that an outage does not add a
+// timeout to every request.
 type Cache interface {
 	// Get returns the value stored under key, and whether there was one.
 	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
@@ -38,22 +63,41 @@ type store interface {
 	len() int
 }
 
-// CacheKey returns the key under which answers for token are handed to a
-// [Cache]: the lowercase hex SHA-256 digest of the token.
-func CacheKey(token string) string {
+// CacheKey returns the key under which the verifier hands answers for token
+// to a [Cache]: the namespace of the verifier's IntrospectionURL and
+// ClientID (32 hex digits), a colon, and the lowercase hex SHA-256 digest of
+// the token.
+func (v *Verifier) CacheKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
+	return v.cacheNamespace + ":" + hex.EncodeToString(sum[:])
 }
 
-// cacheCooldown is how long a failing Cache is left alone.
-const cacheCooldown = 5 * time.Second
+// cacheNamespace returns the first 16 bytes, in hex, of the SHA-256 digest
+// of endpoint and clientID, each preceded by its length, so that no two
+// pairs share a namespace.
+func cacheNamespace(endpoint, clientID string) string {
+	h := sha256.New()
+	for _, s := range []string{endpoint, clientID} {
+		_, _ = h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(s))))
+		_, _ = h.Write([]byte(s))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+const (
+	// cacheCooldown is how long a failing Cache is left alone.
+	cacheCooldown = 5 * time.Second
+	// cacheCallTimeout bounds each call of a Cache.
+	cacheCallTimeout = time.Second
+)
 
 // sharedStore adapts a caller's [Cache].
 type sharedStore struct {
 	c         Cache
 	v         *Verifier
 	cooldown  time.Duration
-	downUntil atomic.Int64 // Unix nanoseconds before which c is not used
+	timeout   time.Duration // bounds each call of c
+	downUntil atomic.Int64  // Unix nanoseconds before which c is not used
 }
 
 // available reports whether the cache is out of its cooldown. It follows
@@ -66,28 +110,80 @@ func (s *sharedStore) available() bool {
 	return true
 }
 
+// call runs f, one call of the Cache named op, on a goroutine of its own
+// with a context that ends after s.timeout, and waits for it no longer
+// than that, nor than ctx. A panic in f is recovered and returned as a
+// [*panicError].
+func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				done <- s.v.recovered(ctx, "Cache."+op, r)
+			}
+		}()
+		done <- f(cctx)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-cctx.Done():
+		select {
+		case err = <-done: // it answered just in time
+		default:
+			err = cctx.Err()
+		}
+	}
+	if err != nil && cctx.Err() != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("no answer within %v", s.timeout)
+	}
+	return err
+}
+
 func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answer, bool) {
 	if !s.available() {
 		return nil, false
 	}
-	key := CacheKey(token)
-	b, ok, err := s.c.Get(ctx, key)
+	key := s.v.CacheKey(token)
+	var (
+		b  []byte
+		ok bool
+	)
+	err := s.call(ctx, "Get", func(ctx context.Context) error {
+		var err error
+		b, ok, err = s.c.Get(ctx, key)
+		return err
+	})
 	if err != nil {
-		if ctx.Err() == nil {
-			s.cacheError(ctx, "get", err)
-		}
+		s.cacheError(ctx, "get", err)
 		return nil, false
 	}
 	if !ok {
 		return nil, false
 	}
-	a, err := decodeAnswer(b)
+	a, err := decodeStored(b)
 	if err != nil {
 		s.cacheError(ctx, "decode", err)
-		_ = s.c.Delete(ctx, key)
+		if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
+			s.cacheError(ctx, "delete", err)
+		}
 		return nil, false
 	}
 	return a, true
+}
+
+// decodeStored decodes a value read from a Cache with the limits of an
+// answer read from the network.
+func decodeStored(b []byte) (*answer, error) {
+	if len(b) > maxBodySize {
+		return nil, fmt.Errorf("value is larger than %d bytes", maxBodySize)
+	}
+	return decodeAnswer(b)
 }
 
 func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time.Duration) {
@@ -95,13 +191,15 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 		return
 	}
 	b, err := json.Marshal(a.claims)
-	if err == nil && bytes.Contains(b, []byte(token)) {
-		// The answer names the token itself (no RFC 7662 member does);
-		// a shared store must never hold it, so this answer is not stored.
+	if err == nil && (bytes.Contains(b, []byte(token)) || len(b) > maxBodySize) {
+		// The answer names the token itself (no RFC 7662 member does),
+		// which a shared store must never hold, or it grew past what a
+		// read accepts when encoded again: it is not stored.
 		return
 	}
 	if err == nil {
-		err = s.c.Set(ctx, CacheKey(token), b, ttl)
+		key := s.v.CacheKey(token)
+		err = s.call(ctx, "Set", func(ctx context.Context) error { return s.c.Set(ctx, key, b, ttl) })
 	}
 	if err != nil {
 		s.cacheError(ctx, "set", err)
@@ -110,11 +208,19 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 
 func (s *sharedStore) len() int { return -1 }
 
+// cacheError counts a failed cache operation, logs it unless it was a
+// panic (logged already, with its stack) or ctx ended (the caller's own
+// doing), and starts the cooldown unless the store itself answered.
 func (s *sharedStore) cacheError(ctx context.Context, op string, err error) {
+	if op != "decode" && ctx.Err() != nil {
+		return
+	}
 	if op != "decode" {
 		s.downUntil.Store(time.Now().Add(s.cooldown).UnixNano())
 	}
 	s.v.stats.cacheErrors.Add(1)
-	s.v.log.LogAttrs(ctx, slog.LevelWarn, "introspection: cache "+op+" failed; asking the authorization server",
-		slog.String("error", err.Error()))
+	if _, ok := err.(*panicError); ok {
+		return
+	}
+	s.v.logError(ctx, slog.LevelWarn, "introspection: cache "+op+" failed; asking the authorization server", "error", err)
 }

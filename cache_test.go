@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +26,10 @@ type mapCache struct {
 	ttls      []time.Duration
 	fail      bool // every call fails
 	ignoreTTL bool // entries never expire, as a misbehaving store might
+
+	// Hooks run before each call, outside mu; an error they return is
+	// the call's. They are set before the cache is used.
+	beforeGet, beforeSet, beforeDelete func(ctx context.Context) error
 }
 
 type mapEntry struct {
@@ -39,7 +46,10 @@ func newMapCache(now func() time.Time) *mapCache {
 
 var errStoreDown = errors.New("store is down")
 
-func (c *mapCache) Get(_ context.Context, key string) ([]byte, bool, error) {
+func (c *mapCache) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := runHook(ctx, c.beforeGet); err != nil {
+		return nil, false, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fail {
@@ -52,7 +62,10 @@ func (c *mapCache) Get(_ context.Context, key string) ([]byte, bool, error) {
 	return e.value, true, nil
 }
 
-func (c *mapCache) Set(_ context.Context, key string, value []byte, ttl time.Duration) error {
+func (c *mapCache) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := runHook(ctx, c.beforeSet); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fail {
@@ -63,11 +76,28 @@ func (c *mapCache) Set(_ context.Context, key string, value []byte, ttl time.Dur
 	return nil
 }
 
-func (c *mapCache) Delete(_ context.Context, key string) error {
+func (c *mapCache) Delete(ctx context.Context, key string) error {
+	if err := runHook(ctx, c.beforeDelete); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.entries, key)
 	return nil
+}
+
+func runHook(ctx context.Context, hook func(context.Context) error) error {
+	if hook == nil {
+		return nil
+	}
+	return hook(ctx)
+}
+
+// len returns the number of entries stored.
+func (c *mapCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
 }
 
 func (c *mapCache) setFail(f bool) {
@@ -138,6 +168,7 @@ func TestCacheLifetime(t *testing.T) {
 				})
 				_, err := v.Verify(context.Background(), tok)
 				require.NoError(t, err)
+				waitUntilIdle(t, v) // the entry's life starts when it is stored
 				clock.Advance(tc.wantLives - time.Second)
 				_, err = v.Verify(context.Background(), tok)
 				require.NoError(t, err)
@@ -171,27 +202,69 @@ func TestCacheTTLHandedToSharedCache(t *testing.T) {
 		"unknown",
 	} {
 		_, _ = v.Verify(context.Background(), tok)
+		waitUntilIdle(t, v)
 	}
 	assert.Equal(t, []time.Duration{time.Minute, 20 * time.Second, 5 * time.Second}, mc.ttls)
 }
 
-// TestCacheKeysAndValues checks that a Cache never sees the token.
+// TestCacheKeysAndValues checks that a Cache never sees the token, the
+// secret, or the settings in clear, and that keys are the namespace of the
+// endpoint and client id, a colon and the hex SHA-256 of the token.
 func TestCacheKeysAndValues(t *testing.T) {
 	as := newAS(t, nil)
 	v, mc := sharedCacheVerifier(t, as, nil)
 	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"read"}})
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
+	waitUntilIdle(t, v)
 	require.Len(t, mc.entries, 1)
 	for k, e := range mc.entries {
-		assert.Equal(t, CacheKey(tok), k)
-		assert.Regexp(t, "^[0-9a-f]{64}$", k)
-		assert.NotContains(t, k, tok)
+		assert.Equal(t, v.CacheKey(tok), k)
+		assert.Regexp(t, "^[0-9a-f]{32}:[0-9a-f]{64}$", k)
+		for _, clear := range []string{tok, introspectiontest.ClientSecret, introspectiontest.ClientID, as.URL} {
+			assert.NotContains(t, k, clear)
+		}
 		assert.NotContains(t, string(e.value), tok)
+		assert.NotContains(t, string(e.value), introspectiontest.ClientSecret)
 		assert.Contains(t, string(e.value), `"sub":"alice"`)
 	}
-	// The known SHA-256 of "abc".
-	assert.Equal(t, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", CacheKey("abc"))
+
+	// A known answer: the first 16 bytes of SHA-256 over the endpoint and
+	// the client id, each after its length as 8 bytes big-endian, then the
+	// known SHA-256 of "abc".
+	known, err := NewVerifier(Settings{IntrospectionURL: "https://auth.example.com/oauth2/introspect",
+		ClientID: "my-resource-server", ClientSecret: "secret"})
+	require.NoError(t, err)
+	assert.Equal(t, "50bb357589d051fea7bf8c7dda26b1ec:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+		known.CacheKey("abc"))
+
+	// The namespace follows the endpoint and the client id, and nothing else.
+	for _, tc := range []struct {
+		name string
+		edit func(*Settings)
+		same bool
+	}{
+		{"another secret", func(s *Settings) { s.ClientSecret = "rotated" }, true},
+		{"another auth method", func(s *Settings) { s.ClientAuthMethod = ClientSecretPost }, true},
+		{"other checks", func(s *Settings) { s.Audience, s.RequiredScopes, s.Issuer = []string{"a"}, []string{"b"}, "c" }, true},
+		{"another client id", func(s *Settings) { s.ClientID = "my-resource-server2" }, false},
+		{"an id that moves the boundary", func(s *Settings) {
+			s.IntrospectionURL, s.ClientID = "https://auth.example.com/oauth2/introspectm", "y-resource-server"
+		}, false},
+		{"another path", func(s *Settings) { s.IntrospectionURL = "https://auth.example.com/oauth2/introspect2" }, false},
+		{"another host", func(s *Settings) { s.IntrospectionURL = "https://auth2.example.com/oauth2/introspect" }, false},
+	} {
+		s := Settings{IntrospectionURL: "https://auth.example.com/oauth2/introspect",
+			ClientID: "my-resource-server", ClientSecret: "secret"}
+		tc.edit(&s)
+		other, err := NewVerifier(s)
+		require.NoError(t, err, tc.name)
+		if tc.same {
+			assert.Equal(t, known.CacheKey("abc"), other.CacheKey("abc"), tc.name)
+		} else {
+			assert.NotEqual(t, known.CacheKey("abc")[:32], other.CacheKey("abc")[:32], tc.name)
+		}
+	}
 }
 
 // TestSharedCacheNeverHoldsTheToken checks that an answer that repeats the
@@ -203,7 +276,9 @@ func TestSharedCacheNeverHoldsTheToken(t *testing.T) {
 	as.SetFault(introspectiontest.Fault{Body: `{"active":true,"jti":"` + tok + `"}`})
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
-	assert.Empty(t, mc.entries)
+	waitUntilIdle(t, v)
+	assert.Zero(t, mc.len())
+	assert.Zero(t, v.Stats().CacheErrors)
 }
 
 func TestNegativeCaching(t *testing.T) {
@@ -238,6 +313,7 @@ func TestNegativeCaching(t *testing.T) {
 				assert.Equal(t, tc.wantInactive, as.RequestsFor("unknown"))
 				assert.Equal(t, tc.wantActive, as.RequestsFor(active))
 				if tc.negativeTTL > 0 {
+					waitUntilIdle(t, v)
 					clock.Advance(tc.negativeTTL)
 					_, err := v.Verify(context.Background(), "unknown")
 					assert.ErrorIs(t, err, ErrTokenInactive)
@@ -324,6 +400,7 @@ func TestRevokedTokenRejectedWhenEntryEnds(t *testing.T) {
 	v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) { s.CacheTTL = 10 * time.Second })
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
+	waitUntilIdle(t, v)
 	as.Revoke(tok)
 	clock.Advance(9 * time.Second)
 	_, err = v.Verify(context.Background(), tok)
@@ -357,6 +434,7 @@ func TestChecksRerunOnHits(t *testing.T) {
 		v := shared(nil)
 		_, err := v.Verify(context.Background(), tok)
 		require.NoError(t, err)
+		waitUntilIdle(t, v) // stored
 		clock.Advance(time.Minute)
 		_, err = v.Verify(context.Background(), tok)
 		assert.ErrorIs(t, err, ErrTokenExpired)
@@ -367,6 +445,7 @@ func TestChecksRerunOnHits(t *testing.T) {
 		v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) { s.CacheTTL = time.Hour })
 		_, err := v.Verify(context.Background(), tok)
 		assert.ErrorIs(t, err, ErrTokenNotYetValid)
+		waitUntilIdle(t, v) // stored
 		clock.Advance(time.Minute)
 		_, err = v.Verify(context.Background(), tok)
 		assert.NoError(t, err)
@@ -374,8 +453,10 @@ func TestChecksRerunOnHits(t *testing.T) {
 	})
 	t.Run("scope, audience, issuer and token_use per verifier", func(t *testing.T) {
 		tok := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"read"}, Audience: []string{"mcp"}})
-		_, err := shared(nil).Verify(context.Background(), tok)
+		first := shared(nil)
+		_, err := first.Verify(context.Background(), tok)
 		require.NoError(t, err)
+		waitUntilIdle(t, first) // the answer is stored
 		for _, tc := range []struct {
 			edit func(*Settings)
 			want error
@@ -390,8 +471,10 @@ func TestChecksRerunOnHits(t *testing.T) {
 		assert.Equal(t, int64(1), as.RequestsFor(tok), "every verdict came from the shared cached answer")
 		refresh := as.Issue(introspectiontest.TokenOptions{TokenUse: "refresh_token"})
 		for range 2 {
-			_, err := shared(nil).Verify(context.Background(), refresh)
+			v := shared(nil)
+			_, err := v.Verify(context.Background(), refresh)
 			assert.ErrorIs(t, err, ErrNotAccessToken)
+			waitUntilIdle(t, v)
 		}
 		assert.Equal(t, int64(1), as.RequestsFor(refresh))
 	})
@@ -512,6 +595,7 @@ func TestSharedCacheOutage(t *testing.T) {
 			for range 2 {
 				_, err := v.Verify(context.Background(), good)
 				require.NoError(t, err)
+				waitUntilIdle(t, v)
 				_, err = v.Verify(context.Background(), "unknown")
 				require.ErrorIs(t, err, ErrTokenInactive)
 			}
@@ -526,6 +610,7 @@ func TestSharedCacheOutage(t *testing.T) {
 			for range 2 {
 				_, err := v.Verify(context.Background(), good)
 				require.NoError(t, err)
+				waitUntilIdle(t, v)
 			}
 			assert.Equal(t, int64(3), as.RequestsFor(good), "the cache works again")
 		})
@@ -536,9 +621,10 @@ func TestSharedCacheCorruptValue(t *testing.T) {
 	as := newAS(t, nil)
 	v, mc := sharedCacheVerifier(t, as, nil)
 	tok := as.Issue(introspectiontest.TokenOptions{})
-	require.NoError(t, mc.Set(context.Background(), CacheKey(tok), []byte(`{"active":"true"}`), time.Minute))
+	require.NoError(t, mc.Set(context.Background(), v.CacheKey(tok), []byte(`{"active":"true"}`), time.Minute))
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
+	waitUntilIdle(t, v)
 	assert.Equal(t, int64(1), as.RequestsFor(tok), "the corrupt entry was ignored and replaced")
 	assert.Equal(t, uint64(1), v.Stats().CacheErrors)
 }
@@ -608,4 +694,218 @@ func TestSharedValuesStayPrivate(t *testing.T) {
 	assert.Equal(t, []string{"read", "write"}, got.Scopes)
 	assert.Equal(t, []any{"a", "b"}, got.Claims["aud"])
 	assert.Equal(t, int64(2), as.Requests())
+}
+
+// perClientServer answers introspection by the Basic client id: answers
+// maps each id to its JSON answer. It counts the requests of each client.
+func perClientServer(t *testing.T, answers map[string]string) (*httptest.Server, func(client string) int64) {
+	t.Helper()
+	var mu sync.Mutex
+	asked := map[string]int64{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, _, _ := r.BasicAuth()
+		id, _ = url.QueryUnescape(id)
+		mu.Lock()
+		asked[id]++
+		mu.Unlock()
+		body, ok := answers[id]
+		if !ok {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(body))
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func(client string) int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return asked[client]
+	}
+}
+
+// TestSharedCacheSeparatesResourceServers checks that two resource servers
+// on one shared Cache never take each other's answers: RFC 7662 lets the
+// authorization server answer each protected resource differently, so an
+// answer is shared only by verifiers with the same endpoint and client id.
+func TestSharedCacheSeparatesResourceServers(t *testing.T) {
+	type setup struct {
+		a, b           *Verifier
+		token          string
+		askedA, askedB func() int64
+	}
+	cached := func(s *Settings, mc *mapCache) {
+		s.CacheTTL = time.Minute
+		s.NegativeCacheTTL = time.Minute
+		s.Cache = mc
+	}
+	tests := []struct {
+		name  string
+		build func(t *testing.T, mc *mapCache) setup
+	}{
+		{"one endpoint, two client ids", func(t *testing.T, mc *mapCache) setup {
+			srv, asked := perClientServer(t, map[string]string{
+				"rs-a": `{"active":true,"sub":"alice"}`,
+				"rs-b": `{"active":false}`,
+			})
+			client := func(id string) *Verifier {
+				return newVerifier(t, srv.URL, nil, func(s *Settings) {
+					s.ClientID, s.ClientSecret = id, "secret"
+					cached(s, mc)
+				})
+			}
+			return setup{client("rs-a"), client("rs-b"), "shared-token",
+				func() int64 { return asked("rs-a") }, func() int64 { return asked("rs-b") }}
+		}},
+		{"two endpoints, one client id", func(t *testing.T, mc *mapCache) setup {
+			asA, asB := newAS(t, nil), newAS(t, nil)
+			tok := asA.Issue(introspectiontest.TokenOptions{Subject: "alice"}) // unknown to asB
+			a := newVerifier(t, asA.IntrospectionURL, nil, func(s *Settings) { cached(s, mc) })
+			b := newVerifier(t, asB.IntrospectionURL, nil, func(s *Settings) { cached(s, mc) })
+			return setup{a, b, tok, asA.Requests, asB.Requests}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mc := newMapCache(time.Now)
+			st := tc.build(t, mc)
+			ctx := context.Background()
+			for round := range 2 {
+				got, err := st.a.Verify(ctx, st.token)
+				require.NoError(t, err, "round %d", round)
+				assert.Equal(t, "alice", got.Subject)
+				waitUntilIdle(t, st.a) // A's answer is stored
+				_, err = st.b.Verify(ctx, st.token)
+				assert.ErrorIs(t, err, ErrTokenInactive, "round %d: B's server called the token inactive", round)
+				waitUntilIdle(t, st.b)
+			}
+			assert.Equal(t, int64(1), st.askedA(), "A's answer came from the cache the second time")
+			assert.Equal(t, int64(1), st.askedB(), "B's answer came from the cache the second time")
+			assert.Equal(t, 2, mc.len(), "one entry per resource server")
+		})
+	}
+}
+
+// TestSharedCacheSameResourceServerShares checks that verifiers with the
+// same endpoint and client id share answers, whatever else differs in
+// their settings: the authorization server's answer does not depend on
+// how the client authenticates, nor on the checks each verifier runs.
+func TestSharedCacheSameResourceServerShares(t *testing.T) {
+	as := newAS(t, nil)
+	mc := newMapCache(time.Now)
+	tok := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"read"}})
+	edits := []func(*Settings){
+		func(*Settings) {},
+		func(s *Settings) { s.ClientAuthMethod = ClientSecretPost },
+		func(s *Settings) { s.RequiredScopes = []string{"read"}; s.Timeout = time.Second },
+		func(s *Settings) { s.CacheTTL = 30 * time.Second; s.Leeway = time.Second },
+	}
+	for i, edit := range edits {
+		v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+			s.CacheTTL = time.Minute
+			s.Cache = mc
+			edit(s)
+		})
+		_, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err, "verifier %d", i)
+		waitUntilIdle(t, v) // the answer is stored before the next replica asks
+	}
+	assert.Equal(t, int64(1), as.Requests(), "one upstream request between all the verifiers")
+	assert.Equal(t, 1, mc.len())
+}
+
+// TestSharedCacheValuesGetNetworkLimits checks that a value read from a
+// Cache is held to the limits of an answer from the network: at most
+// maxBodySize bytes and decoded as strictly. A refused value counts as a
+// cache error, and the authorization server decides instead.
+func TestSharedCacheValuesGetNetworkLimits(t *testing.T) {
+	// padded returns an active answer of exactly n bytes.
+	padded := func(n int) string {
+		const head, tail = `{"active":true,"sub":"cached","pad":"`, `"}`
+		return head + strings.Repeat("x", n-len(head)-len(tail)) + tail
+	}
+	tests := []struct {
+		name    string
+		value   string
+		wantHit bool
+	}{
+		{"at the size cap", padded(maxBodySize), true},
+		{"one byte past the size cap", padded(maxBodySize + 1), false},
+		{"3 MiB", padded(3 << 20), false},
+		{"duplicate member", `{"active":false,"active":true}`, false},
+		{"duplicate member through an escape", `{"active":false,"\u0061ctive":true}`, false},
+		{"invalid UTF-8", "{\"active\":true,\"sub\":\"\xff\"}", false},
+		{"active as a string", `{"active":"true"}`, false},
+		{"not an object", `[{"active":true}]`, false},
+		{"trailing data", `{"active":true} {"active":true}`, false},
+	}
+	require.Len(t, padded(maxBodySize+1), maxBodySize+1)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newAS(t, nil)
+			const tok = "never-issued" // the authorization server calls it inactive
+			v, mc := sharedCacheVerifier(t, as, nil)
+			require.NoError(t, mc.Set(context.Background(), v.CacheKey(tok), []byte(tc.value), time.Minute))
+
+			got, err := v.Verify(context.Background(), tok)
+			st := v.Stats()
+			if tc.wantHit {
+				require.NoError(t, err)
+				assert.Equal(t, "cached", got.Subject)
+				assert.Zero(t, as.Requests())
+				assert.Zero(t, st.CacheErrors)
+				return
+			}
+			assert.ErrorIs(t, err, ErrTokenInactive, "the server's verdict, never the refused value's")
+			assert.Nil(t, got)
+			assert.Equal(t, int64(1), as.RequestsFor(tok))
+			assert.Equal(t, uint64(1), st.CacheErrors)
+			assert.Zero(t, mc.len(), "the refused value was deleted")
+		})
+	}
+}
+
+// TestSharedCacheStoresOnlyWhatItCanReadBack checks the bound on values
+// handed to a Cache: the answer as encoded for the store (where "<" takes
+// six bytes, \u003c) must fit the size a read accepts, else it is used but
+// not stored.
+func TestSharedCacheStoresOnlyWhatItCanReadBack(t *testing.T) {
+	// answer returns an answer that encodes to 24 + 6*lt + x bytes.
+	answer := func(lt, x int) string {
+		return `{"active":true,"pad":"` + strings.Repeat("<", lt) + strings.Repeat("x", x) + `"}`
+	}
+	const lt = (maxBodySize - 24) / 6
+	tests := []struct {
+		name       string
+		body       string
+		wantStored bool
+	}{
+		{"encoded at the size cap", answer(lt, maxBodySize-24-6*lt), true},
+		{"encoded one byte past it", answer(lt, maxBodySize-24-6*lt+1), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Less(t, len(tc.body), maxBodySize/2, "the server's answer itself is well under the cap")
+			as := newAS(t, nil)
+			v, mc := sharedCacheVerifier(t, as, nil)
+			tok := as.Issue(introspectiontest.TokenOptions{})
+			as.SetFault(introspectiontest.Fault{Body: tc.body})
+			for range 2 {
+				_, err := v.Verify(context.Background(), tok)
+				require.NoError(t, err)
+				waitUntilIdle(t, v)
+			}
+			if tc.wantStored {
+				require.Equal(t, 1, mc.len())
+				for _, e := range mc.entries {
+					assert.Len(t, e.value, maxBodySize)
+				}
+				assert.Equal(t, int64(1), as.RequestsFor(tok), "read back from the cache")
+			} else {
+				assert.Zero(t, mc.len())
+				assert.Equal(t, int64(2), as.RequestsFor(tok))
+			}
+			assert.Zero(t, v.Stats().CacheErrors)
+		})
+	}
 }

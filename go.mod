@@ -2,10 +2,7 @@ module github.com/mcpauth/introspection
 
 go 1.26.0
 
-require (
-	go.uber.org/goleak v1.3.0
-	golang.org/x/sync v0.25.0
-)
+require go.uber.org/goleak v1.3.0
 
 require (
 	github.com/stretchr/testify v1.12.1

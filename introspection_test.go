@@ -645,6 +645,65 @@ func TestVerifyTokenLogsReason(t *testing.T) {
 	assert.Equal(t, "alice", got.Subject)
 }
 
+// TestRejectionsLoggedOnce checks that every rejection is logged once, at
+// debug level, with its reason and without the token, whichever way the
+// token came in: Verify, VerifyToken or the middleware.
+func TestRejectionsLoggedOnce(t *testing.T) {
+	as := newAS(t, nil)
+	const resource = "https://mcp.example.com/mcp"
+	issue := func(aud string, scopes []string, extra map[string]any) string {
+		return as.Issue(introspectiontest.TokenOptions{Audience: []string{aud}, Scopes: scopes, Extra: extra})
+	}
+	tokens := []struct {
+		name       string
+		token      string
+		wantReason string
+		viaHeader  bool // the middleware hands it to Verify
+	}{
+		{"malformed", "not a b64token", "b64token", false},
+		{"inactive", "never-issued", "not active", true},
+		{"expired", issue(resource, []string{"mcp:tools"}, map[string]any{"exp": time.Now().Add(-time.Hour).Unix()}), "expired", true},
+		{"audience", issue("https://other.example.com", []string{"mcp:tools"}, nil), "audience", true},
+		{"scope", issue(resource, []string{"read"}, nil), "missing mcp:tools", true},
+	}
+	entries := []struct {
+		name string
+		call func(v *Verifier, token string)
+	}{
+		{"Verify", func(v *Verifier, token string) { _, _ = v.Verify(context.Background(), token) }},
+		{"VerifyToken", func(v *Verifier, token string) { _ = v.VerifyToken(context.Background(), token) }},
+		{"RequireBearerToken", func(v *Verifier, token string) {
+			r := httptest.NewRequest(http.MethodGet, "/mcp", nil)
+			r.Header.Set("Authorization", "Bearer "+token)
+			w := httptest.NewRecorder()
+			RequireBearerToken(v, nil)(whoami).ServeHTTP(w, r)
+			require.Contains(t, []int{http.StatusUnauthorized, http.StatusForbidden}, w.Code)
+		}},
+	}
+	for _, tc := range tokens {
+		for _, entry := range entries {
+			if entry.name == "RequireBearerToken" && !tc.viaHeader {
+				continue
+			}
+			t.Run(tc.name+"/"+entry.name, func(t *testing.T) {
+				logs := &recordingHandler{}
+				v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+					s.Logger = slog.New(logs)
+					s.Audience = []string{resource}
+					s.RequiredScopes = []string{"mcp:tools"}
+				})
+				entry.call(v, tc.token)
+				got := logs.matching("token rejected")
+				require.Len(t, got, 1, logs.text())
+				assert.Equal(t, slog.LevelDebug, got[0].Level)
+				reason, _ := attr(got[0], "reason")
+				assert.Contains(t, reason, tc.wantReason)
+				assert.NotContains(t, logs.text(), tc.token)
+			})
+		}
+	}
+}
+
 // TestConnectionReuse checks that the default client keeps its connection.
 func TestConnectionReuse(t *testing.T) {
 	var conns atomic.Int32

@@ -3,6 +3,7 @@ package introspection
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -146,5 +147,76 @@ func TestCloseReleasesConnections(t *testing.T) {
 	}
 	wg.Wait()
 	require.NoError(t, v.Close())
+	goleak.VerifyNone(t, before)
+}
+
+// TestCloseAfterShutdownWaitsForSharedRequests follows the shutdown order
+// the docs give: the server's Shutdown, then Close. A shared request that
+// outlives the caller who started it (the client went away) may still run
+// then; Close returns only once it has ended, its answer stored, and no
+// goroutine of the verifier is left, while the authorization server stays
+// up.
+func TestCloseAfterShutdownWaitsForSharedRequests(t *testing.T) {
+	as := introspectiontest.NewServer()
+	defer as.Close()
+	as.SetFault(introspectiontest.Fault{Latency: 100 * time.Millisecond})
+	tok := as.Issue(introspectiontest.TokenOptions{})
+	before := goleak.IgnoreCurrent()
+
+	mc := newMapCache(time.Now)
+	v, err := NewVerifier(Settings{IntrospectionURL: as.IntrospectionURL,
+		ClientID: introspectiontest.ClientID, ClientSecret: introspectiontest.ClientSecret,
+		CacheTTL: time.Minute, Cache: mc})
+	require.NoError(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	hs := &http.Server{Handler: RequireBearerToken(v, nil)(whoami)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
+	// A client that gives up while the authorization server is thinking.
+	tr := &http.Transport{}
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ln.Addr().String(), nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	go func() {
+		for as.Requests() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	_, err = (&http.Client{Transport: tr}).Do(req)
+	require.ErrorIs(t, err, context.Canceled)
+	tr.CloseIdleConnections()
+
+	require.NoError(t, hs.Shutdown(context.Background()))
+	require.ErrorIs(t, <-served, http.ErrServerClosed)
+	require.NoError(t, v.Close())
+	assert.Equal(t, 1, mc.len(), "the shared request had ended, its answer stored, when Close returned")
+	assert.Equal(t, uint64(1), v.Stats().UpstreamRequests)
+	goleak.VerifyNone(t, before)
+}
+
+// TestVerifyAfterClose checks what the docs say of Verify after Close: it
+// still works, opening a new connection, which a later Close releases.
+func TestVerifyAfterClose(t *testing.T) {
+	as := introspectiontest.NewServer()
+	defer as.Close()
+	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
+	before := goleak.IgnoreCurrent()
+	v, err := NewVerifier(Settings{IntrospectionURL: as.IntrospectionURL,
+		ClientID: introspectiontest.ClientID, ClientSecret: introspectiontest.ClientSecret})
+	require.NoError(t, err)
+	for round := range 2 {
+		got, err := v.Verify(context.Background(), good)
+		require.NoError(t, err, "round %d", round)
+		assert.Equal(t, "alice", got.Subject)
+		_, err = v.Verify(context.Background(), "never-issued")
+		assert.ErrorIs(t, err, ErrTokenInactive, "round %d", round)
+		require.NoError(t, v.Close())
+	}
+	require.NoError(t, v.Close(), "Close again is harmless")
+	assert.Equal(t, int64(4), as.Requests())
 	goleak.VerifyNone(t, before)
 }

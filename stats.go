@@ -25,8 +25,9 @@ type Stats struct {
 	// CacheEntries is the number of entries in the built-in cache, or -1
 	// with a caller's Cache.
 	CacheEntries int
-	// CacheErrors counts failed Get and Set calls of a caller's Cache, and
-	// stored values that could not be decoded.
+	// CacheErrors counts the calls of a caller's Cache (Get, Set, Delete)
+	// that failed, outlived their deadline or panicked, and stored values
+	// refused (too large, or not an answer).
 	CacheErrors uint64
 	// CacheSkipped counts lookups and stores left out while a caller's
 	// Cache cools down after an error.
@@ -38,13 +39,18 @@ type Stats struct {
 	// another call had started, instead of sending their own.
 	CollapsedWaiters uint64
 	// Failures counts failed introspection requests by kind, one per
-	// request (not per waiting caller).
+	// request (not per waiting caller). A panic on a caller's own
+	// goroutine (in Settings.Now) counts once per call, as FailurePanic.
 	Failures map[FailureKind]uint64
+	// Panics counts panics recovered in the verifier's dependencies: a
+	// Cache, the HTTPClient's transport, the Logger's handler and
+	// Settings.Now.
+	Panics uint64
 }
 
 var failureKinds = [...]FailureKind{
 	FailureTransport, FailureTimeout, FailureStatus, FailureRedirect,
-	FailureContentType, FailureTooLarge, FailureMalformed,
+	FailureContentType, FailureTooLarge, FailureMalformed, FailurePanic,
 }
 
 // paddedCounter keeps a hot counter on its own cache line.
@@ -57,6 +63,7 @@ type counters struct {
 	accepted, rejected, insufficientScope, failed, canceled paddedCounter
 	cacheHits, cacheMisses, cacheErrors, cacheSkipped       paddedCounter
 	upstream, collapsed                                     paddedCounter
+	panics                                                  atomic.Uint64
 	failures                                                [len(failureKinds)]atomic.Uint64
 }
 
@@ -84,6 +91,7 @@ func (v *Verifier) Stats() Stats {
 		CacheSkipped:      c.cacheSkipped.Load(),
 		UpstreamRequests:  c.upstream.Load(),
 		CollapsedWaiters:  c.collapsed.Load(),
+		Panics:            c.panics.Load(),
 		Failures:          make(map[FailureKind]uint64, len(failureKinds)),
 	}
 	s.Verifications = s.Accepted + s.Rejected + s.InsufficientScope + s.Failed + s.Canceled

@@ -8,11 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
-
-	"golang.org/x/sync/singleflight"
 )
 
 // Verifier checks bearer tokens by asking an authorization server's RFC 7662
@@ -20,18 +21,47 @@ import (
 //
 // A Verifier is safe for concurrent use by multiple goroutines. Concurrent
 // calls for the same token share one introspection request.
+//
+// A panic in a dependency the verifier calls (a [Cache], the HTTPClient's
+// transport, the Logger's handler, Settings.Now) is recovered where it
+// happens, counted in [Stats].Panics and logged once at error level with
+// its stack (the panic value itself only when it is a runtime error, as
+// another value could hold the token). In the transport or Now it fails
+// the request with an [*IntrospectionError] of kind [FailurePanic] for
+// every caller sharing it; a panicking Cache counts as a failing one and
+// the authorization server decides; a panicking Logger loses the record,
+// never the verdict.
 type Verifier struct {
-	s         Settings
-	endpoint  *url.URL // parsed IntrospectionURL; never modified
-	basicAuth []string // Authorization header value for ClientSecretBasic; never modified
-	client    *http.Client
-	transport *http.Transport // owned by the verifier; nil with a caller's HTTPClient
-	now       func() time.Time
-	log       *slog.Logger
+	s              Settings
+	endpoint       *url.URL // parsed IntrospectionURL; never modified
+	basicAuth      []string // Authorization header value for ClientSecretBasic; never modified
+	cacheNamespace string   // of the keys handed to a Cache; see CacheKey
+	client         *http.Client
+	transport      *http.Transport // owned by the verifier; nil with a caller's HTTPClient
+	now            func() time.Time
+	log            *slog.Logger
 
-	group singleflight.Group // collapses concurrent introspections of one token
-	cache store              // nil when caching is off
-	stats counters
+	mu      sync.Mutex         // guards flights and each flight's joined
+	flights map[string]*flight // shared introspection requests running, by token
+	cache   store              // nil when caching is off
+	stats   counters
+}
+
+// flight is one introspection request shared by the concurrent callers of
+// one token.
+type flight struct {
+	done   chan struct{} // closed once a, err and shared are set
+	ended  chan struct{} // closed once the flight is over, its answer stored
+	a      *answer
+	err    error
+	joined int  // callers after the first; guarded by Verifier.mu
+	shared bool // joined > 0 when the answer was published
+
+	// While the answer is stored, later callers join the flight and get
+	// it, until it is as old as the entry may live. Guarded by
+	// Verifier.mu.
+	storing bool
+	until   time.Time
 }
 
 // NewVerifier validates s and returns a Verifier. It rejects a missing or
@@ -43,11 +73,13 @@ func NewVerifier(s Settings) (*Verifier, error) {
 		return nil, err
 	}
 	v := &Verifier{
-		s:         s,
-		endpoint:  endpoint,
-		basicAuth: []string{basicAuthHeader(s.ClientID, s.ClientSecret)},
-		now:       s.Now,
-		log:       s.Logger,
+		s:              s,
+		endpoint:       endpoint,
+		basicAuth:      []string{basicAuthHeader(s.ClientID, s.ClientSecret)},
+		cacheNamespace: cacheNamespace(endpoint.String(), s.ClientID),
+		now:            s.Now,
+		log:            s.Logger,
+		flights:        make(map[string]*flight),
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -57,6 +89,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 	}
 	if s.HTTPClient != nil {
 		c := *s.HTTPClient
+		c.Transport = recoveringTransport{rt: c.Transport, v: v}
 		v.client = &c
 	} else {
 		v.transport = newTransport()
@@ -68,7 +101,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 
 	if s.CacheTTL > 0 || s.NegativeCacheTTL > 0 {
 		if s.Cache != nil {
-			v.cache = &sharedStore{c: s.Cache, v: v, cooldown: cacheCooldown}
+			v.cache = &sharedStore{c: s.Cache, v: v, cooldown: cacheCooldown, timeout: cacheCallTimeout}
 		} else {
 			v.cache = newMemoryCache(s.MaxCacheSize, v.now)
 		}
@@ -104,10 +137,30 @@ func (v *Verifier) Leeway() time.Duration {
 	return v.s.Leeway
 }
 
-// Close releases what the verifier owns: the idle connections of its own
-// HTTP client. A caller's HTTPClient is left alone. The verifier runs no
-// background goroutines.
+// Close releases what the verifier holds. It waits for the shared
+// introspection requests still running (one whose callers have all gone
+// runs on until it ends, bounded by Settings.Timeout as long as the
+// transport honours the request's context, and each of its cache calls by
+// one second), then closes the idle connections of the verifier's own HTTP
+// client; a caller's HTTPClient is left alone. The verifier runs no other
+// goroutines, but for a Cache call that ignores its context, which runs
+// until the Cache returns.
+//
+// Call Close once the server that uses the verifier has shut down (after
+// [http.Server.Shutdown] returns), so that no Verify is running. Verify
+// keeps working after Close: it opens connections again as it needs them,
+// which a later Close releases. Close may be called more than once; it
+// always returns nil.
 func (v *Verifier) Close() error {
+	v.mu.Lock()
+	ended := make([]chan struct{}, 0, len(v.flights))
+	for _, f := range v.flights {
+		ended = append(ended, f.ended)
+	}
+	v.mu.Unlock()
+	for _, e := range ended {
+		<-e
+	}
 	if v.transport != nil {
 		v.transport.CloseIdleConnections()
 	}
@@ -121,9 +174,21 @@ func (v *Verifier) Close() error {
 // or with ctx's own error when ctx ends first.
 //
 // A cached answer is checked again at the current time on every call.
-func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, error) {
+// Every rejection is logged once, at debug level, with its reason and
+// without the token; a failed request is logged once at warn level,
+// however many callers share it.
+func (v *Verifier) Verify(ctx context.Context, token string) (t *AccessToken, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			t = nil
+			err = &IntrospectionError{Kind: FailurePanic, Err: v.recovered(ctx, "Verify", r)}
+			v.stats.failure(FailurePanic)
+			v.stats.failed.Add(1)
+		}
+	}()
 	if !validToken(token) {
 		v.stats.rejected.Add(1)
+		v.logRejection(ctx, ErrMalformedToken)
 		return nil, ErrMalformedToken
 	}
 	if err := ctx.Err(); err != nil {
@@ -134,7 +199,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, erro
 		now := v.now()
 		if a, ok := v.cache.get(ctx, token, now); ok {
 			v.stats.cacheHits.Add(1)
-			return v.check(a, token, false, now)
+			return v.check(ctx, a, token, false, now)
 		}
 		v.stats.cacheMisses.Add(1)
 	}
@@ -142,17 +207,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, erro
 	if err != nil {
 		return nil, err
 	}
-	return v.check(a, token, exclusive, v.now())
+	return v.check(ctx, a, token, exclusive, v.now())
 }
 
 // VerifyToken is Verify without the reason, as FastMCP's verify_token: it
-// returns the accepted token or nil. The reason is logged at debug level.
+// returns the accepted token or nil. Verify has logged the reason: a
+// rejection at debug level, a failed request at warn.
 func (v *Verifier) VerifyToken(ctx context.Context, token string) *AccessToken {
-	t, err := v.Verify(ctx, token)
-	if err != nil {
-		v.log.LogAttrs(ctx, slog.LevelDebug, "introspection: token rejected", slog.String("reason", err.Error()))
-		return nil
-	}
+	t, _ := v.Verify(ctx, token)
 	return t
 }
 
@@ -161,73 +223,238 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) *AccessToken {
 // no one else holds the answer: it was neither cached nor shared, so the
 // caller may keep its parts without copying them.
 func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusive bool, err error) {
-	leader := false
-	ch := v.group.DoChan(token, func() (any, error) {
-		leader = true
-		// The request must not end with the caller who started it: it runs
-		// on a context of its own, bounded by Settings.Timeout in introspect.
-		fctx := context.WithoutCancel(ctx)
-		if v.cache != nil {
-			// An earlier flight may have filled the cache since our lookup.
-			if a, ok := v.cache.get(fctx, token, v.now()); ok {
-				return a, nil
-			}
+	v.mu.Lock()
+	f, joined := v.flights[token]
+	if joined && f.storing {
+		until := f.until
+		v.mu.Unlock() // Settings.Now is the caller's code
+		fresh := v.now().Before(until)
+		v.mu.Lock()
+		if !fresh && v.flights[token] == f {
+			delete(v.flights, token)
 		}
-		v.stats.upstream.Add(1)
-		a, err := v.introspect(fctx, token)
-		if err != nil {
-			var ie *IntrospectionError
-			if errors.As(err, &ie) {
-				v.stats.failure(ie.Kind)
-			}
-			v.log.LogAttrs(fctx, slog.LevelWarn, "introspection: request failed", slog.String("error", err.Error()))
-			return nil, err
-		}
-		if v.cache != nil {
-			if ttl := v.cacheTTL(a); ttl > 0 {
-				v.cache.set(fctx, token, a, ttl)
-			}
-		}
-		return a, nil
-	})
+		f, joined = v.flights[token]
+	}
+	if joined {
+		f.joined++
+	} else {
+		f = &flight{done: make(chan struct{}), ended: make(chan struct{})}
+		v.flights[token] = f
+	}
+	v.mu.Unlock()
+	if !joined {
+		// The request must not end with the caller who started it: it
+		// runs on a context of its own, bounded by Settings.Timeout in
+		// introspect and by cacheCallTimeout in each cache call.
+		go v.fly(context.WithoutCancel(ctx), token, f)
+	}
 	select {
 	case <-ctx.Done():
 		v.stats.canceled.Add(1)
 		return nil, false, fmt.Errorf("introspection: %w", ctx.Err())
-	case r := <-ch:
-		if !leader {
-			v.stats.collapsed.Add(1)
-		}
-		if r.Err != nil {
-			v.stats.failed.Add(1)
-			return nil, false, r.Err
-		}
-		return r.Val.(*answer), !r.Shared && v.cache == nil, nil
+	case <-f.done:
 	}
+	if joined {
+		v.stats.collapsed.Add(1)
+	}
+	if f.err != nil {
+		v.stats.failed.Add(1)
+		return nil, false, f.err
+	}
+	return f.a, !joined && !f.shared && v.cache == nil, nil
+}
+
+// fly runs the flight f for token: it publishes the answer to every caller
+// and then, while later callers still join the flight and get that answer,
+// stores it in the cache.
+func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
+	defer close(f.ended)
+	a, ttl, at, err := v.resolve(ctx, token)
+	store := err == nil && ttl > 0
+	v.mu.Lock()
+	f.a, f.err, f.shared = a, err, f.joined > 0
+	f.storing, f.until = store, at.Add(ttl)
+	if !store {
+		delete(v.flights, token)
+	}
+	v.mu.Unlock()
+	close(f.done)
+	if store {
+		v.store(ctx, token, a, f.until)
+		v.mu.Lock()
+		if v.flights[token] == f {
+			delete(v.flights, token)
+		}
+		v.mu.Unlock()
+	}
+}
+
+// resolve returns the answer for token and how long from at to cache it
+// (zero: not at all): from the cache, if an earlier flight filled it since
+// the caller's lookup, else from the authorization server.
+func (v *Verifier) resolve(ctx context.Context, token string) (a *answer, ttl time.Duration, at time.Time, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			a, ttl = nil, 0
+			err = &IntrospectionError{Kind: FailurePanic, Err: v.recovered(ctx, "shared request", r)}
+			v.stats.failure(FailurePanic)
+		}
+	}()
+	if v.cache != nil {
+		if a, ok := v.cache.get(ctx, token, v.now()); ok {
+			return a, 0, at, nil
+		}
+	}
+	v.stats.upstream.Add(1)
+	a, err = v.introspect(ctx, token)
+	if err != nil {
+		var ie *IntrospectionError
+		if errors.As(err, &ie) {
+			var pe *panicError
+			if errors.As(ie.Err, &pe) {
+				// The caller's transport panicked; it is logged already.
+				ie.Kind = FailurePanic
+				ie.Err = pe
+				v.stats.failure(ie.Kind)
+				return nil, 0, at, err
+			}
+			v.stats.failure(ie.Kind)
+		}
+		v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
+		return nil, 0, at, err
+	}
+	if v.cache != nil {
+		at = v.now()
+		ttl = v.cacheTTL(a, at)
+	}
+	return a, ttl, at, nil
+}
+
+// store puts a into the cache until then, counted from now, so that the
+// entry ends when it would have had it been stored at once. A panic in it
+// (Settings.Now) is recovered: the callers have their answer.
+func (v *Verifier) store(ctx context.Context, token string, a *answer, until time.Time) {
+	defer func() {
+		if r := recover(); r != nil {
+			_ = v.recovered(ctx, "shared request", r)
+		}
+	}()
+	if ttl := until.Sub(v.now()); ttl > 0 {
+		v.cache.set(ctx, token, a, ttl)
+	}
+}
+
+// panicError is a panic recovered in a dependency. It names where the
+// panic happened and, for a runtime error, the error; any other panic
+// value is named by its type only, as it could hold the token.
+type panicError struct {
+	where string
+	value string
+}
+
+func (e *panicError) Error() string {
+	return "panic in " + e.where + ": " + e.value
+}
+
+// recovered counts and logs, once and with its stack, the panic r that was
+// recovered in where, and returns it as an error.
+func (v *Verifier) recovered(ctx context.Context, where string, r any) error {
+	v.stats.panics.Add(1)
+	e := &panicError{where: where, value: describePanic(r)}
+	stack := debug.Stack()
+	v.safely(func() {
+		v.log.LogAttrs(ctx, slog.LevelError, "introspection: recovered from a panic",
+			slog.String("in", where), slog.String("panic", e.value), slog.String("stack", string(stack)))
+	})
+	return e
+}
+
+// describePanic names the panic value r without showing a value that
+// could hold the token: a runtime error by its message, anything else by
+// its type.
+func describePanic(r any) (s string) {
+	s = fmt.Sprintf("a value of type %T", r)
+	if err, ok := r.(runtime.Error); ok {
+		defer func() { _ = recover() }() // Error of a type that only claims to be a runtime error
+		s = err.Error()
+	}
+	return s
+}
+
+// logRejection logs, at debug level, why a token was rejected.
+func (v *Verifier) logRejection(ctx context.Context, err error) {
+	v.logError(ctx, slog.LevelDebug, "introspection: token rejected", "reason", err)
+}
+
+// logError logs msg with err under key, if the logger is enabled at level.
+func (v *Verifier) logError(ctx context.Context, level slog.Level, msg, key string, err error) {
+	v.safely(func() {
+		if v.log.Enabled(ctx, level) {
+			v.log.LogAttrs(ctx, level, msg, slog.String(key, err.Error()))
+		}
+	})
+}
+
+// safely runs log, a call of the Logger. A panic in its handler is
+// recovered and counted, and logged once with its stack if the handler
+// takes that record; the record that panicked is lost.
+func (v *Verifier) safely(log func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			v.stats.panics.Add(1)
+			stack := debug.Stack()
+			defer func() { _ = recover() }()
+			v.log.LogAttrs(context.Background(), slog.LevelError, "introspection: recovered from a panic",
+				slog.String("in", "Logger"), slog.String("panic", describePanic(r)), slog.String("stack", string(stack)))
+		}
+	}()
+	log()
+}
+
+// recoveringTransport turns a panic in a caller's RoundTripper into an
+// error, so that net/http unwinds as after any failed round trip.
+type recoveringTransport struct {
+	rt http.RoundTripper // nil means http.DefaultTransport
+	v  *Verifier
+}
+
+func (t recoveringTransport) RoundTrip(r *http.Request) (resp *http.Response, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			resp, err = nil, t.v.recovered(r.Context(), "HTTPClient transport", p)
+		}
+	}()
+	rt := t.rt
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	return rt.RoundTrip(r)
 }
 
 // cacheTTL returns how long a may be cached: NegativeCacheTTL for an
 // inactive answer; CacheTTL for an active one, never past its exp
 // (RFC 7662 §4). Zero or less means not at all.
-func (v *Verifier) cacheTTL(a *answer) time.Duration {
+func (v *Verifier) cacheTTL(a *answer, now time.Time) time.Duration {
 	if !a.active {
 		return v.s.NegativeCacheTTL
 	}
 	ttl := v.s.CacheTTL
 	if !a.expiresAt.IsZero() {
-		ttl = min(ttl, a.expiresAt.Sub(v.now()))
+		ttl = min(ttl, a.expiresAt.Sub(now))
 	}
 	return ttl
 }
 
-// check decides whether the answer a accepts token at now.
-func (v *Verifier) check(a *answer, token string, exclusive bool, now time.Time) (*AccessToken, error) {
+// check decides whether the answer a accepts token at now, and logs a
+// rejection.
+func (v *Verifier) check(ctx context.Context, a *answer, token string, exclusive bool, now time.Time) (*AccessToken, error) {
 	if err := v.reject(a, now); err != nil {
 		if errors.Is(err, ErrInsufficientScope) {
 			v.stats.insufficientScope.Add(1)
 		} else {
 			v.stats.rejected.Add(1)
 		}
+		v.logRejection(ctx, err)
 		return nil, err
 	}
 	v.stats.accepted.Add(1)

@@ -13,9 +13,10 @@
 //		Cache:    cache,
 //	})
 //
-// Keys are the prefix followed by the key the verifier hands over, which
-// never contains the token; values are the authorization server's JSON
-// answer, which holds no token. Entries
+// Keys are the prefix followed by the verifier's [introspection.Verifier.CacheKey]
+// of the token: a namespace of the introspection URL and client id, a
+// colon and the hex SHA-256 of the token, never the token itself. Values are
+// the authorization server's JSON answer, which holds no token. Entries
 // expire with SET … PX after the TTL the verifier hands over, which never
 // reaches past the token's exp.
 //

@@ -2,8 +2,6 @@ package rediscache_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -104,6 +102,7 @@ func TestTwoVerifiersShareOneRedis(t *testing.T) {
 		got, err := v.Verify(context.Background(), tok)
 		require.NoError(t, err)
 		assert.Equal(t, "alice", got.Subject)
+		require.NoError(t, v.Close()) // waits until the answer is stored; v keeps working
 	}
 	assert.Equal(t, int64(1), as.Requests(), "one upstream request for both replicas")
 	assert.Equal(t, uint64(2), b.Stats().CacheHits)
@@ -121,12 +120,13 @@ func TestTTLCappedByExp(t *testing.T) {
 		_, err := v.Verify(context.Background(), tok)
 		require.NoError(t, err)
 	}
+	require.NoError(t, v.Close()) // waits until the answers are stored
 	ctx := context.Background()
-	pttl, err := rdb.PTTL(ctx, "p:"+digest(short)).Result()
+	pttl, err := rdb.PTTL(ctx, "p:"+v.CacheKey(short)).Result()
 	require.NoError(t, err)
 	assert.Greater(t, pttl, time.Duration(0))
 	assert.LessOrEqual(t, pttl, 3*time.Second, "never past exp")
-	pttl, err = rdb.PTTL(ctx, "p:"+digest(long)).Result()
+	pttl, err = rdb.PTTL(ctx, "p:"+v.CacheKey(long)).Result()
 	require.NoError(t, err)
 	assert.Greater(t, pttl, 59*time.Minute)
 	assert.LessOrEqual(t, pttl, time.Hour, "CacheTTL")
@@ -145,7 +145,8 @@ func TestNegativeCachingInRedis(t *testing.T) {
 		assert.ErrorIs(t, err, introspection.ErrTokenInactive)
 	}
 	assert.Equal(t, int64(1), as.Requests())
-	pttl, err := rdb.PTTL(context.Background(), "introspection:"+digest("unknown")).Result()
+	require.NoError(t, v.Close()) // waits until the answer is stored
+	pttl, err := rdb.PTTL(context.Background(), "introspection:"+v.CacheKey("unknown")).Result()
 	require.NoError(t, err)
 	assert.LessOrEqual(t, pttl, 1500*time.Millisecond)
 	assert.Greater(t, pttl, time.Duration(0))
@@ -197,16 +198,17 @@ func TestNoTokenInRedis(t *testing.T) {
 	for _, tok := range tokens {
 		_, _ = v.Verify(context.Background(), tok)
 	}
+	require.NoError(t, v.Close()) // waits until the answers are stored
 	ctx := context.Background()
 	keys, err := rdb.Keys(ctx, "*").Result()
 	require.NoError(t, err)
 	require.Len(t, keys, len(tokens))
 	want := map[string]bool{}
 	for _, tok := range tokens {
-		want["introspection:"+digest(tok)] = true
+		want["introspection:"+v.CacheKey(tok)] = true
 	}
 	for _, k := range keys {
-		assert.True(t, want[k], "key %q is the prefix and a token digest", k)
+		assert.True(t, want[k], "key %q is the prefix and the verifier's key of a token", k)
 		val, err := rdb.Get(ctx, k).Result()
 		require.NoError(t, err)
 		assert.Contains(t, val, `"active":`)
@@ -215,9 +217,4 @@ func TestNoTokenInRedis(t *testing.T) {
 			assert.NotContains(t, val, tok)
 		}
 	}
-}
-
-func digest(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
 }
