@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -279,3 +280,40 @@ func TestDependencyPanicsAreRecovered(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestMiddlewareLoggerPanicKeepsTheAnswer has the Logger's handler panic on
+// the record of a rejection that RequireBearerToken decides itself: the
+// client still gets its 400 or 401, and the panic is counted and logged
+// once with its stack.
+func TestMiddlewareLoggerPanicKeepsTheAnswer(t *testing.T) {
+	tests := []struct {
+		name   string
+		header string
+		want   int
+	}{
+		{"no credentials", "", http.StatusUnauthorized},
+		{"malformed credentials", "Bearer a b", http.StatusBadRequest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &recordingHandler{panicOn: "request rejected"}
+			as := newAS(t, nil)
+			v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.Logger = slog.New(logs) })
+			h := RequireBearerToken(v, nil)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+				t.Error("the next handler must not run")
+			}))
+			r := httptest.NewRequest(http.MethodGet, "/mcp", nil)
+			if tc.header != "" {
+				r.Header.Set("Authorization", tc.header)
+			}
+			w := httptest.NewRecorder()
+			require.NotPanics(t, func() { h.ServeHTTP(w, r) })
+			assert.Equal(t, tc.want, w.Code)
+			assert.Equal(t, uint64(1), v.Stats().Panics)
+			recs := logs.matching("recovered from a panic")
+			require.Len(t, recs, 1)
+			_, ok := attr(recs[0], "stack")
+			assert.True(t, ok, "logged with its stack")
+		})
+	}
+}

@@ -111,8 +111,10 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 		scope:            strings.Join(scopes, " "),
 	}
 	logRejection := func(r *http.Request, status int, reason string) {
-		v.log.LogAttrs(r.Context(), slog.LevelDebug, "introspection: request rejected",
-			slog.Int("status", status), slog.String("reason", reason))
+		v.safely(func() {
+			v.log.LogAttrs(r.Context(), slog.LevelDebug, "introspection: request rejected",
+				slog.Int("status", status), slog.String("reason", reason))
+		})
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

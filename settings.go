@@ -71,8 +71,10 @@ type Settings struct {
 	// its own client that keeps connections alive between calls. Redirects
 	// are never followed, also with a caller's client.
 	HTTPClient *http.Client
-	// Logger receives debug records for rejected tokens and warnings for
-	// failed introspection and cache errors. If nil, nothing is logged.
+	// Logger receives a debug record for each rejected token, warnings for
+	// failed introspection and cache errors, and an error record, with its
+	// stack, for each panic recovered in a dependency. If nil, nothing is
+	// logged.
 	// Neither the token nor the secret is ever logged.
 	Logger *slog.Logger
 	// Now returns the current time for exp, nbf and cache expiry checks.
