@@ -12,8 +12,10 @@ import (
 // authorization server said about it. Each call returns a fresh value that
 // the caller owns and may change.
 type AccessToken struct {
-	// Token is the bearer token as presented. It is left out of JSON, so
-	// that logging a marshalled AccessToken never leaks it.
+	// Token is the bearer token as presented. It is left out of JSON;
+	// Claims, which is what the server sent, is not filtered, so a server
+	// that repeats the token in its answer has it marshalled there. fmt and
+	// log/slog output of an AccessToken hides it everywhere.
 	Token string `json:"-"`
 	// ClientID is the client_id member, else sub, else "unknown".
 	ClientID string `json:"client_id"`
