@@ -527,9 +527,8 @@ func TestCallerContext(t *testing.T) {
 		// Wait until the second caller has joined the flight, then let the
 		// server answer.
 		require.Eventually(t, func() bool {
-			return v.Stats().Canceled == 1
+			return v.Stats().Canceled == 1 && v.waiters("shared") == 1
 		}, 5*time.Second, time.Millisecond)
-		time.Sleep(20 * time.Millisecond)
 		release <- struct{}{}
 		require.NoError(t, <-waiter)
 		assert.Equal(t, int32(1), calls.Load(), "the second caller shared the first request")
@@ -537,28 +536,30 @@ func TestCallerContext(t *testing.T) {
 }
 
 // TestCollapsing checks that concurrent calls for one token send one
-// request, without a cache. The server holds its answer until every caller
-// has started.
+// request, without a cache. The server holds its answer until every other
+// caller has joined the flight, which the verifier counts: no timing.
 func TestCollapsing(t *testing.T) {
 	const n = 1000
 	var calls atomic.Int32
-	var started sync.WaitGroup
-	started.Add(n)
+	var v *Verifier
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
-		started.Wait()
-		time.Sleep(100 * time.Millisecond) // let the last callers reach the flight
+		// Answer once every other caller has joined the flight (or, if
+		// one never does, after a while, so that the test fails on the
+		// count rather than hangs).
+		for deadline := time.Now().Add(30 * time.Second); v.waiters("hot") < n-1 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"active":true,"scope":"read"}`))
 	}))
 	defer srv.Close()
-	v := newVerifier(t, srv.URL, nil, nil)
+	v = newVerifier(t, srv.URL, nil, nil)
 
 	var wg sync.WaitGroup
 	var accepted atomic.Int32
 	for range n {
 		wg.Go(func() {
-			started.Done()
 			tok, err := v.Verify(context.Background(), "hot")
 			if err == nil && tok.Token == "hot" {
 				accepted.Add(1)
