@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -64,10 +65,9 @@ func (in *interner) value(v any) any {
 		_ = h.WriteByte(tagString)
 		writeString(&h, x)
 		sum := h.Sum64()
-		if shared, ok := in.m[sum]; ok {
-			if s, _ := shared.(string); s == x {
-				return shared // the stored interface: no new allocation
-			}
+		shared := in.m[sum]
+		if s, ok := shared.(string); ok && s == x {
+			return shared // the stored interface: no new allocation
 		}
 		in.add(sum, v, cost)
 		return v
@@ -86,10 +86,9 @@ func (in *interner) value(v any) any {
 			writeString(&h, s)
 		}
 		sum := h.Sum64()
-		if shared, ok := in.m[sum]; ok {
-			if a, _ := shared.([]any); equalArrays(a, x) {
-				return shared
-			}
+		shared := in.m[sum]
+		if a, ok := shared.([]any); ok && equalArrays(a, x) {
+			return shared
 		}
 		in.add(sum, v, cost)
 		return v
@@ -116,8 +115,18 @@ func (in *interner) strings(ss []string) []string {
 	if shared, ok := in.m[sum].([]string); ok && slices.Equal(shared, ss) {
 		return shared
 	}
-	in.add(sum, ss, cost)
-	return ss
+	if _, taken := in.m[sum]; taken {
+		return ss
+	}
+	// The strings of ss may be pieces of a longer string (strings.Fields
+	// of a scope padded with white space): the interner keeps copies, so
+	// that it holds only the text it counts.
+	own := make([]string, len(ss))
+	for i, s := range ss {
+		own[i] = strings.Clone(s)
+	}
+	in.add(sum, own, cost)
+	return own
 }
 
 // add stores v under sum unless another value has that hash, starting over

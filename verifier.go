@@ -30,7 +30,9 @@ import (
 // the request with an [*IntrospectionError] of kind [FailurePanic] for
 // every caller sharing it; a panicking Cache counts as a failing one and
 // the authorization server decides; a panicking Logger loses the record,
-// never the verdict.
+// never the verdict. A dependency that ends the shared request's goroutine
+// without a panic (runtime.Goexit, as t.FailNow in a test double) fails it
+// the same way, and the next call for the token sends a new request.
 type Verifier struct {
 	s              Settings
 	endpoint       *url.URL // parsed IntrospectionURL; never modified
@@ -269,6 +271,25 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 // stores it in the cache.
 func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 	defer close(f.ended)
+	published := false
+	defer func() {
+		// Also when a dependency ends this goroutine without a panic
+		// (runtime.Goexit): the callers get an error and the token is
+		// free for the next request.
+		v.mu.Lock()
+		if !published {
+			f.err = &IntrospectionError{Kind: FailurePanic, Err: errNoAnswer}
+		}
+		if v.flights[token] == f {
+			delete(v.flights, token)
+		}
+		v.mu.Unlock()
+		if !published {
+			v.stats.failure(FailurePanic)
+			close(f.done)
+			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", f.err)
+		}
+	}()
 	a, ttl, at, err := v.resolve(ctx, token)
 	store := err == nil && ttl > 0
 	v.mu.Lock()
@@ -279,15 +300,15 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 	}
 	v.mu.Unlock()
 	close(f.done)
+	published = true
 	if store {
-		v.store(ctx, token, a, f.until)
-		v.mu.Lock()
-		if v.flights[token] == f {
-			delete(v.flights, token)
-		}
-		v.mu.Unlock()
+		v.store(ctx, token, a, f.until, ttl)
 	}
 }
+
+// errNoAnswer is the cause when a dependency ended the shared request's
+// goroutine (runtime.Goexit) before it had an answer.
+var errNoAnswer = errors.New("the shared request ended without an answer")
 
 // resolve returns the answer for token and how long from at to cache it
 // (zero: not at all): from the cache, if an earlier flight filled it since
@@ -331,15 +352,16 @@ func (v *Verifier) resolve(ctx context.Context, token string) (a *answer, ttl ti
 }
 
 // store puts a into the cache until then, counted from now, so that the
-// entry ends when it would have had it been stored at once. A panic in it
+// entry ends when it would have had it been stored at once, and for at most
+// ttl, however far Settings.Now went back since. A panic in it
 // (Settings.Now) is recovered: the callers have their answer.
-func (v *Verifier) store(ctx context.Context, token string, a *answer, until time.Time) {
+func (v *Verifier) store(ctx context.Context, token string, a *answer, until time.Time, ttl time.Duration) {
 	defer func() {
 		if r := recover(); r != nil {
 			_ = v.recovered(ctx, "shared request", r)
 		}
 	}()
-	if ttl := until.Sub(v.now()); ttl > 0 {
+	if ttl = min(ttl, until.Sub(v.now())); ttl > 0 {
 		v.cache.set(ctx, token, a, ttl)
 	}
 }

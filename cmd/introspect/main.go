@@ -16,7 +16,8 @@
 //
 // introspect -demo starts a test authorization server in process, issues
 // a demo token, prints it and verifies it, to show the tool at work without
-// any setup. The demo token is the only token the tool ever prints.
+// any setup. The demo token is the only token the tool ever prints: where
+// the server's answer repeats the token it was given, REDACTED stands in.
 //
 // Text from the authorization server never reaches the terminal raw:
 // control characters, escape sequences, bidirectional controls and other
@@ -33,6 +34,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -199,6 +201,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	tok, err := v.Verify(ctx, token)
+	if tok != nil && !*demo {
+		hideToken(tok, token)
+	}
 	res, code := verdict(tok, err)
 	if *asJSON {
 		b, err := json.MarshalIndent(res, "", "  ")
@@ -232,6 +237,49 @@ func verdict(tok *introspection.AccessToken, err error) (result, int) {
 	default:
 		return result{Verdict: "failed", Reason: err.Error()}, exitFailed
 	}
+}
+
+// hideToken replaces token by REDACTED wherever the authorization
+// server's answer repeats it in t (as is or form-encoded), names of
+// members included, so that the tool never prints a token it was given.
+func hideToken(t *introspection.AccessToken, token string) {
+	escaped := url.QueryEscape(token)
+	hide := func(s string) string {
+		s = strings.ReplaceAll(s, token, "REDACTED")
+		return strings.ReplaceAll(s, escaped, "REDACTED")
+	}
+	for _, f := range []*string{&t.ClientID, &t.Subject, &t.Username, &t.Issuer, &t.TokenType} {
+		*f = hide(*f)
+	}
+	for _, list := range [][]string{t.Scopes, t.Audience} {
+		for i := range list {
+			list[i] = hide(list[i])
+		}
+	}
+	if t.Claims != nil {
+		t.Claims = hideIn(t.Claims, hide).(map[string]any)
+	}
+}
+
+// hideIn returns v, a value decoded from JSON, with hide applied to every
+// string in it, names of members included.
+func hideIn(v any, hide func(string) string) any {
+	switch v := v.(type) {
+	case string:
+		return hide(v)
+	case []any:
+		for i, e := range v {
+			v[i] = hideIn(e, hide)
+		}
+		return v
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[hide(k)] = hideIn(e, hide)
+		}
+		return out
+	}
+	return v
 }
 
 // printSummary writes r for a reader. Every string passes through

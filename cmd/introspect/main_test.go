@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -336,5 +338,33 @@ func TestServerTextNeverReachesTheTerminalRaw(t *testing.T) {
 			require.NoError(t, json.Unmarshal([]byte(out), &failed))
 			assert.Equal(t, "status", failed.Failure["kind"])
 		})
+	}
+}
+
+// TestAnswerThatRepeatsTheTokenNeverPrintsIt has the authorization server
+// repeat the token in every member of its answer, names included: neither
+// output shows it.
+func TestAnswerThatRepeatsTheTokenNeverPrintsIt(t *testing.T) {
+	const tok = "-echoed.Token~value+/="
+	as := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		token := r.PostForm.Get("token")
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"active": true, "client_id": token, "sub": "user " + token, "username": token,
+			"iss": token, "token_type": token, "scope": "read " + token, "aud": []string{token},
+			"jti": token, token: map[string]any{"nested " + token: []any{token}},
+		})
+	}))
+	t.Cleanup(as.Close)
+	t.Setenv("INTROSPECTION_URL", as.URL)
+	t.Setenv("INTROSPECTION_CLIENT_ID", "rs")
+	t.Setenv("INTROSPECTION_CLIENT_SECRET", "secret")
+
+	for _, mode := range [][]string{{"--", tok}, {"-json", "--", tok}} {
+		code, out, errOut := runTool(t, "", mode...)
+		require.Equal(t, 0, code, "stdout: %s\nstderr: %s", out, errOut)
+		assert.NotContains(t, out+errOut, tok, "%v", mode)
+		assert.Contains(t, out, "REDACTED", "%v", mode)
 	}
 }
