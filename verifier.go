@@ -33,6 +33,12 @@ import (
 // never the verdict. A dependency that ends the shared request's goroutine
 // without a panic (runtime.Goexit, as t.FailNow in a test double) fails it
 // the same way, and the next call for the token sends a new request.
+//
+// Callers of a shared request wait at most one second for the cache
+// lookup, Settings.Timeout for the request and a second of grace: if a
+// dependency ignores its context and the answer has not come by then, they
+// get an [*IntrospectionError] of kind [FailureTimeout] and the next call
+// for the token sends a new request.
 type Verifier struct {
 	s              Settings
 	endpoint       *url.URL // parsed IntrospectionURL; never modified
@@ -58,6 +64,9 @@ type flight struct {
 	err    error
 	joined int  // callers after the first; guarded by Verifier.mu
 	shared bool // joined > 0 when the answer was published
+
+	published bool      // a, err and shared are set; guarded by Verifier.mu
+	deadline  time.Time // by which the flight is over, unless a dependency ignores its context
 
 	// While the answer is stored, later callers join the flight and get
 	// it, until it is as old as the entry may live. Guarded by
@@ -141,12 +150,13 @@ func (v *Verifier) Leeway() time.Duration {
 
 // Close releases what the verifier holds. It waits for the shared
 // introspection requests still running (one whose callers have all gone
-// runs on until it ends, bounded by Settings.Timeout as long as the
-// transport honours the request's context, and each of its cache calls by
-// one second), then closes the idle connections of the verifier's own HTTP
-// client; a caller's HTTPClient is left alone. The verifier runs no other
-// goroutines, but for a Cache call that ignores its context, which runs
-// until the Cache returns.
+// runs on until it ends: its request is bounded by Settings.Timeout and
+// each of its cache calls by one second), then closes the idle connections
+// of the verifier's own HTTP client; a caller's HTTPClient is left alone.
+// It never waits longer than those bounds plus a second: a dependency that
+// ignores its context (a Cache, or a caller's transport) is left running
+// until it returns, and is the only goroutine of the verifier that can
+// outlive Close.
 //
 // Call Close once the server that uses the verifier has shut down (after
 // [http.Server.Shutdown] returns), so that no Verify is running. Verify
@@ -155,13 +165,18 @@ func (v *Verifier) Leeway() time.Duration {
 // always returns nil.
 func (v *Verifier) Close() error {
 	v.mu.Lock()
-	ended := make([]chan struct{}, 0, len(v.flights))
+	flights := make([]*flight, 0, len(v.flights))
 	for _, f := range v.flights {
-		ended = append(ended, f.ended)
+		flights = append(flights, f)
 	}
 	v.mu.Unlock()
-	for _, e := range ended {
-		<-e
+	for _, f := range flights {
+		t := time.NewTimer(time.Until(f.deadline))
+		select {
+		case <-f.ended:
+		case <-t.C: // a dependency ignores its context; do not wait for it
+		}
+		t.Stop()
 	}
 	if v.transport != nil {
 		v.transport.CloseIdleConnections()
@@ -240,7 +255,8 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 	if joined {
 		f.joined++
 	} else {
-		f = &flight{done: make(chan struct{}), ended: make(chan struct{})}
+		f = &flight{done: make(chan struct{}), ended: make(chan struct{}),
+			deadline: time.Now().Add(flightLimit(v.s.Timeout))}
 		v.flights[token] = f
 	}
 	v.mu.Unlock()
@@ -271,40 +287,79 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 // stores it in the cache.
 func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 	defer close(f.ended)
-	published := false
+	// The callers never wait longer than the request and its cache lookup
+	// may take, even when a dependency ignores its context: the answer
+	// that comes after that, if any, is dropped.
+	watchdog := time.AfterFunc(answerLimit(v.s.Timeout), func() {
+		err := &IntrospectionError{Kind: FailureTimeout, Err: errHung}
+		if v.publish(token, f, nil, err, 0, time.Time{}) {
+			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
+		}
+	})
+	defer watchdog.Stop()
 	defer func() {
 		// Also when a dependency ends this goroutine without a panic
 		// (runtime.Goexit): the callers get an error and the token is
 		// free for the next request.
-		v.mu.Lock()
-		if !published {
-			f.err = &IntrospectionError{Kind: FailurePanic, Err: errNoAnswer}
+		err := &IntrospectionError{Kind: FailurePanic, Err: errNoAnswer}
+		if v.publish(token, f, nil, err, 0, time.Time{}) {
+			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
 		}
+		v.mu.Lock()
 		if v.flights[token] == f {
 			delete(v.flights, token)
 		}
 		v.mu.Unlock()
-		if !published {
-			v.stats.failure(FailurePanic)
-			close(f.done)
-			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", f.err)
-		}
 	}()
 	a, ttl, at, err := v.resolve(ctx, token)
-	store := err == nil && ttl > 0
-	v.mu.Lock()
-	f.a, f.err, f.shared = a, err, f.joined > 0
-	f.storing, f.until = store, at.Add(ttl)
-	if !store {
-		delete(v.flights, token)
-	}
-	v.mu.Unlock()
-	close(f.done)
-	published = true
-	if store {
+	if v.publish(token, f, a, err, ttl, at) && err == nil && ttl > 0 {
 		v.store(ctx, token, a, f.until, ttl)
 	}
 }
+
+// publish hands the flight's result to its callers, unless that was done
+// already, and reports whether this call did. An answer to be cached for
+// ttl from at is handed to later callers too, until it is stored. A failure
+// that resolve did not count (the flight's own timeout, or no answer at
+// all) is counted before the callers see it.
+func (v *Verifier) publish(token string, f *flight, a *answer, err error, ttl time.Duration, at time.Time) bool {
+	store := err == nil && ttl > 0
+	v.mu.Lock()
+	if f.published {
+		v.mu.Unlock()
+		return false
+	}
+	f.published = true
+	f.a, f.err, f.shared = a, err, f.joined > 0
+	f.storing, f.until = store, at.Add(ttl)
+	if !store && v.flights[token] == f {
+		delete(v.flights, token)
+	}
+	v.mu.Unlock()
+	if ie, ok := err.(*IntrospectionError); ok && (ie.Err == errHung || ie.Err == errNoAnswer) {
+		v.stats.failure(ie.Kind)
+	}
+	close(f.done)
+	return true
+}
+
+// answerLimit is how long the callers of a flight wait at most: a cache
+// lookup, the request bounded by timeout, and a second of grace for
+// scheduling. Dependencies that honour their contexts are done by then.
+func answerLimit(timeout time.Duration) time.Duration {
+	return cacheCallTimeout + timeout + time.Second
+}
+
+// flightLimit is how long a flight runs at most when its dependencies
+// honour their contexts: its answer and then the store.
+func flightLimit(timeout time.Duration) time.Duration {
+	return answerLimit(timeout) + cacheCallTimeout
+}
+
+// errHung is the cause when the shared request outlived answerLimit: a
+// dependency (the HTTPClient's transport, a response body) ignored the
+// request's context.
+var errHung = errors.New("no answer in time: the request ignored its deadline")
 
 // errNoAnswer is the cause when a dependency ended the shared request's
 // goroutine (runtime.Goexit) before it had an answer.
