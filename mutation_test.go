@@ -1,0 +1,137 @@
+package introspection
+
+import (
+	"errors"
+	"net/url"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// This file holds tests that pin bounds and edge cases which mutation
+// testing (see MUTANTS.md) found unchecked by the other tests.
+
+// TestTruncateAtAndPastTheBound checks that server text of exactly n bytes
+// is kept whole, one byte more is cut to n bytes and marked, and that every
+// control character, DEL included, becomes a space while a space and
+// printable text stay as they are.
+func TestTruncateAtAndPastTheBound(t *testing.T) {
+	tests := []struct {
+		name, in string
+		n        int
+		want     string
+	}{
+		{"empty", "", 4, ""},
+		{"at the bound", "abcd", 4, "abcd"},
+		{"one past the bound", "abcde", 4, "abcd…"},
+		{"cut inside a rune", "aé", 2, "a…"},
+		{"rune ends at the bound", "aé", 3, "aé"},
+		{"bound zero", "a", 0, "…"},
+		{"unit separator", "a\x1fb", 8, "a b"},
+		{"space", "a b", 8, "a b"},
+		{"DEL", "a\x7fb", 8, "a b"},
+		{"tilde", "a~b", 8, "a~b"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, truncate(tc.in, tc.n))
+		})
+	}
+}
+
+// TestNumericDateBounds checks the range of an RFC 7519 NumericDate in an
+// answer: zero and the last second of year 9999 are dates, one second
+// later and any negative number are malformed, and a fraction of a second
+// is kept.
+func TestNumericDateBounds(t *testing.T) {
+	tests := []struct {
+		name  string
+		value string
+		want  time.Time // zero: malformed
+	}{
+		{"zero", "0", time.Unix(0, 0).UTC()},
+		{"fraction", "1.5", time.Unix(1, 500_000_000).UTC()},
+		{"last second of 9999", strconv.Itoa(maxNumericDate), time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)},
+		{"a second later", strconv.Itoa(maxNumericDate + 1), time.Time{}},
+		{"half a second later", strconv.Itoa(maxNumericDate) + ".5", time.Time{}},
+		{"negative", "-1", time.Time{}},
+		{"negative fraction", "-0.5", time.Time{}},
+	}
+	for _, tc := range tests {
+		for _, member := range []string{"exp", "iat", "nbf"} {
+			t.Run(tc.name+"/"+member, func(t *testing.T) {
+				a, err := decodeAnswer([]byte(`{"active":true,"` + member + `":` + tc.value + `}`))
+				if tc.want.IsZero() {
+					require.Error(t, err)
+					assert.Equal(t, `answer member "`+member+`" is not a valid NumericDate`, err.Error())
+					return
+				}
+				require.NoError(t, err)
+				got := map[string]time.Time{"exp": a.expiresAt, "iat": a.issuedAt, "nbf": a.notBefore}[member]
+				assert.True(t, tc.want.Equal(got), "got %v", got)
+			})
+		}
+	}
+}
+
+// TestChallengeAttributeCharacterBounds checks, character by character at
+// the edges of each allowed range, what the WWW-Authenticate challenge
+// keeps: a scope or resource_metadata value only RFC 6750 §3's %x21 /
+// %x23-5B / %x5D-7E, a realm printable ASCII but '"' and '\'.
+func TestChallengeAttributeCharacterBounds(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     string
+		attr   string // what filterAttr keeps
+		quoted string // what filterQuoted keeps
+	}{
+		{"unit separator", "\x1f", "", ""},
+		{"space", " ", "", " "},
+		{"exclamation mark", "!", "!", "!"},
+		{"quotation mark", `"`, "", ""},
+		{"number sign", "#", "#", "#"},
+		{"left bracket", "[", "[", "["},
+		{"backslash", `\`, "", ""},
+		{"right bracket", "]", "]", "]"},
+		{"tilde", "~", "~", "~"},
+		{"DEL", "\x7f", "", ""},
+		{"non-ASCII", "é", "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, "a"+tc.attr+"b", filterAttr("a"+tc.in+"b"), "scope and resource_metadata")
+			assert.Equal(t, "a"+tc.quoted+"b", filterQuoted("a"+tc.in+"b"), "realm")
+		})
+	}
+}
+
+// TestParseReasonHidesQuotedUserInformation checks parseReason on its own,
+// with reasons that url.Parse may word differently in another Go release:
+// every quoted part that occurs in the text before the last "@" is shown
+// as REDACTED, wherever it stands in the reason, and what cannot be read as
+// quoted text is dropped.
+func TestParseReasonHidesQuotedUserInformation(t *testing.T) {
+	const raw = "https://u:pw@as.example/"
+	tests := []struct {
+		name   string
+		err    error
+		raw    string
+		reason string
+	}{
+		{"no user information", &url.Error{Op: "parse", URL: "x", Err: errors.New(`bad "pw"`)}, "https://as/pw", `: bad "pw"`},
+		{"quote at the start", &url.Error{Op: "parse", URL: "x", Err: errors.New(`"pw" is bad`)}, raw, `: "REDACTED" is bad`},
+		{"quote at the end", &url.Error{Op: "parse", URL: "x", Err: errors.New(`bad "u:pw"`)}, raw, `: bad "REDACTED"`},
+		{"two quotes", &url.Error{Op: "parse", URL: "x", Err: errors.New(`"pw" before "as.example"`)}, raw, `: "REDACTED" before "as.example"`},
+		{"unbalanced quote", &url.Error{Op: "parse", URL: "x", Err: errors.New(`bad "pw`)}, raw, `: bad `},
+		{"no cause", &url.Error{Op: "parse", URL: "x"}, raw, ""},
+		{"not a url.Error", errors.New(`bad "pw"`), raw, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.reason, parseReason(tc.err, tc.raw))
+		})
+	}
+}
