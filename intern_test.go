@@ -222,3 +222,31 @@ func TestInternerBounds(t *testing.T) {
 		require.LessOrEqual(t, in.bytes, maxInternedBytes)
 	}
 }
+
+// TestInternerKeepsSharingUpToItsBound checks that the interner starts
+// over only when a new value would take it past maxInternedBytes: filled to
+// exactly the bound, it still shares every value it took, and one value
+// more makes it forget them and hold only that value.
+func TestInternerKeepsSharingUpToItsBound(t *testing.T) {
+	in := newInterner()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	const cost = 1 << 10 // internOverhead and the text of each value
+	stored := make([]string, maxInternedBytes/cost)
+	for i := range stored {
+		stored[i] = in.value(fmt.Sprintf("%0*d", cost-internOverhead, i)).(string)
+	}
+	require.Equal(t, maxInternedBytes, in.bytes)
+	shared := func(s string) bool {
+		got := in.value(strings.Clone(s)).(string)
+		return unsafe.StringData(got) == unsafe.StringData(s)
+	}
+	for i, s := range stored {
+		assert.True(t, shared(s), "value %d, at the bound", i)
+	}
+	assert.Equal(t, maxInternedBytes, in.bytes, "nothing new was added")
+
+	in.value("x")
+	assert.Equal(t, internOverhead+1, in.bytes, "started over")
+	assert.False(t, shared(stored[0]), "a value from before the start")
+}

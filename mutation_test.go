@@ -135,3 +135,43 @@ func TestParseReasonHidesQuotedUserInformation(t *testing.T) {
 		})
 	}
 }
+
+// TestScrubLowercaseEscapesAtTheEndsOfTheHexLetters checks that a secret
+// form-encoded with lowercase hex escapes is found whatever hex letter its
+// escapes hold, "a" and "f" included.
+func TestScrubLowercaseEscapesAtTheEndsOfTheHexLetters(t *testing.T) {
+	tests := []struct{ secret, lower string }{
+		{"s*t", "s%2at"},    // '*' is %2A
+		{"s\nt", "s%0at"},   // '\n' is %0A
+		{"s/t", "s%2ft"},    // '/' is %2F
+		{"s\x1ft", "s%1ft"}, // unit separator is %1F
+		{"s\x10t", "s%10t"}, // no letter at all
+	}
+	for _, tc := range tests {
+		t.Run(tc.lower, func(t *testing.T) {
+			assert.Equal(t, "x=REDACTED&y", scrub("x="+tc.lower+"&y", tc.secret))
+		})
+	}
+}
+
+// TestDisplayURLHidesUserInformation checks what an error or a log line may
+// show of an IntrospectionURL: everything from after "//" up to the last
+// "@" is REDACTED, also when the URL has no scheme or begins with "@", and
+// a URL without "@" is shown as it is.
+func TestDisplayURLHidesUserInformation(t *testing.T) {
+	tests := []struct{ raw, shown string }{
+		{"https://as.example/i", "https://as.example/i"},
+		{"https://u:p@as.example/i", "https://REDACTED@as.example/i"},
+		{"https://u:p@as.example/i?x=@", "https://REDACTED@"}, // the last "@": more hidden, never less
+		{"//u:p@as.example/i", "//REDACTED@as.example/i"},
+		{"u:p@as.example", "REDACTED@as.example"},
+		{"@as.example", "REDACTED@as.example"},
+		{"https://@as.example", "https://REDACTED@as.example"},
+		{"u:p@as.example//x", "REDACTED@as.example//x"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.raw, func(t *testing.T) {
+			assert.Equal(t, tc.shown, displayURL(tc.raw))
+		})
+	}
+}
