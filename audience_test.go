@@ -34,6 +34,8 @@ var audienceCases = []struct {
 
 	{"path case differs", "https://mcp.example.com/mcp", "https://mcp.example.com/MCP", false},
 	{"another host", "https://mcp.example.com/mcp", "https://evil.example.com/mcp", false},
+	{"another host of the same length", "https://mcp.example.com/mcp", "https://mcq.example.com/mcp", false},
+	{"another scheme of the same length", "api://res.example/x", "apx://res.example/x", false},
 	{"host suffix", "https://mcp.example.com/mcp", "https://mcp.example.com.evil/mcp", false},
 	{"another port", "https://mcp.example.com/mcp", "https://mcp.example.com:8443/mcp", false},
 	{"another scheme", "https://mcp.example.com/mcp", "http://mcp.example.com/mcp", false},
