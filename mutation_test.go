@@ -1,6 +1,7 @@
 package introspection
 
 import (
+	"bytes"
 	"errors"
 	"net/url"
 	"strconv"
@@ -173,5 +174,48 @@ func TestDisplayURLHidesUserInformation(t *testing.T) {
 		t.Run(tc.raw, func(t *testing.T) {
 			assert.Equal(t, tc.shown, displayURL(tc.raw))
 		})
+	}
+}
+
+// TestAccessTokenParamAfterEmptyPairs checks that a query or form body is
+// read pair by pair however its separators fall: an access_token after a
+// leading, doubled or mixed "&" or ";" is found, and empty pairs alone are
+// not a token.
+func TestAccessTokenParamAfterEmptyPairs(t *testing.T) {
+	tests := []struct {
+		q     string
+		found bool
+	}{
+		{"&access_token=x", true},
+		{";access_token=x", true},
+		{"a=1&&access_token=x", true},
+		{"a=1;&access_token", true},
+		{"&;access%5Ftoken=x", true},
+		{"access_token&", true},
+		{"", false},
+		{"&", false},
+		{";;&", false},
+		{"&access_tokens=x", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.q, func(t *testing.T) {
+			assert.Equal(t, tc.found, hasAccessTokenParam(tc.q))
+		})
+	}
+}
+
+// TestBufferPoolDropsLargeBuffers checks that a buffer which grew past 64
+// KiB to read a large answer is not kept for the next request, so that one
+// large answer does not hold its memory for good. (sync.Pool may drop any
+// buffer, so only what it must never return is checked.)
+func TestBufferPoolDropsLargeBuffers(t *testing.T) {
+	for range 20 {
+		big := new(bytes.Buffer)
+		big.Grow(64<<10 + 1)
+		require.Greater(t, big.Cap(), 64<<10)
+		putBuffer(big)
+		got := bufPool.Get().(*bytes.Buffer)
+		assert.NotSame(t, big, got)
+		bufPool.Put(got)
 	}
 }
