@@ -2,7 +2,9 @@ package introspection
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"strconv"
 	"testing"
@@ -217,5 +219,76 @@ func TestBufferPoolDropsLargeBuffers(t *testing.T) {
 		got := bufPool.Get().(*bytes.Buffer)
 		assert.NotSame(t, big, got)
 		bufPool.Put(got)
+	}
+}
+
+// TestStatusKindAtTheEndsOfThe3xxRange checks which failure an answer's
+// status makes at the edges of the redirect range: 300 and 399 are
+// redirects (never followed), 299 and 400 other statuses.
+func TestStatusKindAtTheEndsOfThe3xxRange(t *testing.T) {
+	tests := []struct {
+		status int
+		kind   FailureKind
+	}{
+		{299, FailureStatus},
+		{300, FailureRedirect},
+		{399, FailureRedirect},
+		{400, FailureStatus},
+	}
+	for _, tc := range tests {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			srv := jsonServer(t, tc.status, `{"active":true}`)
+			v := newVerifier(t, srv.URL, nil, nil)
+			_, err := v.Verify(context.Background(), "tok")
+			var ie *IntrospectionError
+			require.ErrorAs(t, err, &ie)
+			assert.Equal(t, tc.kind, ie.Kind)
+			assert.Equal(t, tc.status, ie.StatusCode)
+		})
+	}
+}
+
+// TestAccessTokenLogValueHoldsWhatIsSet checks what a log line shows of an
+// AccessToken: every member that is set, and no attribute for one that is
+// empty, with the client always named.
+func TestAccessTokenLogValueHoldsWhatIsSet(t *testing.T) {
+	exp := time.Date(2026, 11, 25, 13, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		tok  AccessToken
+		want map[string]string
+	}{
+		{"everything set", AccessToken{Token: "tok", ClientID: "app", Subject: "alice", Username: "al", Issuer: "https://as",
+			TokenType: "Bearer", Scopes: []string{"read"}, Audience: []string{"mcp"}, ExpiresAt: exp},
+			map[string]string{"client_id": "app", "sub": "alice", "username": "al", "iss": "https://as", "token_type": "Bearer",
+				"scopes": "[read]", "aud": "[mcp]", "expires_at": exp.String()}},
+		{"only the client", AccessToken{Token: "tok", ClientID: "app"}, map[string]string{"client_id": "app"}},
+		{"subject and empty lists", AccessToken{Token: "tok", ClientID: "app", Subject: "alice", Scopes: []string{}, Audience: []string{}},
+			map[string]string{"client_id": "app", "sub": "alice", "scopes": "[]", "aud": "[]"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]string{}
+			for _, a := range tc.tok.LogValue().Group() {
+				got[a.Key] = a.Value.String()
+			}
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// TestAccessTokenFormatShowsAnEmptyTokenAsEmpty checks that %+v and %#v
+// show REDACTED in place of a token, and an empty Token as empty, so that
+// the output never suggests a token that is not there.
+func TestAccessTokenFormatShowsAnEmptyTokenAsEmpty(t *testing.T) {
+	for _, verb := range []string{"%+v", "%#v"} {
+		t.Run(verb, func(t *testing.T) {
+			with := fmt.Sprintf(verb, AccessToken{Token: "tok", Subject: "alice"})
+			assert.Contains(t, with, "REDACTED")
+			assert.NotContains(t, with, "tok")
+			without := fmt.Sprintf(verb, AccessToken{Subject: "alice"})
+			assert.NotContains(t, without, "REDACTED")
+			assert.Contains(t, without, "alice")
+		})
 	}
 }
