@@ -250,3 +250,25 @@ func TestInternerKeepsSharingUpToItsBound(t *testing.T) {
 	assert.Equal(t, internOverhead+1, in.bytes, "started over")
 	assert.False(t, shared(stored[0]), "a value from before the start")
 }
+
+// TestCompactSharesEqualLists checks that two cached answers with the same
+// scopes and audience hold one copy of each list, the saving the interner
+// is for, and that an answer without them gets none.
+func TestCompactSharesEqualLists(t *testing.T) {
+	in := newInterner()
+	compact := func(body string) *answer {
+		a, err := decodeAnswer([]byte(body))
+		require.NoError(t, err)
+		return a.compact(in)
+	}
+	const body = `{"active":true,"scope":"read write","aud":["https://mcp.example.com/mcp"]}`
+	first, second := compact(body), compact(body)
+	require.Equal(t, []string{"read", "write"}, second.scopes)
+	require.Equal(t, []string{"https://mcp.example.com/mcp"}, second.audience)
+	assert.Same(t, &first.scopes[0], &second.scopes[0], "scopes held once")
+	assert.Same(t, &first.audience[0], &second.audience[0], "audience held once")
+
+	none := compact(`{"active":true}`)
+	assert.Nil(t, none.scopes)
+	assert.Nil(t, none.audience)
+}

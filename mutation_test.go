@@ -292,3 +292,22 @@ func TestAccessTokenFormatShowsAnEmptyTokenAsEmpty(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeAnswerSaysWhenItIsNotAnObject checks the reason decoding gives
+// for valid JSON that is not an object.
+func TestDecodeAnswerSaysWhenItIsNotAnObject(t *testing.T) {
+	tests := []struct{ body, reason string }{
+		{`[true]`, "answer is not a JSON object"},
+		{`"active"`, "answer is not a JSON object"},
+		{`4102444800`, "answer is not a JSON object"},
+		{`null`, "answer is not a JSON object"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.body, func(t *testing.T) {
+			a, err := decodeAnswer([]byte(tc.body))
+			require.Error(t, err)
+			assert.Nil(t, a)
+			assert.Equal(t, tc.reason, err.Error())
+		})
+	}
+}
