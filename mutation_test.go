@@ -293,14 +293,20 @@ func TestAccessTokenFormatShowsAnEmptyTokenAsEmpty(t *testing.T) {
 	}
 }
 
-// TestDecodeAnswerSaysWhenItIsNotAnObject checks the reason decoding gives
-// for valid JSON that is not an object.
-func TestDecodeAnswerSaysWhenItIsNotAnObject(t *testing.T) {
+// TestDecodeAnswerSaysWhatIsWrong checks the reason decoding gives for
+// valid JSON that is not an object and for an object without a usable
+// "active" member, so that an operator reading the error knows which it
+// was.
+func TestDecodeAnswerSaysWhatIsWrong(t *testing.T) {
 	tests := []struct{ body, reason string }{
 		{`[true]`, "answer is not a JSON object"},
 		{`"active"`, "answer is not a JSON object"},
 		{`4102444800`, "answer is not a JSON object"},
 		{`null`, "answer is not a JSON object"},
+		{`{"scope":"read"}`, `answer has no "active" member`},
+		{`{"active":null}`, `answer has no "active" member`},
+		{`{"active":"true"}`, `answer member "active" is not a JSON boolean`},
+		{`{"active":0}`, `answer member "active" is not a JSON boolean`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.body, func(t *testing.T) {
