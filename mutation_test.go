@@ -317,3 +317,30 @@ func TestDecodeAnswerSaysWhatIsWrong(t *testing.T) {
 		})
 	}
 }
+
+// TestIntrospectionErrorText checks the text of an IntrospectionError for
+// the parts it may have: the status only when there was an answer, the
+// server's error code and description, and the cause.
+func TestIntrospectionErrorText(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *IntrospectionError
+		want string
+	}{
+		{"kind only", &IntrospectionError{Kind: FailureTimeout},
+			"introspection: introspection failed (timeout)"},
+		{"status", &IntrospectionError{Kind: FailureStatus, StatusCode: 503},
+			"introspection: introspection failed (status): HTTP 503"},
+		{"code", &IntrospectionError{Kind: FailureStatus, StatusCode: 401, ErrorCode: "invalid_client"},
+			"introspection: introspection failed (status): HTTP 401: invalid_client"},
+		{"code and description", &IntrospectionError{Kind: FailureStatus, StatusCode: 401, ErrorCode: "invalid_client", ErrorDescription: "bad secret"},
+			"introspection: introspection failed (status): HTTP 401: invalid_client (bad secret)"},
+		{"cause", &IntrospectionError{Kind: FailureTransport, Err: errors.New("connection refused")},
+			"introspection: introspection failed (transport): connection refused"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tc.err.Error())
+		})
+	}
+}
