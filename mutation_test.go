@@ -344,3 +344,82 @@ func TestIntrospectionErrorText(t *testing.T) {
 		})
 	}
 }
+
+// TestMemoryCacheShardsHoldAtLeast256Entries checks how the built-in cache
+// splits its capacity: into as many shards, a power of two and at most 64,
+// as leave each room for at least 256 entries, so that SIEVE evicts from a
+// sample large enough to keep the entries in use.
+func TestMemoryCacheShardsHoldAtLeast256Entries(t *testing.T) {
+	tests := []struct{ size, shards int }{
+		{1, 1},
+		{511, 1},
+		{512, 2},
+		{1023, 2},
+		{1024, 4},
+		{64*256 - 1, 32},
+		{64 * 256, 64},
+		{1 << 20, 64},
+	}
+	for _, tc := range tests {
+		t.Run(strconv.Itoa(tc.size), func(t *testing.T) {
+			assert.Len(t, newMemoryCache(tc.size, time.Now).shards, tc.shards)
+		})
+	}
+}
+
+// TestMemoryCacheSpreadsEntriesOverShards checks that tokens are spread
+// over every shard, so that writes to one do not wait for writes to
+// another.
+func TestMemoryCacheSpreadsEntriesOverShards(t *testing.T) {
+	c := newMemoryCache(64*256, time.Now)
+	require.Len(t, c.shards, 64)
+	a, err := decodeAnswer([]byte(`{"active":true}`))
+	require.NoError(t, err)
+	for i := range 64 * 64 {
+		c.set(context.Background(), "tok-"+strconv.Itoa(i), a, time.Hour)
+	}
+	require.Equal(t, 64*64, c.len())
+	for i := range c.shards {
+		assert.NotEmpty(t, c.shards[i].m, "shard %d", i)
+	}
+}
+
+// TestMemoryCacheDropsAnExpiredEntryOnGet checks that a lookup that finds
+// an expired entry removes it, so that it takes no place in the cache.
+func TestMemoryCacheDropsAnExpiredEntryOnGet(t *testing.T) {
+	clock := newFakeClock()
+	c := newMemoryCache(10, clock.Now)
+	a, err := decodeAnswer([]byte(`{"active":true}`))
+	require.NoError(t, err)
+	c.set(context.Background(), "tok", a, time.Minute)
+	_, ok := c.get(context.Background(), "tok", clock.Now().Add(time.Minute-time.Nanosecond))
+	require.True(t, ok, "just before it expires")
+	require.Equal(t, 1, c.len())
+	_, ok = c.get(context.Background(), "tok", clock.Now().Add(time.Minute))
+	assert.False(t, ok, "when it expires")
+	assert.Zero(t, c.len())
+}
+
+// TestMemoryCacheReplacingTheEntryAtTheHand checks SIEVE eviction after the
+// entry that the hand points to is replaced: the next eviction takes the
+// next unvisited entry, and the new answer for the replaced token stays.
+func TestMemoryCacheReplacingTheEntryAtTheHand(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	c := newMemoryCache(2, clock.Now)
+	require.Len(t, c.shards, 1)
+	a, err := decodeAnswer([]byte(`{"active":true}`))
+	require.NoError(t, err)
+	c.set(ctx, "a", a, time.Hour)
+	c.set(ctx, "b", a, time.Hour)
+	c.set(ctx, "c", a, time.Hour) // evicts a; the hand is at b
+	c.set(ctx, "b", a, time.Hour) // replaces the entry at the hand
+	c.set(ctx, "d", a, time.Hour) // evicts c, the oldest unvisited entry
+	now := clock.Now()
+	for tok, want := range map[string]bool{"a": false, "b": true, "c": false, "d": true} {
+		_, ok := c.get(ctx, tok, now)
+		assert.Equal(t, want, ok, tok)
+	}
+	assert.Equal(t, 2, c.len())
+	assert.Equal(t, int64(2), c.count.Load())
+}
