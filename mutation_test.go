@@ -423,3 +423,18 @@ func TestMemoryCacheReplacingTheEntryAtTheHand(t *testing.T) {
 	assert.Equal(t, 2, c.len())
 	assert.Equal(t, int64(2), c.count.Load())
 }
+
+// TestIntrospectionErrorUnwrap checks that an IntrospectionError satisfies
+// errors.Is with ErrIntrospectionFailed and with its cause, and that one
+// without a cause unwraps to ErrIntrospectionFailed alone.
+func TestIntrospectionErrorUnwrap(t *testing.T) {
+	cause := errors.New("connection refused")
+	with := &IntrospectionError{Kind: FailureTransport, Err: cause}
+	assert.ErrorIs(t, with, ErrIntrospectionFailed)
+	assert.ErrorIs(t, with, cause)
+	assert.Equal(t, []error{ErrIntrospectionFailed, cause}, with.Unwrap())
+
+	without := &IntrospectionError{Kind: FailureStatus, StatusCode: 503}
+	assert.ErrorIs(t, without, ErrIntrospectionFailed)
+	assert.Equal(t, []error{ErrIntrospectionFailed}, without.Unwrap())
+}
