@@ -29,9 +29,13 @@ var audienceCases = []struct {
 	{"IPv6 host case", "https://[fe80::a]/mcp", "https://[FE80::A]/mcp", true},
 	{"non-URL audience, equal", "my-api", "my-api", true},
 	{"upper-case scheme and host in a custom scheme", "api://Res.Example/x", "API://res.example/x", true},
+	{"scheme that begins with z", "z39.50r://Host.example/x", "Z39.50R://host.example/x", true},
+	{"host letters at the ends of the alphabet", "https://az.example/mcp", "https://AZ.EXAMPLE/mcp", true},
 
 	{"path case differs", "https://mcp.example.com/mcp", "https://mcp.example.com/MCP", false},
 	{"another host", "https://mcp.example.com/mcp", "https://evil.example.com/mcp", false},
+	{"another host of the same length", "https://mcp.example.com/mcp", "https://mcq.example.com/mcp", false},
+	{"another scheme of the same length", "api://res.example/x", "apx://res.example/x", false},
 	{"host suffix", "https://mcp.example.com/mcp", "https://mcp.example.com.evil/mcp", false},
 	{"another port", "https://mcp.example.com/mcp", "https://mcp.example.com:8443/mcp", false},
 	{"another scheme", "https://mcp.example.com/mcp", "http://mcp.example.com/mcp", false},
@@ -53,6 +57,7 @@ var audienceCases = []struct {
 	{"scheme only", "https:", "HTTPS:", false},
 	{"no host", "https:///mcp", "HTTPS:///mcp", false},
 	{"empty", "https://mcp.example.com/mcp", "", false},
+	{"scheme that begins with a digit", "1a://host.example/x", "1A://HOST.example/x", false},
 }
 
 // TestAudienceURLComparison checks that Verify compares URL audiences as

@@ -153,3 +153,40 @@ func TestEnvErrorLeavesOtherErrors(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, err, EnvError("", err), "a setting the environment does not set")
 }
+
+// TestSettingsFromEnvNumbersAtAndPastZero checks the bound on durations and
+// the cache size read from the environment: zero is accepted (it means the
+// documented default), one unit below zero is an error that names the
+// variable.
+func TestSettingsFromEnvNumbersAtAndPastZero(t *testing.T) {
+	tests := []struct {
+		name, value string
+		ok          bool
+	}{
+		{"TIMEOUT", "0s", true},
+		{"TIMEOUT", "-1ns", false},
+		{"LEEWAY", "0s", true},
+		{"LEEWAY", "-1ns", false},
+		{"CACHE_TTL", "0", true},
+		{"CACHE_TTL", "-1ns", false},
+		{"NEGATIVE_CACHE_TTL", "0s", true},
+		{"NEGATIVE_CACHE_TTL", "-1ns", false},
+		{"MAX_CACHE_SIZE", "0", true},
+		{"MAX_CACHE_SIZE", "-1", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			clearEnv(t, "INTROSPECTION_")
+			t.Setenv("INTROSPECTION_"+tc.name, tc.value)
+			s, err := SettingsFromEnv("")
+			if !tc.ok {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "INTROSPECTION_"+tc.name+"=")
+				return
+			}
+			require.NoError(t, err)
+			assert.Zero(t, s.Timeout+s.Leeway+s.CacheTTL+s.NegativeCacheTTL)
+			assert.Zero(t, s.MaxCacheSize)
+		})
+	}
+}

@@ -303,3 +303,53 @@ func TestInternerSharesOnlyValuesOfTheSameType(t *testing.T) {
 		assert.NotPanics(t, func() { assert.Equal(t, []string{}, in.strings([]string{})) })
 	})
 }
+
+// TestInternerKeepsSharingUpToItsBound checks that the interner starts
+// over only when a new value would take it past maxInternedBytes: filled to
+// exactly the bound, it still shares every value it took, and one value
+// more makes it forget them and hold only that value.
+func TestInternerKeepsSharingUpToItsBound(t *testing.T) {
+	in := newInterner()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	const cost = 1 << 10 // internOverhead and the text of each value
+	stored := make([]string, maxInternedBytes/cost)
+	for i := range stored {
+		stored[i] = in.value(fmt.Sprintf("%0*d", cost-internOverhead, i)).(string)
+	}
+	require.Equal(t, maxInternedBytes, in.bytes)
+	shared := func(s string) bool {
+		got := in.value(strings.Clone(s)).(string)
+		return unsafe.StringData(got) == unsafe.StringData(s)
+	}
+	for i, s := range stored {
+		assert.True(t, shared(s), "value %d, at the bound", i)
+	}
+	assert.Equal(t, maxInternedBytes, in.bytes, "nothing new was added")
+
+	in.value("x")
+	assert.Equal(t, internOverhead+1, in.bytes, "started over")
+	assert.False(t, shared(stored[0]), "a value from before the start")
+}
+
+// TestCompactSharesEqualLists checks that two cached answers with the same
+// scopes and audience hold one copy of each list, the saving the interner
+// is for, and that an answer without them gets none.
+func TestCompactSharesEqualLists(t *testing.T) {
+	in := newInterner()
+	compact := func(body string) *answer {
+		a, err := decodeAnswer([]byte(body))
+		require.NoError(t, err)
+		return a.compact(in)
+	}
+	const body = `{"active":true,"scope":"read write","aud":["https://mcp.example.com/mcp"]}`
+	first, second := compact(body), compact(body)
+	require.Equal(t, []string{"read", "write"}, second.scopes)
+	require.Equal(t, []string{"https://mcp.example.com/mcp"}, second.audience)
+	assert.Same(t, &first.scopes[0], &second.scopes[0], "scopes held once")
+	assert.Same(t, &first.audience[0], &second.audience[0], "audience held once")
+
+	none := compact(`{"active":true}`)
+	assert.Nil(t, none.scopes)
+	assert.Nil(t, none.audience)
+}

@@ -164,12 +164,47 @@ func TestNamesDecodedAsEncodingJSONDoes(t *testing.T) {
 		`"plain"`, `"\u0061"`, `"\u00e9\u00E9"`, `"\"\\\/\b\f\n\r\t"`, `"\ud83d\ude00"`, `"\ud83d"`,
 		`"\ude00"`, `"\ud83d\u0041"`, `"\ud83d\ud83d\ude00"`, `"\udbff\udfff"`, `"a\u0000b"`,
 		`"x\\u0041"`, `"é\u00e9😀"`, `"\uFFFD"`, `"\ud800\\"`,
+		`"\u00aA\u00Aa"`, `"\u0909"`, // the ends of the ranges of hex digits
 	} {
 		t.Run(quoted, func(t *testing.T) {
 			var want string
 			require.NoError(t, json.Unmarshal([]byte(quoted), &want))
 			got := appendUnquoted(nil, []byte(quoted[1:len(quoted)-1]))
 			assert.Equal(t, want, string(got))
+		})
+	}
+}
+
+// TestScanCountsEveryComparison checks the comparison count that
+// TestDuplicateScanIsLinear bounds, so that a count that missed some could
+// not pass for a linear scan: each name is compared with each earlier name
+// of its object until the object has more than smallObject names, and
+// after that costs one set lookup.
+func TestScanCountsEveryComparison(t *testing.T) {
+	tri := func(n int) int { return n * (n - 1) / 2 } // comparisons among n names
+	tests := []struct {
+		name     string
+		body     string
+		compared int
+	}{
+		{"empty object", `{}`, 0},
+		{"one member", `{"a":1}`, 0},
+		{"three members", `{"a":1,"b":2,"c":3}`, tri(3)},
+		{"nested objects count apart", `{"a":{"b":1,"c":2},"d":[{"e":1,"f":2}]}`, 1 + 1 + 1},
+		{"smallObject names", bigObject(smallObject), tri(smallObject)},
+		{"one past smallObject", bigObject(smallObject + 1), tri(smallObject + 1)},
+		{"two past smallObject", bigObject(smallObject + 2), tri(smallObject+1) + 1},
+		{"a hundred names", bigObject(100), tri(smallObject+1) + 100 - (smallObject + 1)},
+		// The names of the objects around it do not count toward an
+		// object's smallObject.
+		{"nested after smallObject/2 names", `{"o0":0,"o1":1,"o2":2,"o3":3,"o4":4,"o5":5,"o6":6,"o7":7,"x":` + bigObject(smallObject/2+1) + `}`,
+			tri(smallObject/2+1) + tri(smallObject/2+1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := scanJSON([]byte(tc.body))
+			require.False(t, st.dup)
+			assert.Equal(t, tc.compared, st.compared)
 		})
 	}
 }
