@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -142,8 +143,10 @@ func decodeAnswer(body []byte) (*answer, error) {
 	if err := json.Unmarshal(body, &claims); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			if typeErr.Field != "" {
-				return nil, fmt.Errorf("answer member %s is out of range", memberName(typeErr.Field))
+			// Into a map[string]any, a type error is either a number that
+			// no float64 holds or a top level that is not an object.
+			if typeErr.Type != nil && typeErr.Type.Kind() == reflect.Float64 {
+				return nil, errors.New("answer has a number out of range")
 			}
 			return nil, errors.New("answer is not a JSON object")
 		}

@@ -307,6 +307,8 @@ func TestDecodeAnswerSaysWhatIsWrong(t *testing.T) {
 		{`{"active":null}`, `answer has no "active" member`},
 		{`{"active":"true"}`, `answer member "active" is not a JSON boolean`},
 		{`{"active":0}`, `answer member "active" is not a JSON boolean`},
+		{`{"active":true,"exp":1e999}`, "answer has a number out of range"},
+		{`{"active":true,"ext":[1,-1e400]}`, "answer has a number out of range"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.body, func(t *testing.T) {

@@ -74,8 +74,12 @@ func basicAuthHeader(id, secret string) string {
 // bufPool holds buffers for reading answers; decoding copies what it keeps.
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
+// maxPooledBuffer is the largest read buffer kept for reuse; larger ones,
+// from rare large answers, are left to the garbage collector.
+const maxPooledBuffer = 64 << 10
+
 func putBuffer(b *bytes.Buffer) {
-	if b.Cap() <= 64<<10 {
+	if b.Cap() <= maxPooledBuffer {
 		bufPool.Put(b)
 	}
 }
