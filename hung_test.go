@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/mcpauth/introspection/introspectiontest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -190,7 +192,9 @@ func TestResultAfterTheTimeoutIsDropped(t *testing.T) {
 				assert.Equal(t, uint64(1), st.Failed)
 				assert.Equal(t, uint64(1), st.Verifications)
 				assert.Equal(t, tc.wantPanics, st.Panics)
-				assert.Len(t, logs.matching("request failed"), 1, "logged once:\n%s", logs.text())
+				if failed := logs.matching("request failed"); assert.Len(t, failed, 1, "logged once:\n%s", logs.text()) {
+					assert.Equal(t, slog.LevelWarn, failed[0].Level)
+				}
 				if mc != nil {
 					mc.mu.Lock()
 					assert.Empty(t, mc.entries, "a late answer is not cached")
@@ -247,4 +251,105 @@ func TestLateEndOfAReplacedRequestLeavesItsSuccessorAlone(t *testing.T) {
 	assert.Equal(t, uint64(1), st.CollapsedWaiters)
 	assert.Equal(t, uint64(2), st.Accepted)
 	assert.Equal(t, uint64(1), st.Failures[FailureTimeout])
+}
+
+// TestStatsAddUpWhenCallersLeaveAHungRequest has callers share a request
+// whose transport ignores its context, some of them leaving when their own
+// context ends: every call is counted once, as canceled or failed, the
+// request once as a timeout, and its late end adds nothing.
+func TestStatsAddUpWhenCallersLeaveAHungRequest(t *testing.T) {
+	tr := &stuckTransport{started: make(chan struct{}, 1), release: make(chan struct{}), late: activeAnswer}
+	v := newVerifier(t, "https://as.example/introspect", nil, func(s *Settings) {
+		s.Timeout = 50 * time.Millisecond
+		s.HTTPClient = &http.Client{Transport: tr}
+	})
+	const staying, leaving = 3, 3
+	var done []<-chan error
+	done = append(done, verifyAsync(v, "stuck"))
+	<-tr.started
+	f := v.flightOf("stuck")
+	require.NotNil(t, f)
+	for range staying - 1 {
+		done = append(done, verifyAsync(v, "stuck"))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, leaving)
+	for range leaving {
+		go func() {
+			_, err := v.Verify(ctx, "stuck")
+			left <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return v.waiters("stuck") == staying+leaving-1 }, 10*time.Second, time.Millisecond)
+	cancel()
+	for range leaving {
+		assert.ErrorIs(t, result(t, left), context.Canceled)
+	}
+	for _, d := range done {
+		assert.ErrorIs(t, result(t, d), ErrIntrospectionFailed)
+	}
+	close(tr.release)
+	waitEnded(t, f)
+
+	st := v.Stats()
+	assert.Equal(t, uint64(staying+leaving), st.Verifications)
+	assert.Equal(t, uint64(leaving), st.Canceled)
+	assert.Equal(t, uint64(staying), st.Failed)
+	assert.Equal(t, uint64(staying-1), st.CollapsedWaiters)
+	assert.Equal(t, uint64(1), st.UpstreamRequests)
+	assert.Equal(t, uint64(1), st.Failures[FailureTimeout])
+	assert.Zero(t, st.Accepted, "the late answer is handed to no one")
+}
+
+// TestCloseWhileVerifying calls Close again and again while callers verify
+// tokens, some shared, some cached: every call gets its answer, and once
+// the callers are done and Close has returned no goroutine of the verifier
+// is left.
+func TestCloseWhileVerifying(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last
+	cacheKinds(t, func(t *testing.T, withCache func(*Settings)) {
+		as := newAS(t, nil)
+		v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+			s.CacheTTL = 50 * time.Millisecond
+			withCache(s)
+		})
+		toks := []string{
+			as.Issue(introspectiontest.TokenOptions{Subject: "a"}),
+			as.Issue(introspectiontest.TokenOptions{Subject: "b"}),
+			as.Issue(introspectiontest.TokenOptions{Subject: "c"}),
+		}
+		const callers, calls = 4, 30
+		stop := make(chan struct{})
+		closer := make(chan struct{})
+		go func() {
+			defer close(closer)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					assert.NoError(t, v.Close())
+				}
+			}
+		}()
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Go(func() {
+				for j := range calls {
+					tok := toks[(i+j)%len(toks)]
+					_, err := v.Verify(context.Background(), tok)
+					assert.NoError(t, err)
+				}
+			})
+		}
+		wg.Wait()
+		close(stop)
+		<-closer
+		require.NoError(t, v.Close())
+		assert.Zero(t, v.inFlight())
+		st := v.Stats()
+		assert.Equal(t, uint64(callers*calls), st.Verifications)
+		assert.Equal(t, uint64(callers*calls), st.Accepted)
+	})
 }
