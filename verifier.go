@@ -291,20 +291,14 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 	// may take, even when a dependency ignores its context: the answer
 	// that comes after that, if any, is dropped.
 	watchdog := time.AfterFunc(answerLimit(v.s.Timeout), func() {
-		err := &IntrospectionError{Kind: FailureTimeout, Err: errHung}
-		if v.publish(token, f, nil, err, 0, time.Time{}) {
-			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
-		}
+		v.publish(ctx, token, f, nil, &IntrospectionError{Kind: FailureTimeout, Err: errHung}, 0, time.Time{})
 	})
 	defer watchdog.Stop()
 	defer func() {
 		// Also when a dependency ends this goroutine without a panic
 		// (runtime.Goexit): the callers get an error and the token is
 		// free for the next request.
-		err := &IntrospectionError{Kind: FailurePanic, Err: errNoAnswer}
-		if v.publish(token, f, nil, err, 0, time.Time{}) {
-			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
-		}
+		v.publish(ctx, token, f, nil, &IntrospectionError{Kind: FailurePanic, Err: errNoAnswer}, 0, time.Time{})
 		v.mu.Lock()
 		if v.flights[token] == f {
 			delete(v.flights, token)
@@ -312,7 +306,7 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 		v.mu.Unlock()
 	}()
 	a, ttl, at, err := v.resolve(ctx, token)
-	if v.publish(token, f, a, err, ttl, at) && err == nil && ttl > 0 {
+	if v.publish(ctx, token, f, a, err, ttl, at) && err == nil && ttl > 0 {
 		v.store(ctx, token, a, f.until, ttl)
 	}
 }
@@ -320,9 +314,10 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 // publish hands the flight's result to its callers, unless that was done
 // already, and reports whether this call did. An answer to be cached for
 // ttl from at is handed to later callers too, until it is stored. A failure
-// that resolve did not count (the flight's own timeout, or no answer at
-// all) is counted before the callers see it.
-func (v *Verifier) publish(token string, f *flight, a *answer, err error, ttl time.Duration, at time.Time) bool {
+// is counted and logged here, by the one call that publishes it and before
+// the callers see it, so that a result that comes after the flight's own
+// timeout is neither counted nor logged a second time.
+func (v *Verifier) publish(ctx context.Context, token string, f *flight, a *answer, err error, ttl time.Duration, at time.Time) bool {
 	store := err == nil && ttl > 0
 	v.mu.Lock()
 	if f.published {
@@ -336,8 +331,15 @@ func (v *Verifier) publish(token string, f *flight, a *answer, err error, ttl ti
 		delete(v.flights, token)
 	}
 	v.mu.Unlock()
-	if ie, ok := err.(*IntrospectionError); ok && (ie.Err == errHung || ie.Err == errNoAnswer) {
-		v.stats.failure(ie.Kind)
+	if err != nil {
+		ie, ok := err.(*IntrospectionError)
+		if ok {
+			v.stats.failure(ie.Kind)
+		}
+		if _, panicked := errors.AsType[*panicError](err); !panicked {
+			// A panic is logged already, with its stack.
+			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
+		}
 	}
 	close(f.done)
 	return true
@@ -373,7 +375,6 @@ func (v *Verifier) resolve(ctx context.Context, token string) (a *answer, ttl ti
 		if r := recover(); r != nil {
 			a, ttl = nil, 0
 			err = &IntrospectionError{Kind: FailurePanic, Err: v.recovered(ctx, "shared request", r)}
-			v.stats.failure(FailurePanic)
 		}
 	}()
 	if v.cache != nil {
@@ -386,17 +387,12 @@ func (v *Verifier) resolve(ctx context.Context, token string) (a *answer, ttl ti
 	if err != nil {
 		var ie *IntrospectionError
 		if errors.As(err, &ie) {
-			var pe *panicError
-			if errors.As(ie.Err, &pe) {
-				// The caller's transport panicked; it is logged already.
+			if pe, ok := errors.AsType[*panicError](ie.Err); ok {
+				// The caller's transport panicked.
 				ie.Kind = FailurePanic
 				ie.Err = pe
-				v.stats.failure(ie.Kind)
-				return nil, 0, at, err
 			}
-			v.stats.failure(ie.Kind)
 		}
-		v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
 		return nil, 0, at, err
 	}
 	if v.cache != nil {
