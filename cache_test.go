@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -908,4 +909,63 @@ func TestSharedCacheStoresOnlyWhatItCanReadBack(t *testing.T) {
 			assert.Zero(t, v.Stats().CacheErrors)
 		})
 	}
+}
+
+// TestCallerGoneIsNotACacheError ends the caller's context while the
+// Cache looks its token up: that is the caller's doing, not the store's,
+// so it is neither counted nor logged as a cache error and starts no
+// cooldown; the shared request goes on to fill the cache for the next
+// caller.
+func TestCallerGoneIsNotACacheError(t *testing.T) {
+	as := newAS(t, nil)
+	logs := &recordingHandler{}
+	v, mc := sharedCacheVerifier(t, as, func(s *Settings) { s.Logger = slog.New(logs) })
+	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
+	entered := make(chan struct{})
+	var gets atomic.Int32
+	mc.beforeGet = func(ctx context.Context) error {
+		if gets.Add(1) > 1 {
+			return nil
+		}
+		close(entered)
+		return blockUntilDone(ctx)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-entered
+		cancel()
+	}()
+	_, err := v.Verify(ctx, tok)
+	require.ErrorIs(t, err, context.Canceled)
+	waitUntilIdle(t, v)
+
+	got, err := v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	assert.Equal(t, "alice", got.Subject)
+	st := v.Stats()
+	assert.Zero(t, st.CacheErrors)
+	assert.Zero(t, st.CacheSkipped, "no cooldown")
+	assert.Equal(t, uint64(1), st.CacheHits, "the shared request filled the cache")
+	assert.Equal(t, int64(1), as.RequestsFor(tok))
+	assert.Empty(t, logs.matching("cache"), logs.text())
+}
+
+// TestCacheEntriesOfACallersCache checks that Stats says the number of
+// entries is unknown (-1) with a caller's Cache, whatever it holds, and
+// counts them with the built-in one.
+func TestCacheEntriesOfACallersCache(t *testing.T) {
+	as := newAS(t, nil)
+	shared, _ := sharedCacheVerifier(t, as, nil)
+	builtIn := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.CacheTTL = time.Minute })
+	off := newVerifier(t, as.IntrospectionURL, nil, nil)
+	for _, v := range []*Verifier{shared, builtIn, off} {
+		for range 2 {
+			_, err := v.Verify(context.Background(), as.Issue(introspectiontest.TokenOptions{}))
+			require.NoError(t, err)
+			waitUntilIdle(t, v)
+		}
+	}
+	assert.Equal(t, -1, shared.Stats().CacheEntries)
+	assert.Equal(t, 2, builtIn.Stats().CacheEntries)
+	assert.Zero(t, off.Stats().CacheEntries)
 }
