@@ -56,6 +56,9 @@ func TestCacheEntrySizeBound(t *testing.T) {
 				tok, err := v.Verify(context.Background(), "tok")
 				require.NoError(t, err, "call %d: the answer is used", call)
 				assert.Equal(t, want.claims, tok.Claims, "call %d", call)
+				// The next call must not share this one's request while it
+				// is being stored: it finds the cache as the store left it.
+				waitUntilIdle(t, v)
 			}
 			if tc.cached {
 				assert.Equal(t, 1, requests("tok"))
