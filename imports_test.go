@@ -1,9 +1,8 @@
 package introspection
 
 import (
+	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -18,7 +17,13 @@ func TestCoreImportsOnlyTheStandardLibrary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the go command")
 	}
-	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the go command is required in CI")
+		}
+		t.Skip("skipping: the go command is not on PATH")
+	}
 	out, err := exec.Command(goCmd, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./...").Output()
 	require.NoError(t, err)
 	pkgs := strings.Fields(string(out))
