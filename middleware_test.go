@@ -488,22 +488,7 @@ func TestFormBodyRestoredForNextHandler(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(RequireBearerToken(v, nil)(echoBody))
-			defer srv.Close()
-			req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader(tc.body))
-			require.NoError(t, err)
-			req.Header.Set("Authorization", "Bearer "+good)
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			resp, err := srv.Client().Do(req)
-			require.NoError(t, err)
-			defer resp.Body.Close()
-			got, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, resp.StatusCode)
-			if tc.want == 200 {
-				assert.Len(t, got, len(tc.body))
-				assert.True(t, string(got) == tc.body, "the next handler read another body")
-			}
+			postForm(t, v, good, tc.body, "application/x-www-form-urlencoded", false, tc.want)
 		})
 	}
 }
@@ -705,25 +690,34 @@ func TestFormBodyTokenAtTheBoundAndChunked(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewServer(RequireBearerToken(v, nil)(echoBody))
-			defer srv.Close()
-			var body io.Reader = strings.NewReader(tc.body)
-			if tc.chunked {
-				body = onlyReader{body}
-			}
-			req, err := http.NewRequest(http.MethodPost, srv.URL, body)
-			require.NoError(t, err)
-			req.Header.Set("Authorization", "Bearer "+good)
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
-			resp, err := srv.Client().Do(req)
-			require.NoError(t, err)
-			defer resp.Body.Close()
-			got, err := io.ReadAll(resp.Body)
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, resp.StatusCode)
-			if tc.want == 200 {
-				assert.True(t, string(got) == tc.body, "the next handler read another body")
-			}
+			postForm(t, v, good, tc.body, "application/x-www-form-urlencoded; charset=utf-8", tc.chunked, tc.want)
 		})
+	}
+}
+
+// postForm sends body, chunked if asked, with token in the header through
+// RequireBearerToken to a handler that echoes the body it reads: the answer
+// has status want, and with 200 the handler read body exactly.
+func postForm(t *testing.T, v *Verifier, token, body, contentType string, chunked bool, want int) {
+	t.Helper()
+	srv := httptest.NewServer(RequireBearerToken(v, nil)(echoBody))
+	defer srv.Close()
+	var r io.Reader = strings.NewReader(body)
+	if chunked {
+		r = onlyReader{r}
+	}
+	req, err := http.NewRequest(http.MethodPost, srv.URL, r)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", contentType)
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	assert.Equal(t, want, resp.StatusCode)
+	if want == http.StatusOK {
+		assert.Len(t, got, len(body))
+		assert.True(t, string(got) == body, "the next handler read another body")
 	}
 }
