@@ -46,6 +46,20 @@ func (t *AccessToken) HasScope(scope string) bool {
 	return slices.Contains(t.Scopes, scope)
 }
 
+// Caller returns the party t speaks for, to bind sessions and per-caller
+// state to: the subject (sub), or, for a token without one, such as a
+// client-credentials token where the client acts for itself, the client_id
+// the authorization server named. It is empty when the answer named
+// neither: never the "unknown" that ClientID falls back to, so that tokens
+// of unnamed parties do not share one identity.
+func (t *AccessToken) Caller() string {
+	if t.Subject != "" {
+		return t.Subject
+	}
+	id, _ := t.Claims["client_id"].(string)
+	return id
+}
+
 // String returns a description of t without the token, also where the
 // authorization server's answer repeats it.
 func (t *AccessToken) String() string {

@@ -23,6 +23,10 @@ var (
 	ErrIntrospectionFailed = errors.New("introspection: introspection failed")
 )
 
+// ErrRequestTooLarge means a request body was too large for an
+// [OperationFunc] to read; [RequireBearerToken] answers it with 413.
+var ErrRequestTooLarge = errors.New("introspection: request body too large")
+
 // Specific reasons a token is rejected. Each satisfies
 // errors.Is(err, ErrInvalidToken).
 var (
