@@ -26,8 +26,20 @@ const provider = new Provider(issuer, {
       redirect_uris: [],
       scope: 'mcp:tools profile',
     },
+    // An MCP client that gets its own tokens (the TypeScript SDK's
+    // ClientCredentialsProvider in mcpclient.mjs). The SDK sends Basic
+    // credentials without RFC 6749 §2.3.1 encoding, so its secret has no
+    // character that the encoding would change.
+    {
+      client_id: 'mcp-client',
+      client_secret: 'mcp-client-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'mcp:tools mcp:echo',
+    },
   ],
-  scopes: ['mcp:tools', 'profile'],
+  scopes: ['mcp:tools', 'mcp:echo', 'profile'],
   features: {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
@@ -40,7 +52,7 @@ const provider = new Provider(issuer, {
       enabled: true,
       getResourceServerInfo: (_ctx, resourceIndicator) => ({
         audience: resourceIndicator,
-        scope: 'mcp:tools profile',
+        scope: 'mcp:tools mcp:echo profile',
         accessTokenFormat: 'opaque',
       }),
     },

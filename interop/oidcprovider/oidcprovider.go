@@ -2,8 +2,8 @@
 // OpenID provider, as an RFC 7662 authorization server for tests.
 //
 // It needs node and the packages of interop/oidc (npm ci there). When they
-// are missing, [Start] skips the test with the reason, except in CI
-// (CI=true), where it fails it.
+// are missing, [Start] and [Node] skip the test with the reason, except in CI
+// (CI=true), where they fail it.
 package oidcprovider
 
 import (
@@ -34,6 +34,15 @@ const (
 	appID, appSecret     = "app", "app-secret"
 )
 
+// Credentials of the MCP client that server.mjs registers for mcpclient.mjs:
+// it may ask for the scopes mcp:tools and mcp:echo with the client
+// credentials grant. The secret needs no RFC 6749 §2.3.1 encoding, since
+// the TypeScript SDK sends it in HTTP Basic without any.
+const (
+	MCPClientID     = "mcp-client"
+	MCPClientSecret = "mcp-client-secret"
+)
+
 // Provider is a running oidc-provider.
 type Provider struct {
 	// Issuer is its base URL on 127.0.0.1.
@@ -46,32 +55,50 @@ type Provider struct {
 	done     chan struct{}
 }
 
-// dir is interop/oidc, found from this file's place in the repository.
-func dir() string {
+// Dir returns the directory interop/oidc, which holds server.mjs,
+// mcpclient.mjs and their node_modules, found from this file's place in the
+// repository.
+func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "oidc")
 }
 
-// unavailable skips t, or fails it in CI, because the provider cannot run.
+// unavailable skips t, or fails it in CI, because node or a package of
+// [Dir] is missing.
 func unavailable(t testing.TB, why string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("oidc-provider is required in CI: %s", why)
+		t.Fatalf("node and the packages of interop/oidc are required in CI: %s", why)
 	}
-	t.Skipf("skipping the oidc-provider interop test: %s", why)
+	t.Skipf("skipping the interop test that runs node: %s", why)
+}
+
+// Node returns the path of node after checking that the npm package pkg
+// (for example "oidc-provider" or "@modelcontextprotocol/sdk") is installed
+// in [Dir]. When either is missing it skips t with the reason, or fails it
+// in CI (CI=true).
+func Node(t testing.TB, pkg string) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		unavailable(t, "node is not installed")
+	}
+	d := Dir()
+	if _, err := os.Stat(filepath.Join(d, "node_modules", filepath.FromSlash(pkg), "package.json")); err != nil {
+		unavailable(t, pkg+" is not installed; run npm ci in "+d)
+	}
+	return node
 }
 
 // Start runs oidc-provider on a free port of 127.0.0.1 and stops it when t
 // ends.
 func Start(t testing.TB) *Provider {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		unavailable(t, "node is not installed")
-	}
-	d := dir()
-	if _, err := os.Stat(filepath.Join(d, "node_modules", "oidc-provider")); err != nil {
-		unavailable(t, "oidc-provider is not installed; run npm ci in "+d)
+	node := Node(t, "oidc-provider")
+	d := Dir()
+	// server.mjs is stat-ed so that go test's cache notices when it changes.
+	if _, err := os.Stat(filepath.Join(d, "server.mjs")); err != nil {
+		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
