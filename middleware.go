@@ -135,7 +135,8 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			}
 			t, err := v.Verify(r.Context(), token)
 			if err == nil {
-				if err = missingScopes(t.Scopes, o.Scopes); err != nil {
+				if se, _ := v.missingScopes(r.Context(), t.Scopes, o.Scopes); se != nil {
+					err = se
 					logRejection(r, http.StatusForbidden, err.Error())
 				}
 			}
