@@ -23,14 +23,17 @@ import (
 // calls for the same token share one introspection request.
 //
 // A panic in a dependency the verifier calls (a [Cache], the HTTPClient's
-// transport, the Logger's handler, Settings.Now) is recovered where it
-// happens, counted in [Stats].Panics and logged once at error level with
-// its stack (the panic value itself only when it is a runtime error, as
-// another value could hold the token). In the transport or Now it fails
-// the request with an [*IntrospectionError] of kind [FailurePanic] for
-// every caller sharing it; a panicking Cache counts as a failing one and
-// the authorization server decides; a panicking Logger loses the record,
-// never the verdict. A dependency that ends the shared request's goroutine
+// transport, the Logger's handler, Settings.Now, Settings.ScopeMatcher) is
+// recovered where it happens, counted in [Stats].Panics and logged once at
+// error level with its stack (the panic value itself only when it is a
+// runtime error, as another value could hold the token). In the transport
+// or Now it fails the request with an [*IntrospectionError] of kind
+// [FailurePanic] for every caller sharing it; in the ScopeMatcher it fails
+// the one call of Verify that asked it the same way (the token is neither
+// accepted nor refused for a scope), and in [Verifier.CheckScopes] the
+// scopes it was to decide count as missing; a panicking Cache counts as a
+// failing one and the authorization server decides; a panicking Logger
+// loses the record, never the verdict. A dependency that ends the shared request's goroutine
 // without a panic (runtime.Goexit, as t.FailNow in a test double) fails it
 // the same way, and the next call for the token sends a new request.
 //
