@@ -401,3 +401,39 @@ func TestRequiredScopesMustBeScopeTokens(t *testing.T) {
 		RequiredScopes: []string{"!#[]~", "mcp:tools", "https://api.example.com/read"}})
 	assert.NoError(t, err)
 }
+
+// BenchmarkCheckScopes measures one check of two required scopes against a
+// token with four granted ones: exact matching, a hierarchy where both are
+// granted exactly, and a hierarchy where both are implied by a broader
+// scope.
+func BenchmarkCheckScopes(b *testing.B) {
+	hier, err := HierarchicalScopes(":")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name    string
+		matcher ScopeMatcher
+		granted []string
+	}{
+		{"exact", nil, []string{"profile", "email", "mcp:tools", "mcp:echo"}},
+		{"hierarchy/granted-exactly", hier, []string{"profile", "email", "mcp:tools", "mcp:echo"}},
+		{"hierarchy/implied", hier, []string{"profile", "email", "files", "mcp"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			v, err := NewVerifier(Settings{IntrospectionURL: "https://as.example/i", ClientID: "rs", ClientSecret: "s",
+				ScopeMatcher: bc.matcher})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer v.Close()
+			tok := &AccessToken{Scopes: bc.granted}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := v.CheckScopes(tok, "mcp:tools", "mcp:echo"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
