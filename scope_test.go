@@ -210,6 +210,7 @@ func TestRequiredScopesUseTheMatcher(t *testing.T) {
 				var err error
 				for range calls {
 					_, err = v.Verify(context.Background(), tok)
+					waitUntilIdle(t, v) // the answer is stored
 				}
 				assert.EqualValues(t, 1, as.RequestsFor(tok))
 				if cached {
@@ -347,6 +348,9 @@ func TestPanickingScopeMatcherFailsClosed(t *testing.T) {
 				calls = 2
 			}
 			for i := range calls {
+				if i > 0 {
+					waitUntilIdle(t, v) // the answer is stored
+				}
 				got, err := v.Verify(context.Background(), tok)
 				assert.Nil(t, got)
 				var ie *IntrospectionError
@@ -360,6 +364,7 @@ func TestPanickingScopeMatcherFailsClosed(t *testing.T) {
 				assert.EqualValues(t, i+1, st.Failures[FailurePanic])
 				assert.Zero(t, st.Accepted+st.InsufficientScope)
 			}
+			assert.EqualValues(t, calls-1, v.Stats().CacheHits)
 			assert.Len(t, logs.matching("recovered from a panic"), calls)
 			assert.NotContains(t, logs.text(), secretish)
 			assert.EqualValues(t, 1, as.RequestsFor(tok))
