@@ -41,7 +41,10 @@ type AccessToken struct {
 	Claims map[string]any `json:"claims,omitempty"`
 }
 
-// HasScope reports whether scope was granted to the token.
+// HasScope reports whether scope was granted to the token exactly, as
+// written: it knows no scope hierarchy. To check a scope under
+// Settings.ScopeMatcher, so that a broader granted scope counts, use
+// [Verifier.CheckScopes].
 func (t *AccessToken) HasScope(scope string) bool {
 	return slices.Contains(t.Scopes, scope)
 }

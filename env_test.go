@@ -10,7 +10,8 @@ import (
 
 // envNames are the variables SettingsFromEnv reads, without the prefix.
 var envNames = []string{"URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "CLIENT_AUTH_METHOD", "TIMEOUT",
-	"REQUIRED_SCOPES", "AUDIENCE", "ISSUER", "LEEWAY", "CACHE_TTL", "MAX_CACHE_SIZE", "NEGATIVE_CACHE_TTL", "ALLOW_INSECURE_HTTP"}
+	"REQUIRED_SCOPES", "AUDIENCE", "ISSUER", "LEEWAY", "CACHE_TTL", "MAX_CACHE_SIZE", "NEGATIVE_CACHE_TTL", "ALLOW_INSECURE_HTTP",
+	"SCOPE_SEPARATOR"}
 
 // clearEnv empties every variable SettingsFromEnv reads under each prefix.
 func clearEnv(t *testing.T, prefixes ...string) {
@@ -187,6 +188,49 @@ func TestSettingsFromEnvNumbersAtAndPastZero(t *testing.T) {
 			require.NoError(t, err)
 			assert.Zero(t, s.Timeout+s.Leeway+s.CacheTTL+s.NegativeCacheTTL)
 			assert.Zero(t, s.MaxCacheSize)
+		})
+	}
+}
+
+// TestSettingsFromEnvScopeSeparator checks that SCOPE_SEPARATOR sets a
+// hierarchical ScopeMatcher, that unset leaves exact matching, and that a
+// separator no scope can hold is an error naming the variable.
+func TestSettingsFromEnvScopeSeparator(t *testing.T) {
+	tests := []struct {
+		value   string
+		wantErr bool
+		implies bool // "files" implies "files:read"
+		dotted  bool // "files" implies "files.read"
+	}{
+		{"", false, false, false},
+		{":", false, true, false},
+		{" : ", false, true, false},
+		{".", false, false, true},
+		{`"`, true, false, false},
+		{`\`, true, false, false},
+		{"é", true, false, false},
+		{": .", true, false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.value, func(t *testing.T) {
+			clearEnv(t, "INTROSPECTION_")
+			t.Setenv("INTROSPECTION_SCOPE_SEPARATOR", tc.value)
+			s, err := SettingsFromEnv("")
+			if tc.wantErr {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), "introspection: INTROSPECTION_SCOPE_SEPARATOR=")
+				assert.Nil(t, s.ScopeMatcher)
+				return
+			}
+			require.NoError(t, err)
+			if tc.value == "" {
+				assert.Nil(t, s.ScopeMatcher, "exact matching")
+				return
+			}
+			require.NotNil(t, s.ScopeMatcher)
+			assert.Equal(t, tc.implies, s.ScopeMatcher("files", "files:read"))
+			assert.Equal(t, tc.dotted, s.ScopeMatcher("files", "files.read"))
+			assert.False(t, s.ScopeMatcher("files:read", "files"))
 		})
 	}
 }

@@ -67,7 +67,7 @@ const (
 	FailureContentType FailureKind = "content_type" // a Content-Type that is not JSON
 	FailureTooLarge    FailureKind = "too_large"    // a body over 1 MiB
 	FailureMalformed   FailureKind = "malformed"    // not a JSON object of the RFC 7662 shape
-	FailurePanic       FailureKind = "panic"        // the HTTPClient's transport or Settings.Now panicked
+	FailurePanic       FailureKind = "panic"        // the HTTPClient's transport, Settings.Now or Settings.ScopeMatcher panicked
 )
 
 // IntrospectionError reports that the authorization server gave no usable

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +22,16 @@ type MiddlewareOptions struct {
 	ResourceMetadataURL string
 	// Realm is sent as the challenge's realm. Empty means none is sent.
 	Realm string
-	// Scopes this route needs on top of Settings.RequiredScopes.
+	// Scopes this route needs on top of Settings.RequiredScopes, checked
+	// under Settings.ScopeMatcher. Each must be an RFC 6749 §3.3
+	// scope-token (%x21 / %x23-5B / %x5D-7E): with one that is not, the
+	// middleware answers every request with 500.
 	Scopes []string
+	// Operation, if set, reads what a request asks to do once its token is
+	// verified, for scopes that depend on the request, such as one per MCP
+	// tool ([MCPOperation]). Nil means no per-operation scopes, and the
+	// middleware never reads a body that is not form-encoded.
+	Operation OperationFunc
 }
 
 // defaultRetryAfter is sent with a 503 when the authorization server gave
@@ -33,6 +42,15 @@ const defaultRetryAfter = 5 * time.Second
 // authorization server into [IntrospectionError].RetryAfter, and so the one
 // the middleware sends with a 503, however large or far the server's value.
 const maxRetryAfter = time.Hour
+
+// maxErrorDescription caps the error_description of a 403 challenge, in
+// bytes; a longer one is cut and ends in "...".
+const maxErrorDescription = 256
+
+// offlineAccess is the scope that asks for refresh tokens. A resource
+// server should not ask a client for it (MCP authorization spec), so no
+// challenge lists it.
+const offlineAccess = "offline_access"
 
 // maxFormScan caps the form-encoded request body that [RequireBearerToken]
 // reads to look for an access_token parameter. A longer one gets 400: it
@@ -55,8 +73,11 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 }
 
 // RequireBearerToken returns middleware that admits a request only with a
-// bearer token (RFC 6750 §2.1) that v accepts and that holds opts.Scopes.
-// The handler finds the token with [AccessTokenFromContext]. opts may be nil.
+// bearer token (RFC 6750 §2.1) that v accepts and that holds the scopes the
+// request needs: Settings.RequiredScopes (checked by [Verifier.Verify]),
+// opts.Scopes and, with opts.Operation set, the scopes of the operation it
+// asks for, all under Settings.ScopeMatcher. The handler finds the token
+// with [AccessTokenFromContext]. opts may be nil.
 //
 // It answers, with a WWW-Authenticate challenge per RFC 6750 §3 carrying
 // realm, scope and resource_metadata (RFC 9728 §5.1) where set:
@@ -68,7 +89,23 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 //     parameters. A form-encoded body over 64 KiB gets 400 too; a shorter
 //     one is handed on to the handler as it came;
 //   - 401 error="invalid_token" when v rejects the token;
-//   - 403 error="insufficient_scope" with the needed scopes.
+//   - 403 error="insufficient_scope" when a scope is missing, with scope
+//     listing every scope the request needs (Settings.RequiredScopes, then
+//     opts.Scopes, then the operation's, each once and never
+//     offline_access, which servers should not ask for) and, when the
+//     operation has a Name, an error_description such as
+//     "tool 'echo' needs mcp:tools mcp:echo": '"' becomes "'", other
+//     characters RFC 6750 §3 does not allow are dropped, and it is cut to
+//     256 bytes.
+//
+// The steps come in this order: credentials, [Verifier.Verify], then
+// opts.Operation, then the scope check, so the operation, which may read
+// the body, runs only for a verified token. When Verify refuses the token
+// only for a scope of Settings.RequiredScopes, the operation is still read,
+// so that the one 403 challenge lists every scope it needs. An error of
+// opts.Operation refuses the request (before any 403): with 413 and no
+// challenge when it wraps [ErrRequestTooLarge], else with 400
+// error="invalid_request"; its text is logged at debug level, never sent.
 //
 // When the authorization server gives no usable answer, the client is not
 // at fault: it answers 503 with Retry-After (the server's, at most one hour;
@@ -81,34 +118,41 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 // layer behind the middleware can answer it.
 //
 // A rejection the middleware decides itself (no or malformed credentials, a
-// missing opts.Scopes) is logged at debug level with its reason through
-// Settings.Logger, never with the token; [Verifier.Verify] logs its own.
+// missing scope of opts.Scopes or of the operation, an operation error) is
+// logged at debug level with its reason through Settings.Logger, never with
+// the token; [Verifier.Verify] logs its own.
 //
-// A nil v fails closed: every request, preflights included, gets 500 and
-// none reaches the handler.
+// It fails closed, with 500 and without reaching the handler: for every
+// request, preflights included, when v is nil or a scope of opts.Scopes is
+// not an RFC 6749 §3.3 scope-token (logged once at error level when the
+// middleware is made); for a request whose operation panics or names such
+// a scope, or whose scope check panics in Settings.ScopeMatcher (a panic is
+// recovered, counted in [Stats].Panics and logged without its value).
 func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler) http.Handler {
 	if v == nil {
-		return func(http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-				writeBody(w, http.StatusInternalServerError, "server_error")
-			})
-		}
+		return failClosed
 	}
 	var o MiddlewareOptions
 	if opts != nil {
 		o = *opts
 		o.Scopes = append([]string(nil), opts.Scopes...)
 	}
-	var scopes []string
-	for _, sc := range append(append([]string(nil), v.s.RequiredScopes...), o.Scopes...) {
-		if sc = filterAttr(sc); sc != "" {
-			scopes = append(scopes, sc)
+	for _, sc := range o.Scopes {
+		if !validScope(sc) {
+			v.safely(func() {
+				v.log.LogAttrs(context.Background(), slog.LevelError,
+					"introspection: invalid scope in MiddlewareOptions.Scopes; every request gets 500",
+					slog.String("scope", strconv.Quote(sc)))
+			})
+			return failClosed
 		}
 	}
+	base := appendScopes(nil, v.s.RequiredScopes, offlineAccess)
+	base = appendScopes(base, o.Scopes, offlineAccess)
 	c := challenger{
 		realm:            filterQuoted(o.Realm),
 		resourceMetadata: filterAttr(o.ResourceMetadataURL),
-		scope:            strings.Join(scopes, " "),
+		scope:            strings.Join(base, " "),
 	}
 	logRejection := func(r *http.Request, status int, reason string) {
 		v.safely(func() {
@@ -134,26 +178,129 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				return
 			}
 			t, err := v.Verify(r.Context(), token)
-			if err == nil {
-				if err = missingScopes(t.Scopes, o.Scopes); err != nil {
-					logRejection(r, http.StatusForbidden, err.Error())
-				}
-			}
+			var granted []string
+			var verifyScope *ScopeError // Verify refused the token for RequiredScopes alone
 			switch {
 			case err == nil:
-				next.ServeHTTP(w, r.WithContext(ContextWithAccessToken(r.Context(), t)))
-			case errors.Is(err, ErrInsufficientScope):
-				c.reject(w, http.StatusForbidden, "insufficient_scope")
+				granted = t.Scopes
+			case errors.As(err, &verifyScope):
+				granted = verifyScope.Granted
+			case errors.Is(err, errMatcherPanicked):
+				writeBody(w, http.StatusInternalServerError, "server_error")
+				return
 			case errors.Is(err, ErrInvalidToken):
 				c.reject(w, http.StatusUnauthorized, "invalid_token")
+				return
 			default:
 				// The authorization server failed, or the request's own
 				// context ended: either way nothing is known about the token.
 				w.Header().Set("Retry-After", retryAfter(err))
 				writeBody(w, http.StatusServiceUnavailable, "temporarily_unavailable")
+				return
+			}
+
+			need, ch := o.Scopes, c
+			if o.Operation != nil {
+				op, panicked, err := v.operation(o.Operation, r)
+				switch {
+				case panicked:
+					writeBody(w, http.StatusInternalServerError, "server_error")
+					return
+				case errors.Is(err, ErrRequestTooLarge):
+					logRejection(r, http.StatusRequestEntityTooLarge, err.Error())
+					writeBody(w, http.StatusRequestEntityTooLarge, "request_too_large")
+					return
+				case err != nil:
+					logRejection(r, http.StatusBadRequest, err.Error())
+					c.reject(w, http.StatusBadRequest, "invalid_request")
+					return
+				case slices.ContainsFunc(op.Scopes, invalidScope):
+					v.safely(func() {
+						v.log.LogAttrs(r.Context(), slog.LevelError,
+							"introspection: OperationFunc returned an invalid scope; the request gets 500")
+					})
+					writeBody(w, http.StatusInternalServerError, "server_error")
+					return
+				}
+				if len(op.Scopes) > 0 {
+					need = appendScopes(slices.Clip(o.Scopes), op.Scopes, "")
+					ch.scope = strings.Join(appendScopes(slices.Clip(base), op.Scopes, offlineAccess), " ")
+				}
+				if op.Name != "" {
+					ch.description = describeOperation(op.Name, ch.scope)
+				}
+			}
+			se, panicked := v.missingScopes(r.Context(), granted, need)
+			switch {
+			case panicked:
+				writeBody(w, http.StatusInternalServerError, "server_error")
+			case se != nil || verifyScope != nil:
+				if se != nil {
+					logRejection(r, http.StatusForbidden, se.Error())
+				}
+				ch.reject(w, http.StatusForbidden, "insufficient_scope")
+			default:
+				next.ServeHTTP(w, r.WithContext(ContextWithAccessToken(r.Context(), t)))
 			}
 		})
 	}
+}
+
+// failClosed is middleware that answers every request with 500 and lets
+// none reach the next handler.
+func failClosed(http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeBody(w, http.StatusInternalServerError, "server_error")
+	})
+}
+
+// operation calls op for r. A panic in it is recovered, counted and logged
+// once, and reported by panicked.
+func (v *Verifier) operation(op OperationFunc, r *http.Request) (o Operation, panicked bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			o, panicked, err = Operation{}, true, nil
+			_ = v.recovered(r.Context(), "OperationFunc", p)
+		}
+	}()
+	o, err = op(r)
+	return o, false, err
+}
+
+func invalidScope(s string) bool { return !validScope(s) }
+
+// appendScopes appends to list each scope of add that list lacks, but for
+// omit.
+func appendScopes(list, add []string, omit string) []string {
+	for _, sc := range add {
+		if sc != omit && !slices.Contains(list, sc) {
+			list = append(list, sc)
+		}
+	}
+	return list
+}
+
+// describeOperation returns the error_description of a 403 challenge for
+// the operation name that needs scopes (none to list: the name alone): '"'
+// shown as "'", the characters RFC 6750 §3 does not allow dropped, and cut
+// to maxErrorDescription bytes.
+func describeOperation(name, scopes string) string {
+	if scopes != "" {
+		name += " needs " + scopes
+	}
+	s := strings.Map(func(r rune) rune {
+		switch {
+		case r == '"':
+			return '\''
+		case r >= 0x20 && r <= 0x7E && r != '\\':
+			return r
+		}
+		return -1
+	}, name)
+	if len(s) > maxErrorDescription {
+		s = s[:maxErrorDescription-len("...")] + "..."
+	}
+	return s
 }
 
 // retryAfter returns the Retry-After to send when err left the token
@@ -272,7 +419,7 @@ type replayBody struct {
 }
 
 type challenger struct {
-	realm, resourceMetadata, scope string
+	realm, resourceMetadata, scope, description string
 }
 
 // reject writes an RFC 6750 §3 challenge and a short generic body.
@@ -293,6 +440,9 @@ func (c challenger) reject(w http.ResponseWriter, status int, code string) {
 	}
 	attr("realm", c.realm)
 	attr("error", code)
+	if code == "insufficient_scope" {
+		attr("error_description", c.description)
+	}
 	if code != "invalid_request" {
 		attr("scope", c.scope)
 	}

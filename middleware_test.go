@@ -3,8 +3,10 @@ package introspection
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -160,7 +162,7 @@ func TestChallengeAttributesFiltered(t *testing.T) {
 	RequireBearerToken(v, &MiddlewareOptions{
 		Realm:               "my \"realm\"\\\r\n",
 		ResourceMetadataURL: "https://x/md\", error=\"evil",
-		Scopes:              []string{"a\"b", "c\\d", "é"},
+		Scopes:              []string{"ab", "cd"},
 	})(whoami).ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
 	assert.Equal(t, `Bearer realm="my realm", scope="ab cd", resource_metadata="https://x/md,error=evil"`, w.Header().Get("WWW-Authenticate"))
 }
@@ -719,5 +721,411 @@ func postForm(t *testing.T, v *Verifier, token, body, contentType string, chunke
 	if want == http.StatusOK {
 		assert.Len(t, got, len(body))
 		assert.True(t, string(got) == body, "the next handler read another body")
+	}
+}
+
+// hierarchyVerifier is a verifier for as with the "a:b:c" hierarchy and the
+// server-wide required scopes given, logging to logs if it is not nil.
+func hierarchyVerifier(t *testing.T, as *introspectiontest.Server, logs *recordingHandler, required ...string) *Verifier {
+	t.Helper()
+	hier, err := HierarchicalScopes(":")
+	require.NoError(t, err)
+	return newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.RequiredScopes = required
+		s.ScopeMatcher = hier
+		if logs != nil {
+			s.Logger = slog.New(logs)
+		}
+	})
+}
+
+// bearerRequest is a POST to /mcp with token in the Authorization header.
+func bearerRequest(token string) *http.Request {
+	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(`{"jsonrpc":"2.0"}`))
+	r.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		r.Header.Set("Authorization", "Bearer "+token)
+	}
+	return r
+}
+
+// TestOperationScopesInOneChallenge checks that the middleware holds a
+// request to the server-wide, route and operation scopes under the
+// verifier's matcher, and that a 403 names every scope the operation needs
+// in one challenge, in that order and once each, with the operation named
+// in error_description; also when Verify itself refused the token for a
+// server-wide scope.
+func TestOperationScopesInOneChallenge(t *testing.T) {
+	as := newAS(t, nil)
+	v := hierarchyVerifier(t, as, nil, "mcp:tools")
+	const md = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	echo := Operation{Name: `tool "echo"`, Scopes: []string{"mcp:echo"}}
+	whoamiOp := Operation{Name: `tool "whoami"`}
+	tests := []struct {
+		name      string
+		granted   []string
+		route     []string
+		op        Operation
+		want      int
+		wantAuth  string
+		wantCalls int // of the OperationFunc
+	}{
+		{"broad scope calls the scoped tool", []string{"mcp"}, nil, echo, 200, "", 1},
+		{"server-wide scope calls the plain tool", []string{"mcp:tools"}, nil, whoamiOp, 200, "", 1},
+		{"both scopes exactly", []string{"mcp:tools", "mcp:echo"}, nil, echo, 200, "", 1},
+		{"server-wide scope calls the scoped tool", []string{"mcp:tools"}, nil, echo, 403,
+			`Bearer error="insufficient_scope", error_description="tool 'echo' needs mcp:tools mcp:echo", scope="mcp:tools mcp:echo", resource_metadata="` + md + `"`, 1},
+		{"tool scope alone calls the plain tool", []string{"mcp:echo"}, nil, whoamiOp, 403,
+			`Bearer error="insufficient_scope", error_description="tool 'whoami' needs mcp:tools", scope="mcp:tools", resource_metadata="` + md + `"`, 1},
+		{"tool scope alone calls the scoped tool", []string{"mcp:echo"}, nil, echo, 403,
+			`Bearer error="insufficient_scope", error_description="tool 'echo' needs mcp:tools mcp:echo", scope="mcp:tools mcp:echo", resource_metadata="` + md + `"`, 1},
+		{"no scope, route and operation scopes deduplicated", nil, []string{"files", "mcp:tools"},
+			Operation{Name: "op", Scopes: []string{"mcp:echo", "files", "mcp:tools", "mcp:echo"}}, 403,
+			`Bearer error="insufficient_scope", error_description="op needs mcp:tools files mcp:echo", scope="mcp:tools files mcp:echo", resource_metadata="` + md + `"`, 1},
+		{"route scope missing, operation unnamed", []string{"mcp:tools"}, []string{"files:read"}, Operation{}, 403,
+			`Bearer error="insufficient_scope", scope="mcp:tools files:read", resource_metadata="` + md + `"`, 1},
+		{"route scope by hierarchy", []string{"mcp:tools", "files"}, []string{"files:read"}, Operation{}, 200, "", 1},
+		{"narrower grant never implies the broader scope", []string{"mcp:tools:list"}, nil, Operation{}, 403,
+			`Bearer error="insufficient_scope", scope="mcp:tools", resource_metadata="` + md + `"`, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			h := RequireBearerToken(v, &MiddlewareOptions{
+				ResourceMetadataURL: md,
+				Scopes:              tc.route,
+				Operation: func(*http.Request) (Operation, error) {
+					calls++
+					return tc.op, nil
+				},
+			})(whoami)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, bearerRequest(as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: tc.granted})))
+			assert.Equal(t, tc.want, w.Code)
+			assert.Equal(t, tc.wantAuth, w.Header().Get("WWW-Authenticate"))
+			assert.Equal(t, tc.wantCalls, calls)
+			if tc.want == 200 {
+				assert.Equal(t, "hello alice", w.Body.String())
+			} else {
+				assert.Equal(t, `{"error":"insufficient_scope"}`, strings.TrimSpace(w.Body.String()))
+			}
+		})
+	}
+}
+
+// TestChallengeNeverListsOfflineAccess checks that offline_access, which
+// servers should not ask for, is left out of every challenge's scope, from
+// the settings, the route and the operation alike.
+func TestChallengeNeverListsOfflineAccess(t *testing.T) {
+	as := newAS(t, nil)
+	v := hierarchyVerifier(t, as, nil, "offline_access", "mcp:tools")
+	h := RequireBearerToken(v, &MiddlewareOptions{
+		Scopes: []string{"files", "offline_access"},
+		Operation: func(*http.Request) (Operation, error) {
+			return Operation{Name: "op", Scopes: []string{"offline_access", "mcp:echo"}}, nil
+		},
+	})(whoami)
+	tests := []struct {
+		name     string
+		token    string
+		want     int
+		wantAuth string
+	}{
+		{"no token", "", 401, `Bearer scope="mcp:tools files"`},
+		{"unknown token", "unknown", 401, `Bearer error="invalid_token", scope="mcp:tools files"`},
+		{"no scope", as.Issue(introspectiontest.TokenOptions{}), 403,
+			`Bearer error="insufficient_scope", error_description="op needs mcp:tools files mcp:echo", scope="mcp:tools files mcp:echo"`},
+		{"all but offline_access", as.Issue(introspectiontest.TokenOptions{Scopes: []string{"mcp", "files"}}), 403,
+			`Bearer error="insufficient_scope", error_description="op needs mcp:tools files mcp:echo", scope="mcp:tools files mcp:echo"`},
+		{"all", as.Issue(introspectiontest.TokenOptions{Scopes: []string{"mcp", "files", "offline_access"}}), 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, bearerRequest(tc.token))
+			assert.Equal(t, tc.want, w.Code)
+			assert.Equal(t, tc.wantAuth, w.Header().Get("WWW-Authenticate"))
+			assert.NotContains(t, w.Header().Get("WWW-Authenticate"), "offline_access")
+		})
+	}
+
+	// Left out of the challenge, offline_access is still required where
+	// the route or the operation asks for it.
+	plain := hierarchyVerifier(t, as, nil)
+	for _, tc := range []struct {
+		name     string
+		route    []string
+		op       []string
+		wantAuth string
+	}{
+		{"route", []string{"offline_access", "mcp:echo"}, nil,
+			`Bearer error="insufficient_scope", error_description="op needs mcp:echo", scope="mcp:echo"`},
+		{"operation", nil, []string{"offline_access", "mcp:echo"},
+			`Bearer error="insufficient_scope", error_description="op needs mcp:echo", scope="mcp:echo"`},
+		{"route alone", []string{"offline_access"}, nil, `Bearer error="insufficient_scope", error_description="op"`},
+	} {
+		t.Run("still required by the "+tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			RequireBearerToken(plain, &MiddlewareOptions{Scopes: tc.route, Operation: func(*http.Request) (Operation, error) {
+				return Operation{Name: "op", Scopes: tc.op}, nil
+			}})(whoami).ServeHTTP(w, bearerRequest(as.Issue(introspectiontest.TokenOptions{Scopes: []string{"mcp"}})))
+			assert.Equal(t, 403, w.Code)
+			assert.Equal(t, tc.wantAuth, w.Header().Get("WWW-Authenticate"))
+		})
+	}
+}
+
+// TestOperationRefusals checks how the middleware answers an OperationFunc
+// that fails: 413 for a body too large, 400 invalid_request for any other
+// error, 500 for a panic or a scope no token can hold. The error text is
+// logged at debug and never sent; a panic is counted and logged without its
+// value; the next handler is never reached.
+func TestOperationRefusals(t *testing.T) {
+	const secretish = "error-text-from-the-operation"
+	as := newAS(t, nil)
+	tests := []struct {
+		name        string
+		op          OperationFunc
+		granted     []string
+		want        int
+		wantAuth    string
+		wantBody    string
+		wantLog     string // in the middleware's debug record
+		wantPanics  uint64
+		wantPanicIn string
+	}{
+		{"too large", func(*http.Request) (Operation, error) {
+			return Operation{}, fmt.Errorf("%s: %w", secretish, ErrRequestTooLarge)
+		}, []string{"mcp:tools"}, 413, "", "request_too_large", secretish, 0, ""},
+		{"unreadable", func(*http.Request) (Operation, error) {
+			return Operation{Name: "x", Scopes: []string{"mcp:echo"}}, errors.New(secretish)
+		}, []string{"mcp:tools"}, 400, `Bearer error="invalid_request"`, "invalid_request", secretish, 0, ""},
+		{"unreadable, server-wide scope missing too", func(*http.Request) (Operation, error) {
+			return Operation{}, errors.New(secretish)
+		}, nil, 400, `Bearer error="invalid_request"`, "invalid_request", secretish, 0, ""},
+		{"panic", func(*http.Request) (Operation, error) {
+			panic(secretish)
+		}, []string{"mcp:tools"}, 500, "", "server_error", "", 1, "OperationFunc"},
+		{"runtime panic", func(r *http.Request) (Operation, error) {
+			var parts []string
+			return Operation{Name: parts[len(r.URL.Path)]}, nil // index out of range
+		}, []string{"mcp:tools"}, 500, "", "server_error", "", 1, "OperationFunc"},
+		{"invalid operation scope", func(*http.Request) (Operation, error) {
+			return Operation{Scopes: []string{"mcp:echo", secretish + " x"}}, nil
+		}, []string{"mcp"}, 500, "", "server_error", "", 0, ""},
+		{"empty operation scope", func(*http.Request) (Operation, error) {
+			return Operation{Scopes: []string{""}}, nil
+		}, []string{"mcp"}, 500, "", "server_error", "", 0, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &recordingHandler{}
+			v := hierarchyVerifier(t, as, logs, "mcp:tools")
+			reached := 0
+			next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ })
+			w := httptest.NewRecorder()
+			tok := as.Issue(introspectiontest.TokenOptions{Scopes: tc.granted})
+			RequireBearerToken(v, &MiddlewareOptions{Operation: tc.op})(next).ServeHTTP(w, bearerRequest(tok))
+			assert.Equal(t, tc.want, w.Code)
+			assert.Zero(t, reached)
+			assert.Equal(t, tc.wantAuth, w.Header().Get("WWW-Authenticate"))
+			assert.Equal(t, `{"error":"`+tc.wantBody+`"}`, strings.TrimSpace(w.Body.String()))
+			assert.NotContains(t, fmt.Sprint(w.Header()), secretish)
+			assert.EqualValues(t, tc.wantPanics, v.Stats().Panics)
+			if tc.wantLog != "" {
+				recs := logs.matching("request rejected")
+				require.Len(t, recs, 1, logs.text())
+				assert.Equal(t, slog.LevelDebug, recs[0].Level)
+				reason, _ := attr(recs[0], "reason")
+				assert.Contains(t, reason, tc.wantLog)
+			} else {
+				assert.NotContains(t, logs.text(), secretish, "a panic value or an invalid scope is never logged")
+			}
+			if tc.wantPanicIn != "" {
+				recs := logs.matching("recovered from a panic")
+				require.Len(t, recs, 1)
+				in, _ := attr(recs[0], "in")
+				assert.Equal(t, tc.wantPanicIn, in)
+			}
+			if tc.want == 500 && tc.wantPanics == 0 {
+				assert.Len(t, logs.matching("OperationFunc returned an invalid scope"), 1)
+			}
+		})
+	}
+}
+
+// TestOperationOnlyForVerifiedTokens checks that the OperationFunc, which
+// may read the body, runs only once the token is verified (or refused for a
+// server-wide scope alone), never for a request refused earlier.
+func TestOperationOnlyForVerifiedTokens(t *testing.T) {
+	as := newAS(t, nil)
+	v := hierarchyVerifier(t, as, nil, "mcp:tools")
+	calls := 0
+	op := func(*http.Request) (Operation, error) { calls++; return Operation{}, nil }
+	tests := []struct {
+		name      string
+		req       func() *http.Request
+		fault     *introspectiontest.Fault
+		want      int
+		wantCalls int
+	}{
+		{"no credentials", func() *http.Request { return bearerRequest("") }, nil, 401, 0},
+		{"malformed credentials", func() *http.Request {
+			r := bearerRequest("")
+			r.Header.Set("Authorization", "Bearer a b")
+			return r
+		}, nil, 400, 0},
+		{"unknown token", func() *http.Request { return bearerRequest("unknown") }, nil, 401, 0},
+		{"outage", func() *http.Request { return bearerRequest(as.Issue(introspectiontest.TokenOptions{})) },
+			&introspectiontest.Fault{Status: 500}, 503, 0},
+		{"preflight", func() *http.Request {
+			r := httptest.NewRequest(http.MethodOptions, "/mcp", nil)
+			r.Header.Set("Origin", "https://app.example")
+			r.Header.Set("Access-Control-Request-Method", "POST")
+			return r
+		}, nil, 200, 0},
+		{"server-wide scope missing", func() *http.Request { return bearerRequest(as.Issue(introspectiontest.TokenOptions{})) }, nil, 403, 1},
+		{"accepted", func() *http.Request {
+			return bearerRequest(as.Issue(introspectiontest.TokenOptions{Scopes: []string{"mcp:tools"}}))
+		}, nil, 200, 1},
+	}
+	next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls = 0
+			if tc.fault != nil {
+				as.SetFault(*tc.fault)
+				defer as.SetFault(introspectiontest.Fault{})
+			}
+			w := httptest.NewRecorder()
+			RequireBearerToken(v, &MiddlewareOptions{Operation: op})(next).ServeHTTP(w, tc.req())
+			assert.Equal(t, tc.want, w.Code)
+			assert.Equal(t, tc.wantCalls, calls)
+		})
+	}
+}
+
+// countingBody counts the reads of a request body.
+type countingBody struct {
+	io.Reader
+	reads int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) { b.reads++; return b.Reader.Read(p) }
+
+// TestNoOperationNeverReadsTheBody checks that without an OperationFunc the
+// middleware never reads a body that is not form-encoded.
+func TestNoOperationNeverReadsTheBody(t *testing.T) {
+	as := newAS(t, nil)
+	v := hierarchyVerifier(t, as, nil)
+	for _, ct := range []string{"application/json", "text/plain", ""} {
+		t.Run(ct, func(t *testing.T) {
+			body := &countingBody{Reader: strings.NewReader(`{"jsonrpc":"2.0","method":"tools/call"}`)}
+			r := httptest.NewRequest(http.MethodPost, "/mcp", body)
+			r.Header.Set("Content-Type", ct)
+			r.Header.Set("Authorization", "Bearer "+as.Issue(introspectiontest.TokenOptions{}))
+			w := httptest.NewRecorder()
+			RequireBearerToken(v, &MiddlewareOptions{Scopes: []string{"mcp"}})(whoami).ServeHTTP(w, r)
+			assert.Equal(t, 403, w.Code)
+			assert.Zero(t, body.reads)
+		})
+	}
+}
+
+// TestInvalidRouteScopesFailClosed checks that a route scope no token can
+// hold (not an RFC 6749 §3.3 scope-token) makes every request fail with
+// 500, as a nil verifier does, rather than being filtered into another
+// scope; the fault is logged once, when the middleware is built.
+func TestInvalidRouteScopesFailClosed(t *testing.T) {
+	as := newAS(t, nil)
+	good := as.Issue(introspectiontest.TokenOptions{Scopes: []string{"a", "ab", "b"}})
+	for _, bad := range []string{"", "a b", `a"b`, `a\b`, "é", "a\r\n"} {
+		t.Run(fmt.Sprintf("%q", bad), func(t *testing.T) {
+			logs := &recordingHandler{}
+			v := hierarchyVerifier(t, as, logs)
+			before := as.Requests()
+			reached := 0
+			next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ })
+			h := RequireBearerToken(v, &MiddlewareOptions{Scopes: []string{"a", bad}})(next)
+			preflight := httptest.NewRequest(http.MethodOptions, "/mcp", nil)
+			preflight.Header.Set("Origin", "https://app.example")
+			preflight.Header.Set("Access-Control-Request-Method", "POST")
+			for _, r := range []*http.Request{bearerRequest(good), bearerRequest(""), preflight} {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				assert.Equal(t, http.StatusInternalServerError, w.Code)
+				assert.Equal(t, `{"error":"server_error"}`, strings.TrimSpace(w.Body.String()))
+				assert.Empty(t, w.Header().Get("WWW-Authenticate"))
+			}
+			assert.Zero(t, reached)
+			assert.Equal(t, before, as.Requests(), "no token is introspected")
+			recs := logs.matching("invalid scope in MiddlewareOptions.Scopes")
+			require.Len(t, recs, 1, logs.text())
+			assert.Equal(t, slog.LevelError, recs[0].Level)
+		})
+	}
+}
+
+// TestErrorDescriptionFilteredAndBounded checks that the error_description
+// naming the operation holds only the characters RFC 6750 §3 allows, with
+// '"' shown as "'", and at most maxErrorDescription bytes.
+func TestErrorDescriptionFilteredAndBounded(t *testing.T) {
+	as := newAS(t, nil)
+	v := hierarchyVerifier(t, as, nil)
+	const needs = " needs x"
+	fits := strings.Repeat("n", maxErrorDescription-len(needs))
+	tests := []struct{ name, opName, want string }{
+		{"quotes", `tool "echo"`, `tool 'echo' needs x`},
+		{"backslash", `tool "a\b"`, `tool 'ab' needs x`},
+		{"control characters", "tool\r\n\t\x00\x7f x", "tool x needs x"},
+		{"non-ASCII", "tool \"café\u2028\"", "tool 'caf' needs x"},
+		{"at the bound", fits, fits + needs},
+		{"past the bound", fits + "m", fits + "m nee..."},
+		{"far past the bound", strings.Repeat("n", 10_000), strings.Repeat("n", maxErrorDescription-3) + "..."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			RequireBearerToken(v, &MiddlewareOptions{Operation: func(*http.Request) (Operation, error) {
+				return Operation{Name: tc.opName, Scopes: []string{"x"}}, nil
+			}})(whoami).ServeHTTP(w, bearerRequest(as.Issue(introspectiontest.TokenOptions{})))
+			require.Equal(t, 403, w.Code)
+			assert.Equal(t, `Bearer error="insufficient_scope", error_description="`+tc.want+`", scope="x"`,
+				w.Header().Get("WWW-Authenticate"))
+			assert.LessOrEqual(t, len(tc.want), maxErrorDescription)
+		})
+	}
+}
+
+// TestPanickingMatcherInMiddlewareFailsClosed checks that a ScopeMatcher
+// that panics, in Verify's check of the server-wide scopes or in the
+// middleware's own check, gets 500 and never reaches the next handler.
+func TestPanickingMatcherInMiddlewareFailsClosed(t *testing.T) {
+	as := newAS(t, nil)
+	for _, tc := range []struct {
+		name     string
+		required []string
+		route    []string
+	}{
+		{"server-wide scope", []string{"mcp:tools"}, nil},
+		{"route scope", nil, []string{"mcp:tools"}},
+		{"operation scope", nil, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+				s.RequiredScopes = tc.required
+				s.ScopeMatcher = func(string, string) bool { panic("matcher failed") }
+			})
+			reached := 0
+			next := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached++ })
+			w := httptest.NewRecorder()
+			RequireBearerToken(v, &MiddlewareOptions{Scopes: tc.route, Operation: func(*http.Request) (Operation, error) {
+				return Operation{Scopes: []string{"mcp:echo"}}, nil
+			}})(next).ServeHTTP(w, bearerRequest(as.Issue(introspectiontest.TokenOptions{Scopes: []string{"mcp"}})))
+			assert.Equal(t, http.StatusInternalServerError, w.Code)
+			assert.Equal(t, `{"error":"server_error"}`, strings.TrimSpace(w.Body.String()))
+			assert.Zero(t, reached)
+			assert.EqualValues(t, 1, v.Stats().Panics)
+		})
 	}
 }

@@ -54,7 +54,10 @@ type Settings struct {
 	// Timeout bounds each introspection request, including reading the
 	// answer. Zero means 10 seconds.
 	Timeout time.Duration
-	// RequiredScopes must all be granted to the token. Nil means none.
+	// RequiredScopes must all be granted to the token, each exactly or,
+	// with ScopeMatcher set, through a scope that implies it. Each must be
+	// an RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E). Nil means
+	// none.
 	RequiredScopes []string
 	// Audience, if set, must share at least one value with the token's aud.
 	// URL values match with the scheme and host in any case and with or
@@ -99,15 +102,33 @@ type Settings struct {
 	// cache, for example a store shared by several replicas. It is used
 	// only when CacheTTL or NegativeCacheTTL is set.
 	Cache Cache
+
+	// ScopeMatcher decides whether a granted scope implies a required one,
+	// for scope hierarchies: [HierarchicalScopes] for the "a:b:c"
+	// convention, [ScopeImplications] for a declared table, or a function
+	// of your own. It applies to RequiredScopes, to [Verifier.CheckScopes]
+	// and to the scopes [RequireBearerToken] checks. A scope granted
+	// exactly always satisfies its requirement. Nil means exact matching
+	// only.
+	ScopeMatcher ScopeMatcher
 }
 
 // String returns a description of s with the client secret, and any user
 // information written into IntrospectionURL, redacted.
 func (s Settings) String() string {
-	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v AllowInsecureHTTP:%t}",
+	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v AllowInsecureHTTP:%t ScopeMatcher:%s}",
 		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
 		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
-		s.NegativeCacheTTL, s.AllowInsecureHTTP)
+		s.NegativeCacheTTL, s.AllowInsecureHTTP, s.scopeMatching())
+}
+
+// scopeMatching says whether s has a ScopeMatcher: "custom" when set,
+// "exact" when nil.
+func (s Settings) scopeMatching() string {
+	if s.ScopeMatcher != nil {
+		return "custom"
+	}
+	return "exact"
 }
 
 // Format implements [fmt.Formatter] so that every verb, %#v and %x
@@ -130,6 +151,7 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("issuer", s.Issuer),
 		slog.Duration("cache_ttl", s.CacheTTL),
 		slog.Duration("negative_cache_ttl", s.NegativeCacheTTL),
+		slog.String("scope_matcher", s.scopeMatching()),
 	)
 }
 
@@ -187,7 +209,7 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 		return s, nil, fmt.Errorf("introspection: MaxCacheSize must not be negative, got %d", s.MaxCacheSize)
 	}
 	for _, sc := range s.RequiredScopes {
-		if sc == "" || strings.ContainsAny(sc, " \t\r\n\"\\") {
+		if !validScope(sc) {
 			q := strconv.Quote(sc)
 			return s, nil, &settingError{"introspection: invalid required scope " + q,
 				func(p string) string { return "introspection: " + p + "REQUIRED_SCOPES holds an invalid scope " + q }}
@@ -293,8 +315,10 @@ func isLoopback(host string) bool {
 // SettingsFromEnv reads settings from environment variables named prefix
 // followed by URL, CLIENT_ID, CLIENT_SECRET (or CLIENT_SECRET_FILE, a file
 // holding the secret), CLIENT_AUTH_METHOD, TIMEOUT, REQUIRED_SCOPES,
-// AUDIENCE, ISSUER, LEEWAY, CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL and
-// ALLOW_INSECURE_HTTP. An empty prefix means "INTROSPECTION_"; a prefix
+// AUDIENCE, ISSUER, LEEWAY, CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL,
+// ALLOW_INSECURE_HTTP and SCOPE_SEPARATOR, which sets ScopeMatcher to
+// [HierarchicalScopes] with that separator (":" for the "a:b:c"
+// convention; unset means exact matching). An empty prefix means "INTROSPECTION_"; a prefix
 // that does not end in "_" gets one, so "NOTES" reads NOTES_URL. Durations
 // are Go durations such as "5s"; lists are separated by spaces or commas.
 // Values are trimmed of surrounding white space, except the secret, which
@@ -327,6 +351,13 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 	s.RequiredScopes = splitList(get("REQUIRED_SCOPES"))
 	s.Audience = splitList(get("AUDIENCE"))
 	s.Issuer = get("ISSUER")
+	if sep := get("SCOPE_SEPARATOR"); sep != "" {
+		m, err := HierarchicalScopes(sep)
+		if err != nil {
+			return s, fmt.Errorf("introspection: %sSCOPE_SEPARATOR=%q is not a scope separator: want one or more of the characters a scope may hold, such as \":\"", prefix, sep)
+		}
+		s.ScopeMatcher = m
+	}
 
 	for _, d := range []struct {
 		name string

@@ -43,8 +43,9 @@ type Stats struct {
 	// goroutine (in Settings.Now) counts once per call, as FailurePanic.
 	Failures map[FailureKind]uint64
 	// Panics counts panics recovered in the verifier's dependencies: a
-	// Cache, the HTTPClient's transport, the Logger's handler and
-	// Settings.Now.
+	// Cache, the HTTPClient's transport, the Logger's handler,
+	// Settings.Now and Settings.ScopeMatcher, and in the OperationFunc of
+	// the verifier's RequireBearerToken middleware.
 	Panics uint64
 }
 

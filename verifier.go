@@ -23,14 +23,17 @@ import (
 // calls for the same token share one introspection request.
 //
 // A panic in a dependency the verifier calls (a [Cache], the HTTPClient's
-// transport, the Logger's handler, Settings.Now) is recovered where it
-// happens, counted in [Stats].Panics and logged once at error level with
-// its stack (the panic value itself only when it is a runtime error, as
-// another value could hold the token). In the transport or Now it fails
-// the request with an [*IntrospectionError] of kind [FailurePanic] for
-// every caller sharing it; a panicking Cache counts as a failing one and
-// the authorization server decides; a panicking Logger loses the record,
-// never the verdict. A dependency that ends the shared request's goroutine
+// transport, the Logger's handler, Settings.Now, Settings.ScopeMatcher) is
+// recovered where it happens, counted in [Stats].Panics and logged once at
+// error level with its stack (the panic value itself only when it is a
+// runtime error, as another value could hold the token). In the transport
+// or Now it fails the request with an [*IntrospectionError] of kind
+// [FailurePanic] for every caller sharing it; in the ScopeMatcher it fails
+// the one call of Verify that asked it the same way (the token is neither
+// accepted nor refused for a scope), and in [Verifier.CheckScopes] the
+// scopes it was to decide count as missing; a panicking Cache counts as a
+// failing one and the authorization server decides; a panicking Logger
+// loses the record, never the verdict. A dependency that ends the shared request's goroutine
 // without a panic (runtime.Goexit, as t.FailNow in a test double) fails it
 // the same way, and the next call for the token sends a new request.
 //
@@ -521,7 +524,21 @@ func (v *Verifier) cacheTTL(a *answer, now time.Time) time.Duration {
 // check decides whether the answer a accepts token at now, and logs a
 // rejection.
 func (v *Verifier) check(ctx context.Context, a *answer, token string, exclusive bool, now time.Time) (*AccessToken, error) {
-	if err := v.reject(a, now); err != nil {
+	err := v.reject(a, now)
+	if err == nil {
+		se, panicked := v.missingScopes(ctx, a.scopes, v.s.RequiredScopes)
+		switch {
+		case panicked:
+			// Settings.ScopeMatcher panicked: the verdict is unknown, as
+			// after a panic in any other dependency. It was logged.
+			v.stats.failure(FailurePanic)
+			v.stats.failed.Add(1)
+			return nil, &IntrospectionError{Kind: FailurePanic, Err: errMatcherPanicked}
+		case se != nil:
+			err = se
+		}
+	}
+	if err != nil {
 		if errors.Is(err, ErrInsufficientScope) {
 			v.stats.insufficientScope.Add(1)
 		} else {
@@ -534,6 +551,8 @@ func (v *Verifier) check(ctx context.Context, a *answer, token string, exclusive
 	return a.accessToken(token, !exclusive), nil
 }
 
+// reject decides whether a accepts its token at now, scopes aside: those
+// are checked by missingScopes.
 func (v *Verifier) reject(a *answer, now time.Time) error {
 	if !a.active {
 		return ErrTokenInactive
@@ -555,20 +574,9 @@ func (v *Verifier) reject(a *answer, now time.Time) error {
 	}) {
 		return ErrAudienceMismatch
 	}
-	return missingScopes(a.scopes, v.s.RequiredScopes)
-}
-
-// missingScopes returns a [*ScopeError] naming the required scopes that
-// granted lacks, or nil.
-func missingScopes(granted, required []string) error {
-	var missing []string
-	for _, r := range required {
-		if !slices.Contains(granted, r) {
-			missing = append(missing, r)
-		}
-	}
-	if missing != nil {
-		return &ScopeError{Missing: missing, Granted: slices.Clone(granted)}
-	}
 	return nil
 }
+
+// errMatcherPanicked is the cause of the failure when Settings.ScopeMatcher
+// panicked while Verify checked RequiredScopes.
+var errMatcherPanicked = errors.New("panic in " + whereScopeMatcher)
