@@ -5,26 +5,98 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 )
 
 // ProtectedResourceMetadata is the RFC 9728 §2 document that tells clients
-// which authorization servers issue tokens for this resource.
+// which authorization servers issue tokens for this resource and how to
+// present them. It has every member that RFC 9728 §2 defines (signed
+// metadata, §2.2, left out), with the field names and order of the go-sdk's
+// oauthex.ProtectedResourceMetadata, so that one converts to the other.
+// Empty fields are left out of the document, except Resource.
 type ProtectedResourceMetadata struct {
-	Resource               string   `json:"resource"`
-	AuthorizationServers   []string `json:"authorization_servers,omitempty"`
-	ScopesSupported        []string `json:"scopes_supported,omitempty"`
+	// Resource (resource) is the resource identifier: the canonical URL of
+	// the MCP server, such as "https://mcp.example.com/mcp". Required.
+	Resource string `json:"resource"`
+
+	// AuthorizationServers (authorization_servers) lists the issuer
+	// identifiers (RFC 8414 §2) of the authorization servers that issue
+	// tokens for the resource. The MCP authorization spec requires at least
+	// one.
+	AuthorizationServers []string `json:"authorization_servers,omitempty"`
+
+	// JWKSURI (jwks_uri) is the URL of the resource's JSON Web Key Set, for
+	// clients that check responses it signs.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+
+	// ScopesSupported (scopes_supported) lists the RFC 6749 §3.3 scope
+	// values that clients request for the resource. offline_access is never
+	// served: the MCP authorization spec says servers SHOULD NOT advertise
+	// it, refresh tokens being no resource requirement.
+	ScopesSupported []string `json:"scopes_supported,omitempty"`
+
+	// BearerMethodsSupported (bearer_methods_supported) lists how a bearer
+	// token may be sent: "header", "body" or "query" (RFC 6750 §2). Nil
+	// means ["header"], the only one [RequireBearerToken] accepts.
 	BearerMethodsSupported []string `json:"bearer_methods_supported,omitempty"`
-	ResourceName           string   `json:"resource_name,omitempty"`
-	ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
+
+	// ResourceSigningAlgValuesSupported (resource_signing_alg_values_supported)
+	// lists the JWS alg values the resource signs responses with; never
+	// "none".
+	ResourceSigningAlgValuesSupported []string `json:"resource_signing_alg_values_supported,omitempty"`
+
+	// ResourceName (resource_name) is a human-readable name of the resource
+	// for end users. RFC 9728 recommends it.
+	ResourceName string `json:"resource_name,omitempty"`
+
+	// ResourceDocumentation (resource_documentation) is the URL of a page
+	// for developers using the resource.
+	ResourceDocumentation string `json:"resource_documentation,omitempty"`
+
+	// ResourcePolicyURI (resource_policy_uri) is the URL of a page saying
+	// how a client may use the data the resource provides.
+	ResourcePolicyURI string `json:"resource_policy_uri,omitempty"`
+
+	// ResourceTOSURI (resource_tos_uri) is the URL of the resource's terms
+	// of service.
+	ResourceTOSURI string `json:"resource_tos_uri,omitempty"`
+
+	// TLSClientCertificateBoundAccessTokens
+	// (tls_client_certificate_bound_access_tokens) says that the resource
+	// supports mutual-TLS client certificate-bound access tokens (RFC 8705).
+	// False is left out, which means the same.
+	TLSClientCertificateBoundAccessTokens bool `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+
+	// AuthorizationDetailsTypesSupported
+	// (authorization_details_types_supported) lists the authorization
+	// details type values the resource supports (RFC 9396).
+	AuthorizationDetailsTypesSupported []string `json:"authorization_details_types_supported,omitempty"`
+
+	// DPOPSigningAlgValuesSupported (dpop_signing_alg_values_supported)
+	// lists the JWS alg values the resource accepts for DPoP proofs
+	// (RFC 9449); never "none".
+	DPOPSigningAlgValuesSupported []string `json:"dpop_signing_alg_values_supported,omitempty"`
+
+	// DPOPBoundAccessTokensRequired (dpop_bound_access_tokens_required)
+	// says that the resource always requires DPoP-bound access tokens
+	// (RFC 9449). False is left out, which means the same.
+	DPOPBoundAccessTokensRequired bool `json:"dpop_bound_access_tokens_required,omitempty"`
 }
+
+// offlineAccess is the scope that asks for a refresh token (OpenID Connect
+// Core §11). The MCP authorization spec (2026-07-28, Refresh Tokens) says
+// resource servers SHOULD NOT advertise it.
+const offlineAccess = "offline_access"
 
 // metadataMethods are the methods ProtectedResourceMetadataHandler answers.
 const metadataMethods = "GET, HEAD, OPTIONS"
 
 // ProtectedResourceMetadataHandler serves m as JSON to GET and HEAD
-// requests. Mount it at the URL [MetadataURL] returns, outside
-// [RequireBearerToken].
+// requests, without offline_access in its scopes_supported. Mount it at
+// the path [MetadataPath] returns, outside [RequireBearerToken], or let
+// [HandleProtectedResourceMetadata] check m and mount it. Later changes to
+// m's slices do nothing.
 //
 // The document is public, so that browser-based clients can read it from
 // any origin every answer carries Access-Control-Allow-Origin: *, and
@@ -34,7 +106,9 @@ func ProtectedResourceMetadataHandler(m ProtectedResourceMetadata) http.Handler 
 	if m.BearerMethodsSupported == nil {
 		m.BearerMethodsSupported = []string{"header"}
 	}
-	body, _ := json.Marshal(m) // strings and string slices always encode
+	m.ScopesSupported = slices.DeleteFunc(slices.Clone(m.ScopesSupported),
+		func(s string) bool { return s == offlineAccess })
+	body, _ := json.Marshal(m) // strings, bools and string slices always encode
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", "*")
