@@ -3,6 +3,7 @@ package introspection
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -145,23 +146,74 @@ func filterHeaderList(s string) string {
 	}, s)
 }
 
+// wellKnownPath is the well-known path of RFC 9728 §3, where the metadata
+// of a resource without a path lives.
+const wellKnownPath = "/.well-known/oauth-protected-resource"
+
 // MetadataURL returns the RFC 9728 §3.1 metadata URL of resource: the
 // well-known path inserted between the host and the resource's path, which
 // keeps its escaping as written ("/a%2Fb" stays so) and loses a trailing
 // "/". Userinfo, query and fragment are dropped, and an error never repeats
 // resource, which may hold credentials.
 func MetadataURL(resource string) (string, error) {
+	u, err := metadataLocation(resource)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// MetadataPath returns the path of the URL [MetadataURL] returns for
+// resource, escaped as a [http.ServeMux] pattern needs it: the mux
+// unescapes a pattern and a request's path segment by segment, so
+// "/.well-known/oauth-protected-resource/a%2Fb" routes the request for that
+// URL, and not one for ".../a/b". A resource whose path the mux would
+// never route there as it stands is an error: one with an empty or a dot
+// segment ("//", "/./", "/../", escaped dots included), which the mux
+// redirects and clients may resolve before asking, or with a character
+// outside RFC 3986 §3.3 pchar, such as "[". The result never holds a
+// character the mux treats as pattern syntax ("{", "}", a space). An error
+// never repeats resource.
+func MetadataPath(resource string) (string, error) {
+	u, err := metadataLocation(resource)
+	if err != nil {
+		return "", err
+	}
+	p := u.EscapedPath()
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "" {
+			return "", errors.New("introspection: resource path has an empty segment, which a ServeMux would not route")
+		}
+		if dec, _ := url.PathUnescape(seg); dec == "." || dec == ".." { // p is validly escaped
+			return "", errors.New("introspection: resource path has a dot segment, which a ServeMux would not route")
+		}
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c != '/' && c != '%' && strings.IndexByte(pcharChars, c) < 0 {
+			return "", fmt.Errorf("introspection: resource path has the character %q, outside RFC 3986 pchar", c)
+		}
+	}
+	return p, nil
+}
+
+// pcharChars are the characters of RFC 3986 §3.3 pchar but for
+// percent-encoding: unreserved, sub-delims, ":" and "@".
+const pcharChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@"
+
+// metadataLocation returns the metadata URL of resource, as MetadataURL
+// describes it.
+func metadataLocation(resource string) (*url.URL, error) {
 	u, err := url.Parse(resource)
 	if err != nil {
-		return "", errors.New("introspection: resource is not a valid URL")
+		return nil, errors.New("introspection: resource is not a valid URL")
 	}
 	if u.Scheme == "" || u.Host == "" {
-		return "", errors.New("introspection: resource is not an absolute URL with a scheme and a host")
+		return nil, errors.New("introspection: resource is not an absolute URL with a scheme and a host")
 	}
-	raw := "/.well-known/oauth-protected-resource" + strings.TrimSuffix(u.EscapedPath(), "/")
+	raw := wellKnownPath + strings.TrimSuffix(u.EscapedPath(), "/")
 	path, err := url.PathUnescape(raw)
 	if err != nil { // EscapedPath never returns an invalid escape
-		return "", errors.New("introspection: resource has an invalid path")
+		return nil, errors.New("introspection: resource has an invalid path")
 	}
-	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: path, RawPath: raw}).String(), nil
+	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: path, RawPath: raw}, nil
 }

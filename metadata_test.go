@@ -139,3 +139,79 @@ func TestProtectedResourceMetadataHandlerDropsOfflineAccess(t *testing.T) {
 		})
 	}
 }
+
+// TestMetadataPathRoutesMetadataURL checks that MetadataPath gives the
+// path of MetadataURL's URL in the form a ServeMux pattern needs: a mux
+// with the handler registered at it routes a request for MetadataURL's
+// URL there, escaped paths included ("/a%2Fb" is one segment, not "/a/b").
+// A resource whose path the mux would clean (dot or empty segments, which
+// the mux redirects, and which clients may resolve first) or that holds
+// characters outside RFC 3986 pchar is refused with an error that never
+// repeats the URL's userinfo, and never panics the mux.
+func TestMetadataPathRoutesMetadataURL(t *testing.T) {
+	const root = "/.well-known/oauth-protected-resource"
+	tests := []struct {
+		resource string
+		want     string
+		wantErr  string
+	}{
+		{resource: "https://mcp.example.com", want: root},
+		{resource: "https://mcp.example.com/", want: root},
+		{resource: "https://mcp.example.com/mcp", want: root + "/mcp"},
+		{resource: "https://mcp.example.com/mcp/", want: root + "/mcp"},
+		{resource: "http://127.0.0.1:8080/a/b?x=1", want: root + "/a/b"},
+		{resource: "https://mcp.example.com/a%2Fb", want: root + "/a%2Fb"},
+		{resource: "https://mcp.example.com/%7euser/mcp", want: root + "/%7euser/mcp"},
+		{resource: "https://mcp.example.com/t%C3%A9st", want: root + "/t%C3%A9st"},
+		{resource: "https://mcp.example.com/tést", want: root + "/t%C3%A9st"},
+		{resource: "https://mcp.example.com/a b", want: root + "/a%20b"},
+		{resource: "https://mcp.example.com/{id}", want: root + "/%7Bid%7D"},
+		{resource: "https://mcp.example.com/%7Bid%7D", want: root + "/%7Bid%7D"},
+		{resource: "https://mcp.example.com/a}/{$}", want: root + "/a%7D/%7B$%7D"},
+		{resource: "https://mcp.example.com/a;b=c,d:e@f!$&'()*+", want: root + "/a;b=c,d:e@f!$&'()*+"},
+		{resource: "https://user:s3cret@mcp.example.com/mcp", want: root + "/mcp"},
+		{resource: "/mcp", wantErr: "not an absolute URL"},
+		{resource: "https://user:s3cret@mcp.example.com/a/../b", wantErr: "dot segment"},
+		{resource: "https://mcp.example.com/a/./b", wantErr: "dot segment"},
+		{resource: "https://mcp.example.com/..", wantErr: "dot segment"},
+		{resource: "https://mcp.example.com/%2e%2E/mcp", wantErr: "dot segment"},
+		{resource: "https://mcp.example.com/a/%2e", wantErr: "dot segment"},
+		{resource: "https://user:s3cret@mcp.example.com/a//b", wantErr: "empty segment"},
+		{resource: "https://mcp.example.com//", wantErr: "empty segment"},
+		{resource: "https://mcp.example.com/[a]", wantErr: "character"},
+		{resource: "https://user:s3cret@mcp.example.com/a]", wantErr: "character"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.resource, func(t *testing.T) {
+			got, err := MetadataPath(tc.resource)
+			if tc.wantErr != "" {
+				require.Error(t, err)
+				assert.Contains(t, err.Error(), tc.wantErr)
+				assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+				assert.NotContains(t, err.Error(), "s3cret")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+
+			metadataURL, err := MetadataURL(tc.resource)
+			require.NoError(t, err)
+			mux := http.NewServeMux()
+			require.NotPanics(t, func() {
+				mux.Handle(got, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, _ = w.Write([]byte("metadata"))
+				}))
+			})
+			w := serveMetadata(t, mux, http.MethodGet, metadataURL)
+			assert.Equal(t, http.StatusOK, w.Code, metadataURL)
+			assert.Equal(t, "metadata", w.Body.String(), metadataURL)
+		})
+	}
+
+	// The escaped slash stays one segment: "/a/b" is another resource.
+	p, err := MetadataPath("https://mcp.example.com/a%2Fb")
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	assert.Equal(t, http.StatusNotFound, serveMetadata(t, mux, http.MethodGet, "https://mcp.example.com"+root+"/a/b").Code)
+}
