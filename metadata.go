@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // ProtectedResourceMetadata is the RFC 9728 §2 document that tells clients
@@ -216,4 +218,258 @@ func metadataLocation(resource string) (*url.URL, error) {
 		return nil, errors.New("introspection: resource has an invalid path")
 	}
 	return &url.URL{Scheme: u.Scheme, Host: u.Host, Path: path, RawPath: raw}, nil
+}
+
+// HandleProtectedResourceMetadata checks m, registers
+// [ProtectedResourceMetadataHandler](m) on mux, and returns the metadata
+// URL to send in challenges as [MiddlewareOptions.ResourceMetadataURL].
+//
+// The handler is registered at [MetadataPath](m.Resource) and, for a
+// resource with a path, at the root well-known path
+// "/.well-known/oauth-protected-resource" too: the MCP authorization spec
+// (2025-11-25, "Protected Resource Metadata Discovery Requirements";
+// 2026-07-28, "Authorization Server Discovery") lets servers serve the
+// metadata at either, and clients that find no resource_metadata in a
+// challenge try the path-suffixed URL first, then the root. The root
+// serves one resource only: when mux already routes either path (a second
+// resource on the same mux, a pattern of the caller's for that path, on the
+// resource's host, or with a method), or would panic on the pattern (it
+// conflicts with another one), the result is an error, nothing of m is
+// served, and what mux served before it serves still. A second resource on
+// one mux mounts ProtectedResourceMetadataHandler at its MetadataPath
+// itself.
+//
+// m fails the check, with an error that never repeats a URL's userinfo,
+// when:
+//   - Resource is not an absolute http or https URL with a host, or has
+//     userinfo, a query or a fragment (RFC 9728 §1.2, RFC 8707 §2), names
+//     the unspecified address ("[::]", "0.0.0.0": use the URL clients
+//     reach, not the listen address), or has a path [MetadataPath] refuses;
+//   - AuthorizationServers is empty (the MCP authorization spec requires
+//     one), or an entry is not an issuer identifier (RFC 8414 §2): an
+//     absolute https URL, or http to a loopback host, with a host and no
+//     userinfo, query or fragment;
+//   - JWKSURI is set and is not https (or http to a loopback host), or
+//     ResourceDocumentation, ResourcePolicyURI or ResourceTOSURI is set and
+//     is not an absolute http or https URL, or one of them has userinfo;
+//   - a scope is not an RFC 6749 §3.3 scope-token (offline_access is one,
+//     and is left out of the document, not refused);
+//   - BearerMethodsSupported lists anything but "header", the one method
+//     [RequireBearerToken] accepts, or is empty but not nil;
+//   - an entry of ResourceSigningAlgValuesSupported,
+//     DPOPSigningAlgValuesSupported or AuthorizationDetailsTypesSupported
+//     is empty, or an alg is "none".
+func HandleProtectedResourceMetadata(mux *http.ServeMux, m ProtectedResourceMetadata) (metadataURL string, err error) {
+	if mux == nil {
+		return "", errors.New("introspection: HandleProtectedResourceMetadata needs a ServeMux, got nil")
+	}
+	if err := m.check(); err != nil {
+		return "", err
+	}
+	p, err := MetadataPath(m.Resource)
+	if err != nil {
+		return "", err
+	}
+	u, err := metadataLocation(m.Resource)
+	if err != nil {
+		return "", err
+	}
+	paths := []string{p}
+	if p != wellKnownPath {
+		paths = append(paths, wellKnownPath)
+	}
+	for _, path := range paths {
+		if q := routedElsewhere(mux, u.Host, path); q != "" {
+			hint := ""
+			if path == wellKnownPath && p != wellKnownPath {
+				hint = "; the root metadata URL serves one resource: to serve another on this mux, mount ProtectedResourceMetadataHandler at its MetadataPath"
+			}
+			return "", fmt.Errorf("introspection: the ServeMux already routes %s to the pattern %q%s", path, q, hint)
+		}
+	}
+	// Until every pattern is registered the handler answers 404, so that a
+	// pattern the mux took before it refused the next one serves nothing.
+	var ready atomic.Bool
+	h := ProtectedResourceMetadataHandler(m)
+	gated := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ready.Load() {
+			http.NotFound(w, r)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	for _, path := range paths {
+		if err := handleNoPanic(mux, path, gated); err != nil {
+			return "", err
+		}
+	}
+	ready.Store(true)
+	return u.String(), nil
+}
+
+// routedElsewhere returns the pattern of mux that serves a GET for path on
+// host and would still serve it once a pattern for path (no method, no
+// host) is registered, or "" when there is none. That is a pattern for the
+// same path, with a method or without, or one with host, which the mux
+// prefers to any without. A less specific pattern without host, such as
+// "/", yields to the new one, and so does a pattern for path+"/", to which
+// the mux redirects only while path is not registered. A pattern with a
+// method and a wildcard that matches path conflicts with the new one: the
+// mux refuses the new one then (see handleNoPanic).
+func routedElsewhere(mux *http.ServeMux, host, path string) string {
+	unescaped, _ := url.PathUnescape(path) // MetadataPath escapes validly
+	_, q := mux.Handler(&http.Request{Method: http.MethodGet, Host: host, URL: &url.URL{Path: unescaped, RawPath: path}})
+	rest := q
+	if i := strings.IndexAny(q, " \t"); i >= 0 { // after the method
+		rest = strings.TrimLeft(q[i+1:], " \t")
+	}
+	qhost, qpath, _ := strings.Cut(rest, "/")
+	qpath = "/" + qpath
+	if qpath == path+"/" || qhost == "" && qpath != path {
+		return ""
+	}
+	return q
+}
+
+// handleNoPanic registers h at pattern on mux, and turns the panic with
+// which the mux refuses a pattern (a conflict with another one) into an
+// error. The mux is unchanged when it refuses.
+func handleNoPanic(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("introspection: the ServeMux refused the pattern %q: %v", pattern, r)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
+}
+
+// check reports what makes m unfit to serve, as
+// HandleProtectedResourceMetadata lists it.
+func (m *ProtectedResourceMetadata) check() error {
+	if err := checkMetadataURL("Resource", m.Resource, urlResource); err != nil {
+		return err
+	}
+	if len(m.AuthorizationServers) == 0 {
+		return errors.New("introspection: AuthorizationServers is empty; the MCP authorization spec requires at least one issuer")
+	}
+	for i, as := range m.AuthorizationServers {
+		if err := checkMetadataURL(fmt.Sprintf("AuthorizationServers[%d]", i), as, urlIssuer); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name, v string
+		rule    urlRule
+	}{
+		{"JWKSURI", m.JWKSURI, urlKeys},
+		{"ResourceDocumentation", m.ResourceDocumentation, urlPage},
+		{"ResourcePolicyURI", m.ResourcePolicyURI, urlPage},
+		{"ResourceTOSURI", m.ResourceTOSURI, urlPage},
+	} {
+		if f.v == "" {
+			continue
+		}
+		if err := checkMetadataURL(f.name, f.v, f.rule); err != nil {
+			return err
+		}
+	}
+	for i, sc := range m.ScopesSupported {
+		if !isMetadataScopeToken(sc) {
+			return fmt.Errorf("introspection: ScopesSupported[%d] %q is not an RFC 6749 §3.3 scope-token", i, sc)
+		}
+	}
+	if m.BearerMethodsSupported != nil && len(m.BearerMethodsSupported) == 0 {
+		return errors.New(`introspection: BearerMethodsSupported is empty; leave it nil for ["header"]`)
+	}
+	for i, bm := range m.BearerMethodsSupported {
+		if bm != "header" {
+			return fmt.Errorf(`introspection: BearerMethodsSupported[%d] is %q; RequireBearerToken accepts a token in the Authorization header only ("header")`, i, bm)
+		}
+	}
+	for _, l := range []struct {
+		name   string
+		values []string
+		alg    bool
+	}{
+		{"ResourceSigningAlgValuesSupported", m.ResourceSigningAlgValuesSupported, true},
+		{"AuthorizationDetailsTypesSupported", m.AuthorizationDetailsTypesSupported, false},
+		{"DPOPSigningAlgValuesSupported", m.DPOPSigningAlgValuesSupported, true},
+	} {
+		for i, v := range l.values {
+			if v == "" || l.alg && v == "none" {
+				return fmt.Errorf("introspection: %s[%d] is %q, which is not allowed", l.name, i, v)
+			}
+		}
+	}
+	return nil
+}
+
+// urlRule says what checkMetadataURL asks of a URL beyond being absolute,
+// with a host and without userinfo.
+type urlRule int
+
+const (
+	urlResource urlRule = iota // http or https; no query, no fragment
+	urlIssuer                  // https, or http to a loopback host; no query, no fragment
+	urlKeys                    // https, or http to a loopback host
+	urlPage                    // http or https
+)
+
+// checkMetadataURL checks the URL raw of the field name by rule. Its
+// errors name the field and never repeat raw, which may hold credentials.
+func checkMetadataURL(name, raw string, rule urlRule) error {
+	if raw == "" {
+		return fmt.Errorf("introspection: %s is empty", name)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("introspection: %s is not a valid URL", name)
+	}
+	if u.User != nil {
+		return fmt.Errorf("introspection: %s must not carry userinfo", name)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if (rule == urlIssuer || rule == urlKeys) && !isLoopback(u.Hostname()) {
+			return fmt.Errorf("introspection: %s must use https (http only to a loopback host)", name)
+		}
+	default:
+		return fmt.Errorf("introspection: %s must be an absolute http or https URL", name)
+	}
+	if u.Hostname() == "" {
+		return fmt.Errorf("introspection: %s has no host", name)
+	}
+	if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("introspection: %s names the unspecified address %s; use the URL clients reach, not the listen address", name, u.Hostname())
+	}
+	if rule == urlResource || rule == urlIssuer {
+		if u.RawQuery != "" || u.ForceQuery {
+			return fmt.Errorf("introspection: %s must not have a query", name)
+		}
+		if strings.Contains(raw, "#") {
+			return fmt.Errorf("introspection: %s must not have a fragment", name)
+		}
+	}
+	if rule == urlResource {
+		if _, err := MetadataPath(raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isMetadataScopeToken reports whether s is an RFC 6749 §3.3 scope-token:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func isMetadataScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }

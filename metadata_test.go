@@ -215,3 +215,295 @@ func TestMetadataPathRoutesMetadataURL(t *testing.T) {
 	mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	assert.Equal(t, http.StatusNotFound, serveMetadata(t, mux, http.MethodGet, "https://mcp.example.com"+root+"/a/b").Code)
 }
+
+// validMetadata returns metadata that HandleProtectedResourceMetadata
+// accepts, for resource.
+func validMetadata(resource string) ProtectedResourceMetadata {
+	return ProtectedResourceMetadata{
+		Resource:             resource,
+		AuthorizationServers: []string{"https://auth.example.com/realms/mcp"},
+		ScopesSupported:      []string{"mcp:tools", "offline_access", "mcp:echo"},
+	}
+}
+
+// TestHandleProtectedResourceMetadataServesPathAndRoot checks that the
+// metadata is served at the path-suffixed well-known URL that
+// MetadataURL returns, and, for a resource with a path, at the root
+// well-known URL too, where MCP clients look next; that both answer GET,
+// HEAD, preflights and other methods as ProtectedResourceMetadataHandler
+// does, without offline_access; and that nothing else is registered.
+func TestHandleProtectedResourceMetadataServesPathAndRoot(t *testing.T) {
+	const root = "/.well-known/oauth-protected-resource"
+	tests := []struct {
+		resource string
+		wantURL  string
+		served   []string // paths that serve the document
+		notFound []string
+	}{
+		{"https://mcp.example.com/mcp", "https://mcp.example.com" + root + "/mcp",
+			[]string{root + "/mcp", root}, []string{root + "/mcp/x", root + "/other"}},
+		{"https://mcp.example.com/mcp/", "https://mcp.example.com" + root + "/mcp",
+			[]string{root + "/mcp", root}, []string{root + "/mcp/x"}},
+		{"http://127.0.0.1:8080/a%2Fb", "http://127.0.0.1:8080" + root + "/a%2Fb",
+			[]string{root + "/a%2Fb", root}, []string{root + "/a/b"}},
+		{"https://mcp.example.com", "https://mcp.example.com" + root,
+			[]string{root}, []string{root + "/mcp", root + "/"}},
+		{"https://mcp.example.com/", "https://mcp.example.com" + root,
+			[]string{root}, []string{root + "/mcp"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.resource, func(t *testing.T) {
+			mux := http.NewServeMux()
+			got, err := HandleProtectedResourceMetadata(mux, validMetadata(tc.resource))
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantURL, got)
+			want := map[string]any{
+				"resource":                 tc.resource,
+				"authorization_servers":    []any{"https://auth.example.com/realms/mcp"},
+				"scopes_supported":         []any{"mcp:tools", "mcp:echo"},
+				"bearer_methods_supported": []any{"header"},
+			}
+			for _, p := range tc.served {
+				target := "https://mcp.example.com" + p
+				assert.Equal(t, want, metadataDocument(t, mux, target), p)
+				assert.Equal(t, http.StatusOK, serveMetadata(t, mux, http.MethodHead, target).Code, p)
+				assert.Equal(t, http.StatusMethodNotAllowed, serveMetadata(t, mux, http.MethodPost, target).Code, p)
+				r := httptest.NewRequest(http.MethodOptions, target, nil)
+				r.Header.Set("Origin", "https://app.example")
+				r.Header.Set("Access-Control-Request-Method", "GET")
+				w := httptest.NewRecorder()
+				mux.ServeHTTP(w, r)
+				assert.Equal(t, http.StatusNoContent, w.Code, p)
+				assert.Equal(t, "*", w.Header().Get("Access-Control-Allow-Origin"), p)
+			}
+			for _, p := range tc.notFound {
+				assert.Equal(t, http.StatusNotFound, serveMetadata(t, mux, http.MethodGet, "https://mcp.example.com"+p).Code, p)
+			}
+		})
+	}
+}
+
+// TestHandleProtectedResourceMetadataRefusesBadMetadata checks that
+// metadata that would mislead clients is refused with an error that
+// starts with "introspection: " and never repeats a URL's userinfo, and
+// that nothing is registered then; and that what the MCP authorization
+// spec allows is accepted.
+func TestHandleProtectedResourceMetadataRefusesBadMetadata(t *testing.T) {
+	bad := []struct {
+		name    string
+		edit    func(m *ProtectedResourceMetadata)
+		wantErr string
+	}{
+		{"no resource", func(m *ProtectedResourceMetadata) { m.Resource = "" }, "Resource"},
+		{"relative resource", func(m *ProtectedResourceMetadata) { m.Resource = "/mcp" }, "Resource"},
+		{"resource without scheme", func(m *ProtectedResourceMetadata) { m.Resource = "mcp.example.com/mcp" }, "Resource"},
+		{"resource with another scheme", func(m *ProtectedResourceMetadata) { m.Resource = "ftp://mcp.example.com/mcp" }, "http or https"},
+		{"resource without host", func(m *ProtectedResourceMetadata) { m.Resource = "https:///mcp" }, "host"},
+		{"resource with port but no host", func(m *ProtectedResourceMetadata) { m.Resource = "https://:8443/mcp" }, "host"},
+		{"resource with unspecified IPv6 address", func(m *ProtectedResourceMetadata) { m.Resource = "http://[::]:8080/mcp" }, "unspecified"},
+		{"resource with unspecified IPv4 address", func(m *ProtectedResourceMetadata) { m.Resource = "http://0.0.0.0:8080/mcp" }, "unspecified"},
+		{"resource with fragment", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com/mcp#x" }, "fragment"},
+		{"resource with empty fragment", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com/mcp#" }, "fragment"},
+		{"resource with query", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com/mcp?tenant=a" }, "query"},
+		{"resource with empty query", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com/mcp?" }, "query"},
+		{"resource with userinfo", func(m *ProtectedResourceMetadata) { m.Resource = "https://user:s3cret@mcp.example.com/mcp" }, "userinfo"},
+		{"resource with userinfo and bad port", func(m *ProtectedResourceMetadata) { m.Resource = "https://user:s3cret@mcp.example.com:port/mcp" }, "Resource"},
+		{"resource the mux cannot route", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com/a/../mcp" }, "dot segment"},
+		{"no authorization server", func(m *ProtectedResourceMetadata) { m.AuthorizationServers = nil }, "AuthorizationServers"},
+		{"empty authorization server", func(m *ProtectedResourceMetadata) { m.AuthorizationServers = []string{""} }, "AuthorizationServers[0]"},
+		{"authorization server over http", func(m *ProtectedResourceMetadata) {
+			m.AuthorizationServers = []string{"https://a.example.com", "http://auth.example.com"}
+		}, "AuthorizationServers[1]"},
+		{"authorization server with userinfo", func(m *ProtectedResourceMetadata) {
+			m.AuthorizationServers = []string{"https://client:s3cret@auth.example.com"}
+		}, "userinfo"},
+		{"authorization server with userinfo that does not parse", func(m *ProtectedResourceMetadata) {
+			m.AuthorizationServers = []string{"https://client:s3cret@auth.example.com:port"}
+		}, "AuthorizationServers[0]"},
+		{"authorization server without scheme", func(m *ProtectedResourceMetadata) { m.AuthorizationServers = []string{"auth.example.com"} }, "AuthorizationServers[0]"},
+		{"authorization server with javascript scheme", func(m *ProtectedResourceMetadata) {
+			m.AuthorizationServers = []string{"javascript:alert(1)"}
+		}, "AuthorizationServers[0]"},
+		{"authorization server with query", func(m *ProtectedResourceMetadata) { m.AuthorizationServers = []string{"https://auth.example.com?x=1"} }, "query"},
+		{"authorization server with fragment", func(m *ProtectedResourceMetadata) { m.AuthorizationServers = []string{"https://auth.example.com#x"} }, "fragment"},
+		{"authorization server without host", func(m *ProtectedResourceMetadata) { m.AuthorizationServers = []string{"https:///realms/x"} }, "host"},
+		{"empty scope", func(m *ProtectedResourceMetadata) { m.ScopesSupported = []string{"a", ""} }, "scope"},
+		{"scope with space", func(m *ProtectedResourceMetadata) { m.ScopesSupported = []string{"a b"} }, "scope"},
+		{"scope with quote", func(m *ProtectedResourceMetadata) { m.ScopesSupported = []string{`a"b`} }, "scope"},
+		{"scope with backslash", func(m *ProtectedResourceMetadata) { m.ScopesSupported = []string{`a\b`} }, "scope"},
+		{"scope with DEL", func(m *ProtectedResourceMetadata) { m.ScopesSupported = []string{"a\x7f"} }, "scope"},
+		{"scope with non-ASCII", func(m *ProtectedResourceMetadata) { m.ScopesSupported = []string{"é"} }, "scope"},
+		{"bearer method query", func(m *ProtectedResourceMetadata) { m.BearerMethodsSupported = []string{"header", "query"} }, "BearerMethodsSupported"},
+		{"bearer method body", func(m *ProtectedResourceMetadata) { m.BearerMethodsSupported = []string{"body"} }, "BearerMethodsSupported"},
+		{"no bearer method", func(m *ProtectedResourceMetadata) { m.BearerMethodsSupported = []string{} }, "BearerMethodsSupported"},
+		{"jwks_uri over http", func(m *ProtectedResourceMetadata) { m.JWKSURI = "http://mcp.example.com/jwks" }, "JWKSURI"},
+		{"jwks_uri with userinfo", func(m *ProtectedResourceMetadata) { m.JWKSURI = "https://u:s3cret@mcp.example.com/jwks" }, "userinfo"},
+		{"documentation with javascript scheme", func(m *ProtectedResourceMetadata) { m.ResourceDocumentation = "javascript:alert(1)" }, "ResourceDocumentation"},
+		{"policy relative", func(m *ProtectedResourceMetadata) { m.ResourcePolicyURI = "/policy" }, "ResourcePolicyURI"},
+		{"terms of service with userinfo", func(m *ProtectedResourceMetadata) { m.ResourceTOSURI = "https://u:s3cret@mcp.example.com/tos" }, "userinfo"},
+		{"signing alg none", func(m *ProtectedResourceMetadata) { m.ResourceSigningAlgValuesSupported = []string{"RS256", "none"} }, "ResourceSigningAlgValuesSupported[1]"},
+		{"DPoP alg none", func(m *ProtectedResourceMetadata) { m.DPOPSigningAlgValuesSupported = []string{"none"} }, "DPOPSigningAlgValuesSupported[0]"},
+		{"empty DPoP alg", func(m *ProtectedResourceMetadata) { m.DPOPSigningAlgValuesSupported = []string{""} }, "DPOPSigningAlgValuesSupported[0]"},
+		{"empty authorization details type", func(m *ProtectedResourceMetadata) { m.AuthorizationDetailsTypesSupported = []string{""} }, "AuthorizationDetailsTypesSupported[0]"},
+	}
+	const root = "/.well-known/oauth-protected-resource"
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			m := validMetadata("https://mcp.example.com/mcp")
+			tc.edit(&m)
+			mux := http.NewServeMux()
+			var got string
+			var err error
+			require.NotPanics(t, func() { got, err = HandleProtectedResourceMetadata(mux, m) })
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.wantErr)
+			assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+			assert.NotContains(t, err.Error(), "s3cret")
+			assert.Empty(t, got)
+			for _, p := range []string{root + "/mcp", root} {
+				assert.Equal(t, http.StatusNotFound, serveMetadata(t, mux, http.MethodGet, "https://mcp.example.com"+p).Code, p)
+			}
+		})
+	}
+
+	good := []struct {
+		name string
+		edit func(m *ProtectedResourceMetadata)
+	}{
+		{"https everywhere", func(m *ProtectedResourceMetadata) {}},
+		{"loopback authorization servers over http", func(m *ProtectedResourceMetadata) {
+			m.AuthorizationServers = []string{"http://127.0.0.1:9000", "http://localhost:9000/realms/x", "http://[::1]:9000", "http://127.1.2.3"}
+		}},
+		{"resource over http", func(m *ProtectedResourceMetadata) { m.Resource = "http://mcp.internal:8080/mcp" }},
+		{"resource in upper case", func(m *ProtectedResourceMetadata) { m.Resource = "HTTPS://MCP.EXAMPLE.COM/mcp" }},
+		{"issuer with path", func(m *ProtectedResourceMetadata) {
+			m.AuthorizationServers = []string{"https://example.okta.com/oauth2/default"}
+		}},
+		{"no scopes", func(m *ProtectedResourceMetadata) { m.ScopesSupported = nil }},
+		{"every scope-token character", func(m *ProtectedResourceMetadata) {
+			m.ScopesSupported = []string{"!#$%&'()*+,-./0123456789:;<=>?@AZ[]^_`az{|}~"}
+		}},
+		{"every field", func(m *ProtectedResourceMetadata) {
+			m.JWKSURI = "https://mcp.example.com/jwks.json"
+			m.BearerMethodsSupported = []string{"header"}
+			m.ResourceSigningAlgValuesSupported = []string{"RS256", "ES256"}
+			m.ResourceName = "Notes"
+			m.ResourceDocumentation = "https://docs.example.com/mcp"
+			m.ResourcePolicyURI = "https://example.com/policy"
+			m.ResourceTOSURI = "http://example.com/tos"
+			m.TLSClientCertificateBoundAccessTokens = true
+			m.AuthorizationDetailsTypesSupported = []string{"payment_initiation"}
+			m.DPOPSigningAlgValuesSupported = []string{"ES256"}
+			m.DPOPBoundAccessTokensRequired = true
+		}},
+	}
+	for _, tc := range good {
+		t.Run(tc.name, func(t *testing.T) {
+			m := validMetadata("https://mcp.example.com/mcp")
+			tc.edit(&m)
+			mux := http.NewServeMux()
+			got, err := HandleProtectedResourceMetadata(mux, m)
+			require.NoError(t, err)
+			want, err := MetadataURL(m.Resource)
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
+			doc := metadataDocument(t, mux, got)
+			assert.Equal(t, m.Resource, doc["resource"])
+		})
+	}
+}
+
+// TestHandleProtectedResourceMetadataRouteTaken checks that a route the
+// mux already serves, or that the mux would refuse, is an error rather
+// than a panic: two resources on one mux cannot both have the root
+// well-known URL, so the second call fails; and that a failed call leaves
+// nothing of its own served, while the first resource's metadata stays.
+func TestHandleProtectedResourceMetadataRouteTaken(t *testing.T) {
+	const root = "/.well-known/oauth-protected-resource"
+	noop := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("theirs")) })
+	tests := []struct {
+		name     string
+		setup    func(t *testing.T, mux *http.ServeMux)
+		resource string
+		wantErr  string   // empty: accepted
+		notOurs  []string // paths that must not serve this resource's document
+	}{
+		{"second resource wants the root", func(t *testing.T, mux *http.ServeMux) {
+			_, err := HandleProtectedResourceMetadata(mux, validMetadata("https://mcp.example.com/a"))
+			require.NoError(t, err)
+		}, "https://mcp.example.com/b", root, []string{root + "/b", root}},
+		{"same resource twice", func(t *testing.T, mux *http.ServeMux) {
+			_, err := HandleProtectedResourceMetadata(mux, validMetadata("https://mcp.example.com/mcp"))
+			require.NoError(t, err)
+		}, "https://mcp.example.com/mcp", "already", nil},
+		{"root resource, then one with a path", func(t *testing.T, mux *http.ServeMux) {
+			_, err := HandleProtectedResourceMetadata(mux, validMetadata("https://mcp.example.com"))
+			require.NoError(t, err)
+		}, "https://mcp.example.com/mcp", root, []string{root + "/mcp", root}},
+		{"a GET pattern for the root", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("GET "+root, noop)
+		}, "https://mcp.example.com/mcp", root, []string{root + "/mcp", root}},
+		{"a pattern for the path on the resource's host", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("mcp.example.com"+root+"/mcp", noop)
+		}, "https://mcp.example.com/mcp", root + "/mcp", []string{root + "/mcp", root}},
+		{"a catch-all on the resource's host, which the mux prefers", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("mcp.example.com/", noop)
+		}, "https://mcp.example.com/mcp", `"mcp.example.com/"`, []string{root + "/mcp", root}},
+		{"a GET catch-all the mux would find in conflict", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("GET /", noop)
+		}, "https://mcp.example.com/mcp", "GET /", []string{root + "/mcp", root}},
+		{"a POST wildcard that conflicts with the root only", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("POST /.well-known/{x}", noop)
+		}, "https://mcp.example.com/mcp", "conflicts", []string{root + "/mcp", root}},
+		{"a subtree above, less specific", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("/.well-known/", noop)
+		}, "https://mcp.example.com/mcp", "", nil},
+		{"a GET pattern for the path with a trailing slash", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("GET "+root+"/mcp/", noop)
+		}, "https://mcp.example.com/mcp", "", nil},
+		{"a pattern for the path with a trailing slash on the resource's host", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("mcp.example.com"+root+"/mcp/", noop)
+		}, "https://mcp.example.com/mcp", "", nil},
+		{"a pattern on another host", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("other.example.com"+root, noop)
+		}, "https://mcp.example.com/mcp", "", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			tc.setup(t, mux)
+			before := map[string]string{}
+			for _, p := range []string{root, root + "/a", root + "/mcp"} {
+				w := serveMetadata(t, mux, http.MethodGet, "https://mcp.example.com"+p)
+				before[p] = w.Body.String()
+			}
+			m := validMetadata(tc.resource)
+			var got string
+			var err error
+			require.NotPanics(t, func() { got, err = HandleProtectedResourceMetadata(mux, m) })
+			if tc.wantErr == "" {
+				require.NoError(t, err)
+				for _, p := range []string{root + "/mcp", root} {
+					doc := metadataDocument(t, mux, "https://mcp.example.com"+p)
+					assert.Equal(t, tc.resource, doc["resource"], p)
+				}
+				return
+			}
+			require.Error(t, err)
+			assert.Empty(t, got)
+			assert.Contains(t, err.Error(), tc.wantErr)
+			assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+			for _, p := range tc.notOurs {
+				w := serveMetadata(t, mux, http.MethodGet, "https://mcp.example.com"+p)
+				assert.NotContains(t, w.Body.String(), `"resource":"`+tc.resource+`"`, p)
+			}
+			for p, body := range before {
+				w := serveMetadata(t, mux, http.MethodGet, "https://mcp.example.com"+p)
+				assert.Equal(t, body, w.Body.String(), "what the mux served before is served still: %s", p)
+			}
+		})
+	}
+
+	_, err := HandleProtectedResourceMetadata(nil, validMetadata("https://mcp.example.com/mcp"))
+	assert.ErrorContains(t, err, "introspection: ")
+}
