@@ -87,11 +87,6 @@ type ProtectedResourceMetadata struct {
 	DPOPBoundAccessTokensRequired bool `json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
-// offlineAccess is the scope that asks for a refresh token (OpenID Connect
-// Core §11). The MCP authorization spec (2026-07-28, Refresh Tokens) says
-// resource servers SHOULD NOT advertise it.
-const offlineAccess = "offline_access"
-
 // metadataMethods are the methods ProtectedResourceMetadataHandler answers.
 const metadataMethods = "GET, HEAD, OPTIONS"
 
@@ -109,8 +104,11 @@ func ProtectedResourceMetadataHandler(m ProtectedResourceMetadata) http.Handler 
 	if m.BearerMethodsSupported == nil {
 		m.BearerMethodsSupported = []string{"header"}
 	}
+	// offline_access asks for refresh tokens: the MCP authorization spec
+	// (2026-07-28, Refresh Tokens) says resource servers SHOULD NOT
+	// advertise it, refresh tokens being no resource requirement.
 	m.ScopesSupported = slices.DeleteFunc(slices.Clone(m.ScopesSupported),
-		func(s string) bool { return s == offlineAccess })
+		func(s string) bool { return s == "offline_access" })
 	body, _ := json.Marshal(m) // strings, bools and string slices always encode
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
