@@ -30,6 +30,26 @@ var rfc9728Fields = []string{
 	"dpop_bound_access_tokens_required",
 }
 
+// goSDKFieldNames are the field names of the go-sdk's
+// oauthex.ProtectedResourceMetadata (v1.8.0), in its order: with the same
+// names and types, a value of one type converts to the other.
+var goSDKFieldNames = []string{
+	"Resource",
+	"AuthorizationServers",
+	"JWKSURI",
+	"ScopesSupported",
+	"BearerMethodsSupported",
+	"ResourceSigningAlgValuesSupported",
+	"ResourceName",
+	"ResourceDocumentation",
+	"ResourcePolicyURI",
+	"ResourceTOSURI",
+	"TLSClientCertificateBoundAccessTokens",
+	"AuthorizationDetailsTypesSupported",
+	"DPOPSigningAlgValuesSupported",
+	"DPOPBoundAccessTokensRequired",
+}
+
 // serveMetadata asks h for target with method and returns the answer.
 func serveMetadata(t *testing.T, h http.Handler, method, target string) *httptest.ResponseRecorder {
 	t.Helper()
@@ -51,14 +71,15 @@ func metadataDocument(t *testing.T, h http.Handler, target string) map[string]an
 
 // TestProtectedResourceMetadataHasEveryRFC9728Field checks that the type
 // has one field for each member of RFC 9728 §2, named as the RFC names it
-// and left out when empty (except resource), and that the handler serves
-// every one of them when set.
+// and left out when empty (except resource), with the Go names of the
+// go-sdk's type, and that the handler serves every one of them when set.
 func TestProtectedResourceMetadataHasEveryRFC9728Field(t *testing.T) {
 	typ := reflect.TypeFor[ProtectedResourceMetadata]()
-	var names []string
+	var names, goNames []string
 	for i := range typ.NumField() {
 		name, opts, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
 		names = append(names, name)
+		goNames = append(goNames, typ.Field(i).Name)
 		if name == "resource" {
 			assert.Empty(t, opts, "resource is required (RFC 9728 §2), never omitted")
 		} else {
@@ -66,6 +87,7 @@ func TestProtectedResourceMetadataHasEveryRFC9728Field(t *testing.T) {
 		}
 	}
 	assert.Equal(t, rfc9728Fields, names)
+	assert.Equal(t, goSDKFieldNames, goNames)
 
 	// Every field set: each member is served with its value.
 	var m ProtectedResourceMetadata
