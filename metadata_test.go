@@ -288,6 +288,7 @@ func TestHandleProtectedResourceMetadataServesPathAndRoot(t *testing.T) {
 			for _, p := range tc.served {
 				target := "https://mcp.example.com" + p
 				assert.Equal(t, want, metadataDocument(t, mux, target), p)
+				assert.Equal(t, "*", serveMetadata(t, mux, http.MethodGet, target).Header().Get("Access-Control-Allow-Origin"), p)
 				assert.Equal(t, http.StatusOK, serveMetadata(t, mux, http.MethodHead, target).Code, p)
 				assert.Equal(t, http.StatusMethodNotAllowed, serveMetadata(t, mux, http.MethodPost, target).Code, p)
 				r := httptest.NewRequest(http.MethodOptions, target, nil)
@@ -397,6 +398,7 @@ func TestHandleProtectedResourceMetadataRefusesBadMetadata(t *testing.T) {
 			m.AuthorizationServers = []string{"http://127.0.0.1:9000", "http://localhost:9000/realms/x", "http://[::1]:9000", "http://127.1.2.3"}
 		}},
 		{"resource over http", func(m *ProtectedResourceMetadata) { m.Resource = "http://mcp.internal:8080/mcp" }},
+		{"loopback jwks_uri over http", func(m *ProtectedResourceMetadata) { m.JWKSURI = "http://localhost:8080/jwks.json" }},
 		{"resource in upper case", func(m *ProtectedResourceMetadata) { m.Resource = "HTTPS://MCP.EXAMPLE.COM/mcp" }},
 		{"issuer with path", func(m *ProtectedResourceMetadata) {
 			m.AuthorizationServers = []string{"https://example.okta.com/oauth2/default"}
