@@ -104,11 +104,10 @@ func ProtectedResourceMetadataHandler(m ProtectedResourceMetadata) http.Handler 
 	if m.BearerMethodsSupported == nil {
 		m.BearerMethodsSupported = []string{"header"}
 	}
-	// offline_access asks for refresh tokens: the MCP authorization spec
-	// (2026-07-28, Refresh Tokens) says resource servers SHOULD NOT
-	// advertise it, refresh tokens being no resource requirement.
+	// The MCP authorization spec (2026-07-28, Refresh Tokens) says
+	// resource servers SHOULD NOT advertise offline_access.
 	m.ScopesSupported = slices.DeleteFunc(slices.Clone(m.ScopesSupported),
-		func(s string) bool { return s == "offline_access" })
+		func(s string) bool { return s == offlineAccess })
 	body, _ := json.Marshal(m) // strings, bools and string slices always encode
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -373,7 +372,7 @@ func (m *ProtectedResourceMetadata) check() error {
 		}
 	}
 	for i, sc := range m.ScopesSupported {
-		if !isMetadataScopeToken(sc) {
+		if !validScope(sc) {
 			return fmt.Errorf("introspection: ScopesSupported[%d] %q is not an RFC 6749 §3.3 scope-token", i, sc)
 		}
 	}
@@ -456,18 +455,4 @@ func checkMetadataURL(name, raw string, rule urlRule) error {
 		}
 	}
 	return nil
-}
-
-// isMetadataScopeToken reports whether s is an RFC 6749 §3.3 scope-token:
-// 1*( %x21 / %x23-5B / %x5D-7E ).
-func isMetadataScopeToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
-			return false
-		}
-	}
-	return true
 }
