@@ -531,3 +531,130 @@ func TestHandleProtectedResourceMetadataRouteTaken(t *testing.T) {
 	_, err := HandleProtectedResourceMetadata(nil, validMetadata("https://mcp.example.com/mcp"))
 	assert.ErrorContains(t, err, "introspection: ")
 }
+
+func TestProtectedResourceMetadata(t *testing.T) {
+	h := ProtectedResourceMetadataHandler(ProtectedResourceMetadata{
+		Resource:             "https://mcp.example.com/mcp",
+		AuthorizationServers: []string{"https://as.example.com"},
+		ScopesSupported:      []string{"tools"},
+	})
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/.well-known/oauth-protected-resource/mcp", nil))
+	require.Equal(t, 200, w.Code)
+	assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+	var got map[string]any
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &got))
+	assert.Equal(t, map[string]any{
+		"resource":                 "https://mcp.example.com/mcp",
+		"authorization_servers":    []any{"https://as.example.com"},
+		"scopes_supported":         []any{"tools"},
+		"bearer_methods_supported": []any{"header"},
+	}, got)
+
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", nil))
+	assert.Equal(t, http.StatusMethodNotAllowed, w.Code)
+}
+
+func TestMetadataURL(t *testing.T) {
+	tests := []struct{ in, want, wantErr string }{
+		{"https://mcp.example.com", "https://mcp.example.com/.well-known/oauth-protected-resource", ""},
+		{"https://mcp.example.com/", "https://mcp.example.com/.well-known/oauth-protected-resource", ""},
+		{"https://mcp.example.com/mcp", "https://mcp.example.com/.well-known/oauth-protected-resource/mcp", ""},
+		{"http://127.0.0.1:8080/a/b?x=1", "http://127.0.0.1:8080/.well-known/oauth-protected-resource/a/b", ""},
+		{"/mcp", "", "not an absolute URL"},
+	}
+	for _, tc := range tests {
+		got, err := MetadataURL(tc.in)
+		if tc.wantErr != "" {
+			assert.ErrorContains(t, err, tc.wantErr)
+			continue
+		}
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got)
+	}
+}
+
+// TestProtectedResourceMetadataAnswersPreflight checks that the metadata
+// handler, serving a public document, answers CORS preflights and allows
+// every origin.
+func TestProtectedResourceMetadataAnswersPreflight(t *testing.T) {
+	h := ProtectedResourceMetadataHandler(ProtectedResourceMetadata{Resource: "https://mcp.example.com/mcp"})
+	tests := []struct {
+		name        string
+		method      string
+		header      http.Header
+		wantStatus  int
+		wantHeaders map[string]string
+	}{
+		{"preflight", http.MethodOptions, http.Header{
+			"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"GET"},
+			"Access-Control-Request-Headers": {"mcp-protocol-version"},
+		}, 204, map[string]string{
+			"Access-Control-Allow-Origin":  "*",
+			"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+			"Access-Control-Allow-Headers": "mcp-protocol-version",
+			"Allow":                        "GET, HEAD, OPTIONS",
+		}},
+		{"preflight asking for odd headers", http.MethodOptions, http.Header{
+			"Origin": {"https://app.example"}, "Access-Control-Request-Method": {"GET"},
+			"Access-Control-Request-Headers": {"x-a, x\"b\r\nset-cookie: c"},
+		}, 204, map[string]string{
+			"Access-Control-Allow-Origin":  "*",
+			"Access-Control-Allow-Headers": "x-a, xbset-cookie c",
+		}},
+		{"plain OPTIONS", http.MethodOptions, nil, 204, map[string]string{
+			"Allow": "GET, HEAD, OPTIONS", "Access-Control-Allow-Origin": "*",
+		}},
+		{"cross-origin GET", http.MethodGet, http.Header{"Origin": {"https://app.example"}}, 200, map[string]string{
+			"Access-Control-Allow-Origin": "*", "Content-Type": "application/json",
+		}},
+		{"HEAD", http.MethodHead, nil, 200, map[string]string{
+			"Access-Control-Allow-Origin": "*", "Content-Type": "application/json",
+		}},
+		{"POST", http.MethodPost, nil, 405, map[string]string{"Allow": "GET, HEAD, OPTIONS"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "/.well-known/oauth-protected-resource/mcp", nil)
+			for k, vals := range tc.header {
+				r.Header[k] = vals
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			assert.Equal(t, tc.wantStatus, w.Code)
+			for k, want := range tc.wantHeaders {
+				assert.Equal(t, want, w.Header().Get(k), k)
+			}
+			if tc.method == http.MethodOptions {
+				assert.Empty(t, w.Body.String())
+			}
+		})
+	}
+}
+
+// TestMetadataURLKeepsEscapedPathDropsUserinfo checks that MetadataURL
+// keeps the resource's path exactly as escaped, drops credentials written
+// into the URL and never repeats them in an error.
+func TestMetadataURLKeepsEscapedPathDropsUserinfo(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://mcp.example.com/a%2Fb", "https://mcp.example.com/.well-known/oauth-protected-resource/a%2Fb"},
+		{"https://mcp.example.com/a%2Fb/", "https://mcp.example.com/.well-known/oauth-protected-resource/a%2Fb"},
+		{"https://mcp.example.com/%7euser/mcp", "https://mcp.example.com/.well-known/oauth-protected-resource/%7euser/mcp"},
+		{"https://mcp.example.com/t%C3%A9st", "https://mcp.example.com/.well-known/oauth-protected-resource/t%C3%A9st"},
+		{"https://mcp.example.com/a%20b", "https://mcp.example.com/.well-known/oauth-protected-resource/a%20b"},
+		{"https://user:s3cret@mcp.example.com/mcp", "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"},
+		{"https://user@mcp.example.com:8443/mcp#frag", "https://mcp.example.com:8443/.well-known/oauth-protected-resource/mcp"},
+	}
+	for _, tc := range tests {
+		got, err := MetadataURL(tc.in)
+		require.NoError(t, err, tc.in)
+		assert.Equal(t, tc.want, got, tc.in)
+	}
+	for _, bad := range []string{"//user:s3cret@/mcp", "https://user:s3cret@mcp.example.com:port/mcp", "user:s3cret@mcp"} {
+		_, err := MetadataURL(bad)
+		require.Error(t, err, bad)
+		assert.NotContains(t, err.Error(), "s3cret", bad)
+		assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+	}
+}
