@@ -129,3 +129,61 @@ func ExampleWithTokenInfo() {
 	// 401 Bearer error="invalid_token", scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
 	// 503
 }
+
+func ExampleFilterTools() {
+	as := introspectiontest.NewServer()
+	defer as.Close()
+	v, err := introspection.NewVerifier(introspection.Settings{
+		IntrospectionURL: as.IntrospectionURL,
+		ClientID:         introspectiontest.ClientID,
+		ClientSecret:     introspectiontest.ClientSecret,
+		RequiredScopes:   []string{"mcp:tools"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+
+	// The scopes each tool needs on top of mcp:tools: the same map gives
+	// introspection.MCPScopes.Tools, which refuses the calls.
+	toolScopes := map[string][]string{"echo": {"mcp:echo"}}
+	server := mcp.NewServer(&mcp.Implementation{Name: "example", Version: "v1"}, nil)
+	for _, name := range []string{"whoami", "echo"} {
+		mcp.AddTool(server, &mcp.Tool{Name: name},
+			func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+				return &mcp.CallToolResult{}, nil, nil
+			})
+	}
+	// A nil check matches scopes exactly; pass v.CheckScopes to honour
+	// Settings.ScopeMatcher.
+	server.AddReceivingMiddleware(mcpsdk.FilterTools(toolScopes, nil))
+
+	srv := httptest.NewServer(introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+	})(mcpsdk.WithTokenInfo(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil), nil)))
+	defer srv.Close()
+
+	for _, scopes := range [][]string{{"mcp:tools"}, {"mcp:tools", "mcp:echo"}} {
+		token := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: scopes})
+		ctx := context.Background()
+		client := mcp.NewClient(&mcp.Implementation{Name: "client", Version: "v1"}, nil)
+		cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+			Endpoint: srv.URL, HTTPClient: &http.Client{Transport: bearer{token}},
+		}, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var names []string
+		for tool, err := range cs.Tools(ctx, nil) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			names = append(names, tool.Name)
+		}
+		cs.Close()
+		fmt.Println(strings.Join(scopes, " ")+":", names)
+	}
+	// Output:
+	// mcp:tools: [whoami]
+	// mcp:tools mcp:echo: [echo whoami]
+}

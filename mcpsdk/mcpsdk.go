@@ -30,7 +30,8 @@
 // returns the whole introspection answer. A stateful handler binds each
 // session to that UserID: another caller's token on the session's
 // Mcp-Session-Id gets the SDK's 403 "session user mismatch"
-// (TestSessionBoundToCaller).
+// (TestSessionBoundToCaller). [FilterTools] hides from tools/list the tools
+// that the caller's token cannot call.
 //
 // [TokenVerifier] is for servers that keep the SDK's own middleware,
 // auth.RequireBearerToken, instead. That middleware checks the scopes of its
