@@ -29,17 +29,16 @@
 // whose Scopes are the granted scopes, and from which [AccessTokenFromInfo]
 // returns the whole introspection answer. A stateful handler binds each
 // session to that UserID: another caller's token on the session's
-// Mcp-Session-Id gets the SDK's 403 "session user mismatch"
-// (TestSessionBoundToCaller). [FilterTools] hides from tools/list the tools
-// that the caller's token cannot call.
+// Mcp-Session-Id gets the SDK's 403 "session user mismatch". [FilterTools]
+// hides from tools/list the tools that the caller's token cannot call.
 //
 // [TokenVerifier] is for servers that keep the SDK's own middleware,
 // auth.RequireBearerToken, instead. That middleware checks the scopes of its
 // RequireBearerTokenOptions.Scopes, by exact match and the same for every
 // request, and sends no error="…" attribute. The two wirings answer these
-// requests differently (TestWiringsAnswerAsDocumented), when each requires
-// the scope mcp:tools where its doc says, the first in
-// Settings.RequiredScopes, the second in RequireBearerTokenOptions.Scopes:
+// requests differently when each requires the scope mcp:tools where its
+// doc says, the first in Settings.RequiredScopes, the second in
+// RequireBearerTokenOptions.Scopes:
 //
 //	request                       RequireBearerToken+WithTokenInfo  auth.RequireBearerToken+TokenVerifier
 //	no Authorization header       401                               401
