@@ -581,7 +581,7 @@ func TestMCPOperationValidatesMapping(t *testing.T) {
 		{"scope with a backslash", MCPScopes{Methods: map[string][]string{"x": {`a\b`}}}, `invalid scope "a\\b"`},
 		{"scope with a control character", MCPScopes{Tools: map[string][]string{"echo": {"a\tb"}}}, `invalid scope "a\tb"`},
 		{"scope with DEL", MCPScopes{Tools: map[string][]string{"echo": {"a\x7f"}}}, `invalid scope "a\x7f"`},
-		{"scope not ASCII", MCPScopes{Tools: map[string][]string{"echo": {"\u00e9"}}}, `invalid scope "é"`},
+		{"scope not ASCII", MCPScopes{Tools: map[string][]string{"echo": {"\u00e9"}}}, `invalid scope "\u00e9"`},
 		{"offline_access for a tool", MCPScopes{Tools: map[string][]string{"echo": {"offline_access"}}}, "offline_access"},
 		{"offline_access for a method", MCPScopes{Methods: map[string][]string{"tools/call": {"mcp", "offline_access"}}}, "offline_access"},
 		{"empty tool name", MCPScopes{Tools: map[string][]string{"": {"a"}}}, `invalid tool name ""`},
@@ -673,3 +673,71 @@ func TestMCPOperationReadsBodyOnce(t *testing.T) {
 type readFunc func([]byte) (int, error)
 
 func (f readFunc) Read(p []byte) (int, error) { return f(p) }
+
+// typicalToolCall is a tools/call request as an MCP client sends it, of
+// about 200 bytes.
+const typicalToolCall = `{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo",` +
+	`"arguments":{"text":"Hello from the benchmark","count":3},"_meta":{"progressToken":"tok-42"}}}`
+
+// benchBody is a request body that a benchmark puts back before each call.
+type benchBody struct{ strings.Reader }
+
+func (*benchBody) Close() error { return nil }
+
+// benchRequest returns a request of method with body, and a function that
+// gives it its body again.
+func benchRequest(method, body string) (*http.Request, func()) {
+	r := httptest.NewRequest(method, "/mcp", nil)
+	src := new(benchBody)
+	return r, func() {
+		src.Reset(body)
+		r.Body = src
+		r.ContentLength = int64(len(body))
+	}
+}
+
+// BenchmarkReadBody is the limit the peek is held to: reading the body of
+// a typical tools/call once, with io.ReadAll.
+func BenchmarkReadBody(b *testing.B) {
+	b.Run("tools-call", func(b *testing.B) {
+		r, reset := benchRequest(http.MethodPost, typicalToolCall)
+		b.SetBytes(int64(len(typicalToolCall)))
+		b.ReportAllocs()
+		for b.Loop() {
+			reset()
+			body, err := io.ReadAll(r.Body)
+			if err != nil || len(body) != len(typicalToolCall) {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkMCPOperation measures the peek: a typical tools/call, read,
+// put back and mapped to its scopes, and a GET, which it does not read.
+func BenchmarkMCPOperation(b *testing.B) {
+	op := newMCPOperation(b, testMCPScopes())
+	b.Run("tools-call", func(b *testing.B) {
+		r, reset := benchRequest(http.MethodPost, typicalToolCall)
+		b.SetBytes(int64(len(typicalToolCall)))
+		b.ReportAllocs()
+		for b.Loop() {
+			reset()
+			got, err := op(r)
+			if err != nil || got.Name != opEcho.Name {
+				b.Fatal(got, err)
+			}
+		}
+	})
+	b.Run("GET", func(b *testing.B) {
+		r, reset := benchRequest(http.MethodGet, "")
+		reset()
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := op(r)
+			if err != nil || got.Name != "" {
+				b.Fatal(got, err)
+			}
+		}
+	})
+}
