@@ -69,16 +69,9 @@ var errJSONSyntax = errors.New("introspection: request body is not JSON")
 // errJSONTooDeep means that a body nests deeper than maxJSONDepth.
 var errJSONTooDeep = errors.New("introspection: request body is nested deeper than " + strconv.Itoa(maxJSONDepth))
 
-// rpcReader reads the first JSON value of data. Its methods take the
-// index where what they read begins and return the index just past it.
-type rpcReader struct {
-	data  []byte
-	depth int // arrays and objects open where the reader is
-	// refusal is the first reason found to refuse the body. It counts only
-	// if the whole first value is JSON: a body that is not goes to the SDK,
-	// which runs nothing of it.
-	refusal error
-}
+// errTrailingData means that a body has more than white space after its
+// first value.
+var errTrailingData = errors.New("introspection: request body has data after its JSON value")
 
 // rpcMessage is what one JSON-RPC message object names on the path to its
 // operation.
@@ -93,11 +86,299 @@ type rpcMessage struct {
 	paramsErr error
 }
 
+// The roles of a value on the path to an operation, and of the array or
+// object it is.
+const (
+	roleOther        = iota // a value whose inside does not matter
+	roleTop                 // the first value of the body
+	roleElement             // an element of a top-level array (a batch)
+	roleMethod              // a message's method
+	roleParams              // a message's params
+	roleName                // params.name
+	roleBatch               // the top-level array, once open
+	roleMessage             // a message object, once open
+	roleParamsObject        // params, once open
+)
+
+// rpcScan is the state of readRPC while it reads one body.
+type rpcScan struct {
+	m       rpcMessage // the message being read
+	refusal error      // the first reason found to refuse the body
+}
+
 // refuse keeps err as the reason to refuse the body, unless there is one.
-func (r *rpcReader) refuse(err error) {
-	if r.refusal == nil {
-		r.refusal = err
+func (s *rpcScan) refuse(err error) {
+	if s.refusal == nil {
+		s.refusal = err
 	}
+}
+
+// paramsFail keeps err as the reason why the message's params name no
+// tool, unless there is one.
+func (s *rpcScan) paramsFail(err error) {
+	if s.m.paramsErr == nil {
+		s.m.paramsErr = err
+	}
+}
+
+// readRPC reads the first JSON value of body, and adds to ops the message
+// object it is, or each message object in it if it is an array (a batch),
+// once the message is read. An error that ops.add returns is a reason to
+// refuse the body. readRPC returns errJSONSyntax if the first
+// value is not JSON (whatever else it found), errJSONTooDeep if it nests
+// deeper than maxJSONDepth, else the first reason found to refuse the body,
+// or errTrailingData. A first value that is neither an object nor an array
+// is not read.
+//
+// It reads the body once, keeping one bit for each array or object open
+// (set for an object) and the role of the three outermost, and allocates
+// nothing unless the body nests deeper than 64 or a member name or string
+// on the path holds an escape.
+func readRPC(d []byte, ops *opList) error {
+	var (
+		s       rpcScan
+		i       = space(d, 0)
+		depth   int
+		objects uint64   // bit k: the array or object at depth k+1 is an object, for depth up to 64
+		deeper  []uint64 // the same past depth 64, made when needed
+		roles   [4]uint8 // the roles of the array or object open at depth 1 to 3
+		role    = uint8(roleTop)
+		err     error
+	)
+	if c := at(d, i); c != '{' && c != '[' {
+		return nil
+	}
+	for {
+		// A value of role role begins at d[i], which is not white space.
+		c := at(d, i)
+		switch {
+		case c == '{' || c == '[':
+			if depth++; depth > maxJSONDepth {
+				return errJSONTooDeep
+			}
+			object := c == '{'
+			if k := depth - 1; k < 64 {
+				objects = objects&^(1<<k) | b2u(object)<<k
+			} else {
+				if deeper == nil {
+					deeper = make([]uint64, (maxJSONDepth+63)/64)
+				}
+				k -= 64
+				deeper[k/64] = deeper[k/64]&^(1<<(k%64)) | b2u(object)<<(k%64)
+			}
+			open := uint8(roleOther)
+			switch {
+			case role == roleTop && object:
+				open = roleMessage
+			case role == roleTop:
+				open = roleBatch
+			case role == roleElement && object:
+				open = roleMessage
+			case role == roleParams && object:
+				open = roleParamsObject
+			case role == roleMethod:
+				s.refuse(errors.New("introspection: request method is not a string"))
+			case role == roleParams:
+				s.paramsFail(errors.New("introspection: tools/call params is not an object"))
+			case role == roleName:
+				s.paramsFail(errors.New("introspection: tools/call params.name is not a string"))
+			}
+			if open == roleMessage {
+				s.m = rpcMessage{}
+			}
+			if depth < len(roles) {
+				roles[depth] = open
+			}
+			i = space(d, i+1)
+			if object {
+				if at(d, i) != '}' {
+					if i, role, err = s.member(d, i, open); err != nil {
+						return err
+					}
+					continue
+				}
+			} else if at(d, i) != ']' {
+				role = roleOther
+				if open == roleBatch {
+					role = roleElement
+				}
+				continue
+			}
+			// An empty array or object: it ends here.
+			i++
+			if open == roleMessage {
+				if err := ops.add(&s.m); err != nil {
+					s.refuse(err)
+				}
+			}
+			depth--
+		case c == '"':
+			end, escaped, err := str(d, i)
+			if err != nil {
+				return err
+			}
+			switch role {
+			case roleMethod:
+				var ok bool
+				if s.m.method, ok = jsonText(d[i+1:end-1], escaped); !ok {
+					s.refuse(errors.New("introspection: request method is not valid UTF-8"))
+				}
+			case roleName:
+				var ok bool
+				if s.m.name, ok = jsonText(d[i+1:end-1], escaped); !ok {
+					s.paramsFail(errors.New("introspection: tools/call params.name is not valid UTF-8"))
+				}
+			case roleParams:
+				s.paramsFail(errors.New("introspection: tools/call params is not an object"))
+			}
+			i = end
+		default:
+			if i, err = scalar(d, i); err != nil {
+				return err
+			}
+			switch role {
+			case roleMethod:
+				s.refuse(errors.New("introspection: request method is not a string"))
+			case roleParams:
+				s.paramsFail(errors.New("introspection: tools/call params is not an object"))
+			case roleName:
+				s.paramsFail(errors.New("introspection: tools/call params.name is not a string"))
+			}
+		}
+		// A value ends before d[i]: close what ends with it.
+		for {
+			if depth == 0 {
+				switch {
+				case s.refusal != nil:
+					return s.refusal
+				case space(d, i) != len(d):
+					return errTrailingData
+				}
+				return nil
+			}
+			var object bool
+			if k := depth - 1; k < 64 {
+				object = objects&(1<<k) != 0
+			} else {
+				k -= 64
+				object = deeper[k/64]&(1<<(k%64)) != 0
+			}
+			open := uint8(roleOther)
+			if depth < len(roles) {
+				open = roles[depth]
+			}
+			i = space(d, i)
+			c := at(d, i)
+			if c == ',' {
+				i = space(d, i+1)
+				if object {
+					if i, role, err = s.member(d, i, open); err != nil {
+						return err
+					}
+				} else {
+					role = roleOther
+					if open == roleBatch {
+						role = roleElement
+					}
+				}
+				break
+			}
+			if object && c != '}' || !object && c != ']' {
+				return errJSONSyntax
+			}
+			i++
+			if open == roleMessage {
+				if err := ops.add(&s.m); err != nil {
+					s.refuse(err)
+				}
+			}
+			depth--
+		}
+	}
+}
+
+// b2u is 1 for true and 0 for false.
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// member reads the member name at d[i] in an object of role open, the
+// colon and the white space after it, and returns the index of the
+// member's value and the value's role.
+func (s *rpcScan) member(d []byte, i int, open uint8) (int, uint8, error) {
+	if at(d, i) != '"' {
+		return i, 0, errJSONSyntax
+	}
+	end, escaped, err := str(d, i)
+	if err != nil {
+		return end, 0, err
+	}
+	role := uint8(roleOther)
+	if open == roleMessage || open == roleParamsObject {
+		role = s.path(d[i+1:end-1], escaped, open)
+	}
+	end = space(d, end)
+	if at(d, end) != ':' {
+		return end, 0, errJSONSyntax
+	}
+	return space(d, end+1), role, nil
+}
+
+// path returns the role of the value of the member whose name, as written,
+// is raw, in a message or params object, and notes the reasons to refuse
+// the body that the name gives.
+func (s *rpcScan) path(raw []byte, escaped bool, open uint8) uint8 {
+	name, ok, plain := raw, true, ascii(raw)
+	if escaped {
+		name, ok = jsonText(raw, true)
+		plain = ok && ascii(name)
+	} else if !plain {
+		ok = utf8.Valid(raw)
+	}
+	if open == roleMessage {
+		if !ok {
+			s.refuse(errors.New("introspection: request has a member name that is not valid UTF-8"))
+		}
+		switch {
+		case string(name) == "method":
+			if s.m.hasMethod {
+				s.refuse(errors.New(`introspection: request has member "method" more than once`))
+			}
+			s.m.hasMethod = true
+			return roleMethod
+		case string(name) == "params":
+			if s.m.hasParams {
+				s.refuse(errors.New(`introspection: request has member "params" more than once`))
+			}
+			s.m.hasParams = true
+			return roleParams
+		case plain && len(name) != len("method"):
+			// No other ASCII name folds to method or params.
+		case foldsTo(name, "method") || foldsTo(name, "params"):
+			s.refuse(errors.New("introspection: request has member " + strconv.QuoteToASCII(string(name)) +
+				", which an SDK would read as method or params"))
+		}
+		return roleOther
+	}
+	if !ok {
+		s.paramsFail(errors.New("introspection: tools/call params has a member name that is not valid UTF-8"))
+	}
+	switch {
+	case string(name) == "name":
+		if s.m.hasName {
+			s.paramsFail(errors.New(`introspection: tools/call params has member "name" more than once`))
+		}
+		s.m.hasName = true
+		return roleName
+	case plain && len(name) != len("name"):
+	case foldsTo(name, "name"):
+		s.paramsFail(errors.New("introspection: tools/call params has member " + strconv.QuoteToASCII(string(name)) +
+			", which an SDK would read as name"))
+	}
+	return roleOther
 }
 
 // space returns the index of the first byte at or after i that is not
@@ -133,36 +414,31 @@ var stringStop = func() (t [256]bool) {
 	return t
 }()
 
-// plainRun returns the index of the first byte at or after j that is a
-// quote, a backslash or a control character, or len(d). It reads eight
-// bytes at a time, flagging in m each byte that is one of these: the lowest
-// flag is always a true one.
-func plainRun(d []byte, j int) int {
-	for j+8 <= len(d) {
-		x := binary.LittleEndian.Uint64(d[j:])
-		q, b := x^(lsbs*'"'), x^(lsbs*'\\')
-		if m := ((q-lsbs)&^q | (b-lsbs)&^b | (x-lsbs*0x20)&^x) & msbs; m != 0 {
-			return j + bits.TrailingZeros64(m)/8
-		}
-		j += 8
-	}
-	for j < len(d) && !stringStop[d[j]] {
-		j++
-	}
-	return j
-}
-
 // str reads the JSON string that begins at d[i], a quote, and returns the
 // index past its closing quote, and whether it holds escapes; its inside,
 // as written, is d[i+1:end-1].
 func str(d []byte, i int) (end int, escaped bool, err error) {
 	j := i + 1
 	for {
-		j = plainRun(d, j)
-		switch c := at(d, j); {
-		case c == '"':
+		// Skip plain bytes eight at a time: flag in m each byte that is a
+		// quote, a backslash or a control character. The lowest flag is
+		// always a true one.
+		for j+8 <= len(d) {
+			x := binary.LittleEndian.Uint64(d[j:])
+			q, b := x^(lsbs*'"'), x^(lsbs*'\\')
+			if m := ((q-lsbs)&^q | (b-lsbs)&^b | (x-lsbs*0x20)&^x) & msbs; m != 0 {
+				j += bits.TrailingZeros64(m) / 8
+				break
+			}
+			j += 8
+		}
+		for j < len(d) && !stringStop[d[j]] {
+			j++
+		}
+		switch at(d, j) {
+		case '"':
 			return j + 1, escaped, nil
-		case c == '\\':
+		case '\\':
 			escaped = true
 			switch at(d, j+1) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
@@ -179,6 +455,25 @@ func str(d []byte, i int) (end int, escaped bool, err error) {
 			return j, false, errJSONSyntax
 		}
 	}
+}
+
+// scalar reads the number, true, false or null at d[i].
+func scalar(d []byte, i int) (int, error) {
+	var word string
+	switch at(d, i) {
+	case 't':
+		word = "true"
+	case 'f':
+		word = "false"
+	case 'n':
+		word = "null"
+	default:
+		return number(d, i)
+	}
+	if len(d)-i < len(word) || string(d[i:i+len(word)]) != word {
+		return i, errJSONSyntax
+	}
+	return i + len(word), nil
 }
 
 // number reads the RFC 8259 number at d[i].
@@ -224,291 +519,6 @@ func digits(d []byte, j int) int {
 	return j
 }
 
-// scalar reads the string, number, true, false or null at d[i].
-func scalar(d []byte, i int) (int, error) {
-	var word string
-	switch at(d, i) {
-	case '"':
-		end, _, err := str(d, i)
-		return end, err
-	case 't':
-		word = "true"
-	case 'f':
-		word = "false"
-	case 'n':
-		word = "null"
-	default:
-		return number(d, i)
-	}
-	if len(d)-i < len(word) || string(d[i:i+len(word)]) != word {
-		return i, errJSONSyntax
-	}
-	return i + len(word), nil
-}
-
-// colon reads the white space and the colon after a member name that ends
-// before d[i], and the white space after it.
-func colon(d []byte, i int) (int, error) {
-	i = space(d, i)
-	if at(d, i) != ':' {
-		return i, errJSONSyntax
-	}
-	return space(d, i+1), nil
-}
-
-// skip reads one JSON value of any kind at d[i], which is not white
-// space, checking it without looking into it further.
-func (r *rpcReader) skip(i int) (int, error) {
-	d := r.data
-	if c := at(d, i); c != '{' && c != '[' {
-		return scalar(d, i)
-	}
-	// One bit for each array or object open inside the value: set for an
-	// object. A value nests at most maxJSONDepth deep, so this is all the
-	// memory skip needs.
-	var objects [maxJSONDepth/64 + 1]uint64
-	depth := r.depth
-	for {
-		// A value begins at d[i].
-		if c := at(d, i); c == '{' || c == '[' {
-			if depth++; depth > maxJSONDepth {
-				return i, errJSONTooDeep
-			}
-			k := depth - r.depth - 1
-			i = space(d, i+1)
-			if c == '{' {
-				objects[k/64] |= 1 << (k % 64)
-				if at(d, i) != '}' {
-					if at(d, i) != '"' {
-						return i, errJSONSyntax
-					}
-					end, _, err := str(d, i)
-					if err != nil {
-						return end, err
-					}
-					if i, err = colon(d, end); err != nil {
-						return i, err
-					}
-					continue
-				}
-			} else {
-				objects[k/64] &^= 1 << (k % 64)
-				if at(d, i) != ']' {
-					continue
-				}
-			}
-			i++
-			depth--
-		} else {
-			var err error
-			if i, err = scalar(d, i); err != nil {
-				return i, err
-			}
-		}
-		// A value ends before d[i]: close what ends with it.
-		for depth > r.depth {
-			k := depth - r.depth - 1
-			object := objects[k/64]&(1<<(k%64)) != 0
-			i = space(d, i)
-			c := at(d, i)
-			if c == ',' {
-				i = space(d, i+1)
-				if object {
-					if at(d, i) != '"' {
-						return i, errJSONSyntax
-					}
-					end, _, err := str(d, i)
-					if err != nil {
-						return end, err
-					}
-					if i, err = colon(d, end); err != nil {
-						return i, err
-					}
-				}
-				break
-			}
-			if object && c == '}' || !object && c == ']' {
-				i++
-				depth--
-				continue
-			}
-			return i, errJSONSyntax
-		}
-		if depth == r.depth {
-			return i, nil
-		}
-	}
-}
-
-// member reads the member name at d[i], the colon and the white space
-// after it, and returns the name, decoded, and whether both SDKs read that
-// same name.
-func (r *rpcReader) member(i int) (end int, name []byte, ok bool, err error) {
-	d := r.data
-	if at(d, i) != '"' {
-		return i, nil, false, errJSONSyntax
-	}
-	end, escaped, err := str(d, i)
-	if err != nil {
-		return end, nil, false, err
-	}
-	name, ok = jsonText(d[i+1:end-1], escaped)
-	end, err = colon(d, end)
-	return end, name, ok, err
-}
-
-// open enters the array or object at d[i] and returns the index past it
-// and the white space after it.
-func (r *rpcReader) open(i int) (int, error) {
-	if r.depth++; r.depth > maxJSONDepth {
-		return i, errJSONTooDeep
-	}
-	return space(r.data, i+1), nil
-}
-
-// close reads the white space after a value at d[i] and the comma or the
-// closing brace after it; done reports the brace.
-func (r *rpcReader) close(i int, brace byte) (end int, done bool, err error) {
-	d := r.data
-	i = space(d, i)
-	switch at(d, i) {
-	case ',':
-		return space(d, i+1), false, nil
-	case brace:
-		r.depth--
-		return i + 1, true, nil
-	}
-	return i, false, errJSONSyntax
-}
-
-// message reads the JSON-RPC message object at d[i].
-func (r *rpcReader) message(i int) (end int, m rpcMessage, err error) {
-	d := r.data
-	if i, err = r.open(i); err != nil {
-		return i, m, err
-	}
-	if at(d, i) == '}' {
-		r.depth--
-		return i + 1, m, nil
-	}
-	for {
-		var (
-			name []byte
-			ok   bool
-		)
-		if i, name, ok, err = r.member(i); err != nil {
-			return i, m, err
-		}
-		if !ok {
-			r.refuse(errors.New("introspection: request has a member name that is not valid UTF-8"))
-		}
-		switch {
-		case string(name) == "method":
-			if m.hasMethod {
-				r.refuse(errors.New(`introspection: request has member "method" more than once`))
-			}
-			m.hasMethod = true
-			if at(d, i) != '"' {
-				r.refuse(errors.New("introspection: request method is not a string"))
-				i, err = r.skip(i)
-				break
-			}
-			var escaped bool
-			if end, escaped, err = str(d, i); err == nil {
-				if m.method, ok = jsonText(d[i+1:end-1], escaped); !ok {
-					r.refuse(errors.New("introspection: request method is not valid UTF-8"))
-				}
-			}
-			i = end
-		case string(name) == "params":
-			if m.hasParams {
-				r.refuse(errors.New(`introspection: request has member "params" more than once`))
-			}
-			m.hasParams = true
-			if at(d, i) != '{' {
-				m.paramsErr = errors.New("introspection: tools/call params is not an object")
-				i, err = r.skip(i)
-				break
-			}
-			i, err = r.params(i, &m)
-		default:
-			if foldsTo(name, "method") || foldsTo(name, "params") {
-				r.refuse(errors.New("introspection: request has member " + strconv.QuoteToASCII(string(name)) +
-					", which an SDK would read as method or params"))
-			}
-			i, err = r.skip(i)
-		}
-		if err != nil {
-			return i, m, err
-		}
-		var done bool
-		if i, done, err = r.close(i, '}'); err != nil || done {
-			return i, m, err
-		}
-	}
-}
-
-// params reads the params object at d[i], for its member name.
-func (r *rpcReader) params(i int, m *rpcMessage) (end int, err error) {
-	d := r.data
-	if i, err = r.open(i); err != nil {
-		return i, err
-	}
-	if at(d, i) == '}' {
-		r.depth--
-		return i + 1, nil
-	}
-	fail := func(err error) {
-		if m.paramsErr == nil {
-			m.paramsErr = err
-		}
-	}
-	for {
-		var (
-			name []byte
-			ok   bool
-		)
-		if i, name, ok, err = r.member(i); err != nil {
-			return i, err
-		}
-		if !ok {
-			fail(errors.New("introspection: tools/call params has a member name that is not valid UTF-8"))
-		}
-		switch {
-		case string(name) == "name":
-			if m.hasName {
-				fail(errors.New(`introspection: tools/call params has member "name" more than once`))
-			}
-			m.hasName = true
-			if at(d, i) != '"' {
-				fail(errors.New("introspection: tools/call params.name is not a string"))
-				i, err = r.skip(i)
-				break
-			}
-			var escaped bool
-			if end, escaped, err = str(d, i); err == nil {
-				if m.name, ok = jsonText(d[i+1:end-1], escaped); !ok {
-					fail(errors.New("introspection: tools/call params.name is not valid UTF-8"))
-				}
-			}
-			i = end
-		default:
-			if foldsTo(name, "name") {
-				fail(errors.New("introspection: tools/call params has member " + strconv.QuoteToASCII(string(name)) +
-					", which an SDK would read as name"))
-			}
-			i, err = r.skip(i)
-		}
-		if err != nil {
-			return i, err
-		}
-		var done bool
-		if i, done, err = r.close(i, '}'); err != nil || done {
-			return i, err
-		}
-	}
-}
-
 // foldsTo reports whether encoding/json would decode a member called key
 // into a struct field called name, which is ASCII, although key is not
 // name: whether the two are equal under Unicode simple case folding, the
@@ -539,7 +549,7 @@ func ascii(s []byte) bool {
 // a string that str read, and escaped what str reported of it.
 func jsonText(raw []byte, escaped bool) ([]byte, bool) {
 	if !escaped {
-		return raw, utf8.Valid(raw)
+		return raw, ascii(raw) || utf8.Valid(raw)
 	}
 	out := make([]byte, 0, len(raw))
 	for i := 0; i < len(raw); {

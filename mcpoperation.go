@@ -245,107 +245,71 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 
 // read returns the Operation of a request body.
 func (p *mcpPeek) read(body []byte) (Operation, error) {
-	rd := rpcReader{data: body}
-	var (
-		op  Operation
-		end int
-		err error
-	)
-	switch i := space(body, 0); at(body, i) {
-	case '{':
-		var m rpcMessage
-		if end, m, err = rd.message(i); err == nil {
-			op = p.messageOperation(&rd, &m)
-		}
-	case '[':
-		end, op, err = p.batch(&rd, i)
-	default:
-		// Not a request: the SDK answers it, whatever follows.
-		return Operation{}, nil
-	}
-	switch {
+	ops := opList{peek: p}
+	switch err := readRPC(body, &ops); {
 	case errors.Is(err, errJSONSyntax):
+		// Not JSON: the SDK answers it with a parse error.
 		return Operation{}, nil
 	case err != nil:
 		return Operation{}, err
-	case rd.refusal != nil:
-		return Operation{}, rd.refusal
-	case space(body, end) != len(body):
-		return Operation{}, errors.New("introspection: request body has data after its JSON value")
 	}
-	return op, nil
+	return ops.operation(), nil
 }
 
-// messageOperation returns the Operation of message m, or refuses it
-// through rd.
-func (p *mcpPeek) messageOperation(rd *rpcReader, m *rpcMessage) Operation {
-	if !m.hasMethod {
-		return Operation{}
-	}
-	if string(m.method) != "tools/call" {
-		return p.methods[string(m.method)]
-	}
+// opList gathers the Operations of the messages in a body.
+type opList struct {
+	peek  *mcpPeek
+	first Operation   // the first named operation
+	more  []Operation // the other named operations of a batch, each once
+}
+
+// add adds the Operation of message m, or returns why m is refused.
+func (l *opList) add(m *rpcMessage) error {
+	op, err := l.peek.messageOperation(m)
 	switch {
-	case m.paramsErr != nil:
-		rd.refuse(m.paramsErr)
-	case !m.hasParams:
-		rd.refuse(errors.New("introspection: tools/call has no params"))
-	case !m.hasName:
-		rd.refuse(errors.New("introspection: tools/call params has no name"))
+	case err != nil:
+		return err
+	case op.Name == "" || op.Name == l.first.Name:
+	case l.first.Name == "":
+		l.first = op
+	case !slices.ContainsFunc(l.more, func(o Operation) bool { return o.Name == op.Name }):
+		l.more = append(l.more, op)
 	}
-	if op, ok := p.tools[string(m.name)]; ok {
-		return op
-	}
-	return p.anyTool
+	return nil
 }
 
-// batch reads the JSON-RPC batch at body[i] and returns the Operation of
-// all its requests together.
-func (p *mcpPeek) batch(rd *rpcReader, i int) (end int, _ Operation, err error) {
-	d := rd.data
-	if i, err = rd.open(i); err != nil {
-		return i, Operation{}, err
+// operation returns the Operation of all the messages together: the
+// union of their scopes, named by the list of their names.
+func (l *opList) operation() Operation {
+	if len(l.more) == 0 {
+		return l.first
 	}
-	var (
-		only Operation   // the first named operation
-		more []Operation // the other named operations, each once
-	)
-	if at(d, i) == ']' {
-		rd.depth--
-		return i + 1, Operation{}, nil
-	}
-	for {
-		if at(d, i) == '{' {
-			var m rpcMessage
-			if i, m, err = rd.message(i); err != nil {
-				return i, Operation{}, err
-			}
-			switch op := p.messageOperation(rd, &m); {
-			case op.Name == "" || op.Name == only.Name:
-			case only.Name == "":
-				only = op
-			case !slices.ContainsFunc(more, func(o Operation) bool { return o.Name == op.Name }):
-				more = append(more, op)
-			}
-		} else if i, err = rd.skip(i); err != nil {
-			return i, Operation{}, err
-		}
-		var done bool
-		if i, done, err = rd.close(i, ']'); err != nil {
-			return i, Operation{}, err
-		}
-		if done {
-			break
-		}
-	}
-	if len(more) == 0 {
-		return i, only, nil
-	}
-	names := []string{only.Name}
-	scopes := mergeScopes(nil, only.Scopes)
-	for _, o := range more {
+	names := []string{l.first.Name}
+	scopes := mergeScopes(nil, l.first.Scopes)
+	for _, o := range l.more {
 		names = append(names, o.Name)
 		scopes = mergeScopes(scopes, o.Scopes)
 	}
-	return i, Operation{Name: strings.Join(names, ", "), Scopes: scopes}, nil
+	return Operation{Name: strings.Join(names, ", "), Scopes: scopes}
+}
+
+// messageOperation returns the Operation of message m, or why it is
+// refused.
+func (p *mcpPeek) messageOperation(m *rpcMessage) (Operation, error) {
+	switch {
+	case !m.hasMethod:
+		return Operation{}, nil
+	case string(m.method) != "tools/call":
+		return p.methods[string(m.method)], nil
+	case m.paramsErr != nil:
+		return Operation{}, m.paramsErr
+	case !m.hasParams:
+		return Operation{}, errors.New("introspection: tools/call has no params")
+	case !m.hasName:
+		return Operation{}, errors.New("introspection: tools/call params has no name")
+	}
+	if op, ok := p.tools[string(m.name)]; ok {
+		return op, nil
+	}
+	return p.anyTool, nil
 }

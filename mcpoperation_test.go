@@ -741,3 +741,109 @@ func BenchmarkMCPOperation(b *testing.B) {
 		}
 	})
 }
+
+// TestMCPOperationAllocations checks that reading a typical tools/call
+// allocates only the copy of the body and the body handed on, and that the
+// scanner itself allocates nothing.
+func TestMCPOperationAllocations(t *testing.T) {
+	p, err := newMCPPeek(testMCPScopes())
+	require.NoError(t, err)
+	body := []byte(typicalToolCall)
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		if op, err := p.read(body); err != nil || op.Name != opEcho.Name {
+			t.Fatal(op, err)
+		}
+	}), "the scanner allocates nothing")
+
+	op := newMCPOperation(t, testMCPScopes())
+	r, reset := benchRequest(http.MethodPost, typicalToolCall)
+	assert.Equal(t, 2.0, testing.AllocsPerRun(100, func() {
+		reset()
+		if got, err := op(r); err != nil || got.Name != opEcho.Name {
+			t.Fatal(got, err)
+		}
+	}), "the copy of the body and the body handed on")
+
+	get, _ := benchRequest(http.MethodGet, "")
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		if got, err := op(get); err != nil || got.Name != "" {
+			t.Fatal(got, err)
+		}
+	}), "a GET costs nothing")
+}
+
+// FuzzMCPOperation checks, for any body, that the peek never panics, hands
+// on the body as it came, passes a body whose first value encoding/json
+// cannot read (nested at most maxJSONDepth) with a zero Operation, refuses
+// anything but white space after a first value that is an object or an
+// array, and names no operation for a body nested deeper than
+// maxJSONDepth.
+func FuzzMCPOperation(f *testing.F) {
+	for _, seed := range []string{
+		typicalToolCall,
+		callTool(`"echo"`),
+		callTool(`"\u0065cho"`),
+		rpc(`"tools/call"`, `{"Name":"echo"}`),
+		"[" + callTool(`"echo"`) + "," + callTool(`"admin"`) + "]",
+		callTool(`"echo"`) + "x",
+		callTool(`"echo"`)[:30],
+		rpc(`"tools/call"`, "{\"name\":\"ech\xff\"}"),
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"},"param` + "\u017f" + `":{"name":"echo"}}`,
+		nested(70),
+		"",
+	} {
+		f.Add([]byte(seed))
+	}
+	op := newMCPOperation(f, testMCPScopes())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader(body))
+		got, err := op(r)
+		if err == nil {
+			rest, readErr := io.ReadAll(r.Body)
+			require.NoError(t, readErr)
+			require.True(t, bytes.Equal(body, rest), "the body is handed on as it came")
+		}
+		// The go-sdk reads the first value with a Decoder, as here.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		var first json.RawMessage
+		decErr := dec.Decode(&first)
+		var syntax *json.SyntaxError
+		switch {
+		case bracketDepth(body) > maxJSONDepth:
+			// Refused, unless the first value ends or breaks before it
+			// nests that deep.
+			require.True(t, err != nil || got.Name == "", "nested too deep: %v %v", got, err)
+		case errors.As(decErr, &syntax) || errors.Is(decErr, io.EOF) || errors.Is(decErr, io.ErrUnexpectedEOF):
+			require.NoError(t, err, "a body that is not JSON is passed on")
+			require.Equal(t, Operation{}, got)
+		case decErr == nil && (first[0] == '{' || first[0] == '['):
+			if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
+				require.Error(t, err, "data after the first value")
+			}
+		}
+	})
+}
+
+// bracketDepth counts the deepest nesting of brackets and braces outside
+// strings, as the go-sdk's depth check does.
+func bracketDepth(d []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range d {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth = max(depth-1, 0)
+		}
+	}
+	return deepest
+}
