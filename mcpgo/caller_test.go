@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/mark3labs/mcp-go/server"
@@ -70,6 +71,7 @@ func TestUserIDIsTheCaller(t *testing.T) {
 				run := st.lastRun(t)
 				assert.True(t, run.HasUser)
 				assert.Equal(t, want, run.User)
+				assert.Equal(t, want[strings.LastIndexByte(want, '|')+1:], run.Caller, "the token is not in the context")
 			})
 		}
 	}

@@ -34,6 +34,7 @@ type seen struct {
 	User    string // mcpgo.UserID
 	HasUser bool
 	Session string // the session id mcp-go gave the tool
+	Caller  string // the caller of introspection.AccessTokenFromContext
 }
 
 // stack is an mcp-go streamable HTTP server behind
@@ -84,6 +85,9 @@ func (st *stack) mcpHandler(t *testing.T, httpOpts ...server.StreamableHTTPOptio
 		st.calls.Add(1)
 		user, ok := mcpgo.UserID(ctx)
 		run := seen{User: user, HasUser: ok}
+		if tok, ok := introspection.AccessTokenFromContext(ctx); ok {
+			run.Caller = tok.Caller()
+		}
 		if cs := server.ClientSessionFromContext(ctx); cs != nil {
 			run.Session = cs.SessionID()
 		}
