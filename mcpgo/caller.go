@@ -84,12 +84,13 @@ func WithCaller(h http.Handler, opts *Options) http.Handler {
 				h.ServeHTTP(w, r)
 				return
 			}
-			refuse(w, "")
+			refuse(w)
 			return
 		}
 		user, ok := userID(t, o.UserIDWithIssuer)
 		if !ok {
-			refuse(w, "the token names no caller")
+			// A session cannot be bound to nobody.
+			refuse(w)
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), userIDKey{}, user))
@@ -128,14 +129,10 @@ func userID(t *introspection.AccessToken, withIssuer bool) (string, bool) {
 	return t.Issuer + "|" + caller, true
 }
 
-// refuse answers 401 invalid_token (RFC 6750 §3.1) with the core
-// middleware's body.
-func refuse(w http.ResponseWriter, description string) {
-	challenge := `Bearer error="invalid_token"`
-	if description != "" {
-		challenge += `, error_description="` + description + `"`
-	}
-	w.Header().Set("WWW-Authenticate", challenge)
+// refuse answers 401 error="invalid_token" (RFC 6750 §3.1) with the core
+// middleware's body, as mcpsdk.WithTokenInfo does.
+func refuse(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusUnauthorized)

@@ -81,7 +81,7 @@ func TestUserIDIsTheCaller(t *testing.T) {
 func assertInvalidToken(t *testing.T, r reply) {
 	t.Helper()
 	assert.Equal(t, http.StatusUnauthorized, r.Status)
-	assert.Equal(t, `Bearer error="invalid_token", error_description="the token names no caller"`, r.Header.Get("WWW-Authenticate"))
+	assert.Equal(t, `Bearer error="invalid_token"`, r.Header.Get("WWW-Authenticate"))
 	assert.JSONEq(t, `{"error":"invalid_token"}`, r.Body)
 	assert.Empty(t, r.Session)
 }
