@@ -14,6 +14,7 @@ require (
 	github.com/google/jsonschema-go v0.4.3 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/mcpauth/introspection/interop v0.0.0-00010101000000-000000000000
+	github.com/mcpauth/introspection/mcpgo v0.0.0-00010101000000-000000000000
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.2 // indirect
 	github.com/segmentio/asm v1.1.3 // indirect
 	github.com/segmentio/encoding v0.5.4 // indirect
@@ -33,3 +34,5 @@ replace (
 )
 
 replace github.com/mcpauth/introspection/interop => ../interop
+
+replace github.com/mcpauth/introspection/mcpgo => ../mcpgo

@@ -1,27 +1,38 @@
 package main
 
 import (
-	"context"
-	"io"
+	"net/http"
 	"testing"
 
-	"github.com/mcpauth/introspection/examples/internal/demo"
-
+	"github.com/mcpauth/introspection"
 	"github.com/mcpauth/introspection/examples/internal/e2e"
 )
 
-func TestEndToEnd(t *testing.T) { e2e.RunWithTestServer(t, newHandler) }
-
-func TestDemo(t *testing.T) {
-	e2e.RunDemo(t, func(ctx context.Context, addr string, out io.Writer) error {
-		return demo.Serve(ctx, addr, out, newHandler)
-	})
+// e2eExample is this example, as the end-to-end tests run it.
+var e2eExample = e2e.Example{
+	Run:        run,
+	NewHandler: newHandler,
+	SDKHandler: func(v *introspection.Verifier) http.Handler {
+		return newMCPHandler(newMCPServer(v), "http://127.0.0.1")
+	},
 }
 
+func TestEndToEnd(t *testing.T)             { e2e.RunWithTestServer(t, e2eExample) }
+func TestEndToEndOIDCProvider(t *testing.T) { e2e.RunWithOIDCProvider(t, e2eExample) }
+func TestDemo(t *testing.T)                 { e2e.Demo(t, e2eExample) }
 func TestAudienceDefaultsToResourceURL(t *testing.T) {
-	e2e.RunConfigured(t, func(ctx context.Context, addr string, out io.Writer) error {
-		return demo.Serve(ctx, addr, out, newHandler)
-	})
+	e2e.AudienceDefaultsToResourceURL(t, e2eExample)
 }
-
-func TestEndToEndOIDCProvider(t *testing.T) { e2e.RunWithOIDCProvider(t, newHandler) }
+func TestPerToolScopes(t *testing.T) { e2e.PerToolScopes(t, e2eExample) }
+func TestToolsListShowsOnlyCallableTools(t *testing.T) {
+	e2e.ToolsListShowsOnlyCallableTools(t, e2eExample)
+}
+func TestMachineClient(t *testing.T)             { e2e.MachineClient(t, e2eExample) }
+func TestSessionBoundToCaller(t *testing.T)      { e2e.SessionBoundToCaller(t, e2eExample) }
+func TestSameAnswersAsTheSDK(t *testing.T)       { e2e.SameAnswersAsTheSDK(t, e2eExample) }
+func TestMetadata(t *testing.T)                  { e2e.Metadata(t, e2eExample) }
+func TestStartupRefusals(t *testing.T)           { e2e.StartupRefusals(t, e2eExample) }
+func TestShutdownClosesTheVerifier(t *testing.T) { e2e.ShutdownClosesTheVerifier(t, e2eExample) }
+func TestIntrospectionsPerSession(t *testing.T) {
+	e2e.IntrospectionsPerSession(t, e2eExample, e2e.SessionCosts{Latest: 3, Legacy: 6})
+}

@@ -1,24 +1,38 @@
-// Command mcpserver is an MCP server (github.com/modelcontextprotocol/go-sdk)
-// over streamable HTTP whose whoami tool reports the caller. Every request
-// needs a bearer token that the introspection verifier accepts.
+// Command mcpserver is an MCP server on the official Go SDK
+// (github.com/modelcontextprotocol/go-sdk) over streamable HTTP, protected
+// by OAuth 2.0 bearer tokens that an introspection verifier checks. It has
+// two tools: whoami, which reports the caller, and echo, which needs the
+// scope mcp:echo on top of mcp:tools, which every request needs.
 //
-// With INTROSPECTION_URL, INTROSPECTION_CLIENT_ID and
-// INTROSPECTION_CLIENT_SECRET set it asks that authorization server; with no
-// INTROSPECTION_URL it starts a test authorization server in process, issues
-// a demo token and prints a curl command that uses it.
+// This file holds the whole wiring a server copies: settings, audience,
+// public URL, metadata, middleware, cache, shutdown. Only the development
+// authorization server, started when no INTROSPECTION_URL is set, lives
+// elsewhere (examples/internal/demo).
 //
-// A token must carry the server's own resource URL, http://ADDR/mcp, in aud
-// (RFC 8707; the MCP authorization spec makes this check a MUST), unless
-// INTROSPECTION_AUDIENCE names the audiences to accept instead; a token
-// minted for another resource gets 401. The demo token carries it.
+//	go run ./examples/mcpserver [-addr 127.0.0.1:8080] [-public-url https://mcp.example.com]
 //
-//	go run ./examples/mcpserver [-addr 127.0.0.1:8080]
+// Environment: INTROSPECTION_* as introspection.SettingsFromEnv reads them;
+// MCP_PUBLIC_URL, the public base URL (the -public-url flag wins);
+// MCP_AUTHORIZATION_SERVER, the issuer announced in the metadata (default
+// INTROSPECTION_ISSUER).
 package main
 
 import (
+	"cmp"
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log"
+	"net"
 	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
 
 	"github.com/mcpauth/introspection"
 	"github.com/mcpauth/introspection/examples/internal/demo"
@@ -26,33 +40,244 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-func main() { demo.Main(newHandler) }
+const (
+	// mcpPath is where the server serves MCP: the resource is the public
+	// URL and this path.
+	mcpPath = "/mcp"
+	// scopeTools is needed by every request.
+	scopeTools = "mcp:tools"
+	// scopeEcho is needed, on top of scopeTools, by a call of echo.
+	scopeEcho = "mcp:echo"
+	// shutdownTimeout bounds how long requests in flight may finish once
+	// the server is told to stop. It is longer than the five seconds that
+	// http.Server.Shutdown waits for a connection to send its first request.
+	shutdownTimeout = 10 * time.Second
+	// sessionTimeout closes sessions idle for that long.
+	sessionTimeout = 10 * time.Minute
+)
 
-// newHandler serves the MCP endpoint at /mcp behind the verifier, and its
-// RFC 9728 metadata, which needs no token.
-func newHandler(v *introspection.Verifier, base, authorizationServer string) (http.Handler, error) {
-	mux, metadataURL, err := demo.NewMux(v, base, authorizationServer)
+// toolScopes maps each tool to the scopes a call of it needs on top of
+// scopeTools. The middleware refuses calls without them, and tools/list
+// hides the tools the caller cannot call.
+var toolScopes = map[string][]string{"echo": {scopeEcho}}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	publicURL := flag.String("public-url", "",
+		"base URL clients reach this server at, scheme://host[:port] (default $MCP_PUBLIC_URL, else http://127.0.0.1:PORT of the listener)")
+	flag.Parse()
+	log.SetFlags(0)
+	log.SetPrefix("mcpserver: ")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, *addr, *publicURL, os.Stdout)
+	stop()
 	if err != nil {
-		return nil, err
+		log.Fatal(err)
 	}
-	server := mcp.NewServer(&mcp.Implementation{Name: "introspection-example", Version: "v1"}, nil)
-	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "Reports the authenticated caller."}, whoami)
-	mcpHandler := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server },
-		&mcp.StreamableHTTPOptions{Stateless: true, JSONResponse: true})
-	// introspection.RequireBearerToken answers with RFC 6750 error attributes
-	// and 503 when the authorization server is down; mcpsdk.WithTokenInfo
-	// hands the accepted token to the SDK so tools see req.Extra.TokenInfo.
-	mux.Handle(demo.ResourcePath, introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
-		ResourceMetadataURL: metadataURL,
-	})(mcpsdk.WithTokenInfo(mcpHandler, nil)))
-	return mux, nil
 }
 
-func whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, demo.Caller, error) {
+// run serves MCP on addr until ctx ends, then shuts the server down and
+// closes the verifier. publicURL is the -public-url flag: empty means
+// MCP_PUBLIC_URL, else the listener's address. It writes where the server
+// is, and with the development server how to call it, to out.
+func run(ctx context.Context, addr, publicURL string, out io.Writer) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	base, err := publicBaseURL(cmp.Or(publicURL, os.Getenv("MCP_PUBLIC_URL")), ln.Addr())
+	if err != nil {
+		return err
+	}
+	// The resource is the MCP server's canonical URI: what clients connect
+	// to, ask tokens for and find in the metadata.
+	resource := base + mcpPath
+
+	settings, err := introspection.SettingsFromEnv("")
+	if err != nil {
+		return err
+	}
+	if settings.RequiredScopes == nil {
+		settings.RequiredScopes = []string{scopeTools}
+	}
+	if settings.ScopeMatcher == nil {
+		// The a:b:c convention: a token with "mcp" may call every tool,
+		// one with "mcp:echo" alone none.
+		if settings.ScopeMatcher, err = introspection.HierarchicalScopes(":"); err != nil {
+			return err
+		}
+	}
+	if settings.Audience == nil {
+		// Refuse tokens minted for another resource (RFC 8707), as the MCP
+		// authorization spec requires.
+		settings.Audience = []string{resource}
+	}
+	if _, set := os.LookupEnv("INTROSPECTION_CACHE_TTL"); !set {
+		// Without a cache every HTTP request asks the authorization server:
+		// one session costs 5 (the TypeScript SDK's client) to 7 (the
+		// go-sdk's) introspections. With it, a revoked token stays accepted
+		// until its entry ends.
+		settings.CacheTTL = 30 * time.Second
+	}
+	var dev *demo.Server
+	if settings.IntrospectionURL == "" {
+		dev = demo.Start(settings.Audience)
+		defer dev.Close()
+		settings = dev.Configure(settings)
+	}
+	// The metadata names the issuer that clients get tokens from. The
+	// introspection URL does not tell it (think of Keycloak realms).
+	authorizationServer := cmp.Or(os.Getenv("MCP_AUTHORIZATION_SERVER"), settings.Issuer)
+	if authorizationServer == "" {
+		return errors.New("set MCP_AUTHORIZATION_SERVER or INTROSPECTION_ISSUER to the issuer that clients get tokens from")
+	}
+
+	v, err := introspection.NewVerifier(settings)
+	if err != nil {
+		return introspection.EnvError("", err)
+	}
+	defer v.Close() // runs after Shutdown: no request verifies any more
+
+	h, closeSessions, err := newHandler(v, base, authorizationServer)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Listening on: %s\nMCP endpoint: %s\nAuthorization server: %s\nAccepted token audience: %s\n",
+		ln.Addr(), resource, authorizationServer, strings.Join(settings.Audience, " "))
+	if dev != nil {
+		dev.PrintUsage(out, resource)
+	}
+
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(closeSessions) // ends the sessions' open GET streams
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// newHandler serves MCP at publicURL's mcpPath behind the verifier, and the
+// RFC 9728 metadata, which needs no token, naming authorizationServer.
+// closeSessions ends every MCP session.
+func newHandler(v *introspection.Verifier, publicURL, authorizationServer string) (h http.Handler, closeSessions func(), err error) {
+	mux := http.NewServeMux()
+	metadataURL, err := introspection.HandleProtectedResourceMetadata(mux, introspection.ProtectedResourceMetadata{
+		Resource:             publicURL + mcpPath,
+		AuthorizationServers: []string{authorizationServer},
+		ScopesSupported:      []string{scopeTools, scopeEcho},
+		ResourceName:         "introspection example (go-sdk)",
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	op, err := introspection.MCPOperation(introspection.MCPScopes{Tools: toolScopes})
+	if err != nil {
+		return nil, nil, err
+	}
+	server := newMCPServer(v)
+	mux.Handle(mcpPath, introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+		ResourceMetadataURL: metadataURL,
+		Realm:               "mcp",
+		Operation:           op, // per-tool scopes: echo needs mcp:echo
+	})(mcpsdk.WithTokenInfo(newMCPHandler(server, publicURL), nil)))
+	closeSessions = func() {
+		for ss := range server.Sessions() {
+			_ = ss.Close()
+		}
+	}
+	return mux, closeSessions, nil
+}
+
+// newMCPServer returns the MCP server with its tools. Its tools/list shows
+// a caller only the tools its token may call.
+func newMCPServer(v *introspection.Verifier) *mcp.Server {
+	server := mcp.NewServer(&mcp.Implementation{Name: "introspection-example", Version: "v1"}, nil)
+	server.AddReceivingMiddleware(mcpsdk.FilterTools(toolScopes, v.CheckScopes))
+	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "Reports the authenticated caller."}, whoami)
+	mcp.AddTool(server, &mcp.Tool{Name: "echo", Description: "Says the text back. Needs the scope mcp:echo."}, echo)
+	return server
+}
+
+// newMCPHandler returns the SDK's streamable HTTP handler for server,
+// stateful so that each session serves only the caller who opened it.
+func newMCPHandler(server *mcp.Server, publicURL string) http.Handler {
+	return mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, &mcp.StreamableHTTPOptions{
+		SessionTimeout: sessionTimeout,
+		// Behind a proxy on this host, requests for a public host arrive on
+		// loopback, which the SDK's DNS rebinding protection refuses. A
+		// page that rebinds a name to this host has no token to send.
+		DisableLocalhostProtection: !isLoopbackURL(publicURL),
+	})
+}
+
+// Caller is what whoami reports.
+type Caller struct {
+	// UserID is the caller the session is bound to: the subject, or for a
+	// client-credentials token without one the client id.
+	UserID   string   `json:"user_id"`
+	Subject  string   `json:"subject,omitempty"`
+	ClientID string   `json:"client_id,omitempty"`
+	Scopes   []string `json:"scopes"`
+}
+
+func whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, Caller, error) {
 	info := req.Extra.TokenInfo
 	tok, ok := mcpsdk.AccessTokenFromInfo(info)
 	if !ok {
-		return nil, demo.Caller{}, fmt.Errorf("no authenticated caller")
+		return nil, Caller{}, errors.New("no authenticated caller")
 	}
-	return nil, demo.Caller{Subject: tok.Subject, ClientID: tok.ClientID, Scopes: info.Scopes}, nil
+	return nil, Caller{UserID: info.UserID, Subject: tok.Subject, ClientID: tok.ClientID, Scopes: info.Scopes}, nil
+}
+
+// EchoInput is what echo takes.
+type EchoInput struct {
+	Text string `json:"text" jsonschema:"the text to say back"`
+}
+
+func echo(_ context.Context, _ *mcp.CallToolRequest, in EchoInput) (*mcp.CallToolResult, any, error) {
+	return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: in.Text}}}, nil, nil
+}
+
+// publicBaseURL returns the base URL clients reach the server at: raw, an
+// http or https URL with a host and nothing after it, or when raw is empty
+// http:// and the listener's address, with 127.0.0.1 for an unspecified
+// one (-addr :8080), which no client can connect to.
+func publicBaseURL(raw string, listener net.Addr) (string, error) {
+	if raw == "" {
+		host, port, err := net.SplitHostPort(listener.String())
+		if err != nil {
+			return "", err
+		}
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			host = "127.0.0.1"
+		}
+		return "http://" + net.JoinHostPort(host, port), nil
+	}
+	// The value is never repeated in the error: it might hold a password.
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#") {
+		return "", errors.New("the public URL (-public-url, MCP_PUBLIC_URL) must be scheme://host[:port] with scheme http or https, and no user, path, query or fragment")
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
+// isLoopbackURL reports whether base names a loopback host.
+func isLoopbackURL(base string) bool {
+	u, err := url.Parse(base)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(u.Hostname())
+	return ip != nil && ip.IsLoopback()
 }

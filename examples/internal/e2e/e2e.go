@@ -1,58 +1,136 @@
-// Package e2e tests the example servers end to end with the go-sdk MCP
-// client over HTTP.
+// Package e2e tests the example servers end to end, over HTTP, with the
+// go-sdk MCP client and with plain requests. Each example's tests hand it
+// the example's functions ([Example]) and run the same checks, so that both
+// SDKs are held to the same behaviour.
 package e2e
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/mcpauth/introspection"
-	"github.com/mcpauth/introspection/examples/internal/demo"
-	"github.com/mcpauth/introspection/interop/oidcprovider"
 	"github.com/mcpauth/introspection/introspectiontest"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-// NewHandler builds an example server's handler.
-type NewHandler = demo.NewHandler
+// Example is an example server as its main package builds it.
+type Example struct {
+	// Run serves until ctx ends, as main does with -addr addr and
+	// -public-url publicURL, printing to out.
+	Run func(ctx context.Context, addr, publicURL string, out io.Writer) error
+	// NewHandler builds the server's handler (metadata, middleware, MCP)
+	// for a verifier, the public base URL and the authorization server to
+	// announce; closeSessions ends the MCP sessions.
+	NewHandler func(v *introspection.Verifier, publicURL, authorizationServer string) (h http.Handler, closeSessions func(), err error)
+	// SDKHandler returns the example's MCP handler alone, as the SDK
+	// serves it without the middleware and adapter in front.
+	SDKHandler func(v *introspection.Verifier) http.Handler
+}
 
-type bearer struct{ token string }
+// The examples' scopes.
+const (
+	ScopeTools = "mcp:tools"
+	ScopeEcho  = "mcp:echo"
+)
+
+// mcpPath is where the examples serve MCP.
+const mcpPath = "/mcp"
+
+// Settings returns the verifier settings that the examples run with when
+// INTROSPECTION_* names only as, for their resource URL resource.
+func Settings(as *introspectiontest.Server, resource string) introspection.Settings {
+	matcher, err := introspection.HierarchicalScopes(":")
+	if err != nil {
+		panic(err)
+	}
+	return introspection.Settings{
+		IntrospectionURL: as.IntrospectionURL,
+		ClientID:         introspectiontest.ClientID,
+		ClientSecret:     introspectiontest.ClientSecret,
+		Issuer:           as.Issuer,
+		RequiredScopes:   []string{ScopeTools},
+		ScopeMatcher:     matcher,
+		Audience:         []string{resource},
+		CacheTTL:         30 * time.Second,
+		Timeout:          2 * time.Second,
+	}
+}
+
+// Caller is what the whoami tool reports.
+type Caller struct {
+	UserID   string   `json:"user_id"`
+	Subject  string   `json:"subject"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+}
+
+// clientTransport carries the tests' requests. Servers stop once its
+// connections are closed, so that none waits for a connection that the
+// transport dialed and never used: http.Server.Shutdown gives those five
+// seconds to send a request.
+var clientTransport = http.DefaultTransport.(*http.Transport).Clone()
+
+// httpClient sends the tests' plain requests.
+var httpClient = &http.Client{Transport: clientTransport}
+
+// bearer sends token with every request of a go-sdk client.
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
 
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	if b.token != "" {
 		r.Header.Set("Authorization", "Bearer "+b.token)
 	}
-	return http.DefaultTransport.RoundTrip(r)
+	next := b.next
+	if next == nil {
+		next = clientTransport
+	}
+	return next.RoundTrip(r)
 }
 
-// Whoami calls the whoami tool with the go-sdk client.
-func Whoami(ctx context.Context, endpoint, token string) (demo.Caller, error) {
+// Connect opens a session of the go-sdk client with endpoint, sending token.
+func Connect(ctx context.Context, endpoint, token string) (*mcp.ClientSession, error) {
+	return connectVia(ctx, endpoint, bearer{token: token}, "")
+}
+
+// LegacyProtocol is the latest protocol revision with sessions: the
+// go-sdk serves 2026-07-28, which has none, only on a stateless handler.
+const LegacyProtocol = "2025-11-25"
+
+// connectVia opens a session of the go-sdk client with endpoint through
+// rt, asking for protocol version ("" for the client's latest).
+func connectVia(ctx context.Context, endpoint string, rt http.RoundTripper, version string) (*mcp.ClientSession, error) {
 	client := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "v1"}, nil)
-	cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
-		Endpoint: endpoint, HTTPClient: &http.Client{Transport: bearer{token}}, MaxRetries: -1,
-	}, nil)
-	if err != nil {
-		return demo.Caller{}, err
-	}
-	defer cs.Close()
+	return client.Connect(ctx, &mcp.StreamableClientTransport{
+		Endpoint: endpoint, HTTPClient: &http.Client{Transport: rt}, MaxRetries: -1,
+	}, &mcp.ClientSessionOptions{ProtocolVersion: version})
+}
+
+// CallWhoami calls whoami in cs.
+func CallWhoami(ctx context.Context, cs *mcp.ClientSession) (Caller, error) {
 	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "whoami"})
 	if err != nil {
-		return demo.Caller{}, err
+		return Caller{}, err
 	}
-	var c demo.Caller
+	if res.IsError {
+		return Caller{}, errors.New("whoami failed")
+	}
+	var c Caller
 	b, err := json.Marshal(res.StructuredContent)
 	if err != nil {
 		return c, err
@@ -60,271 +138,128 @@ func Whoami(ctx context.Context, endpoint, token string) (demo.Caller, error) {
 	return c, json.Unmarshal(b, &c)
 }
 
-func postWhoami(t *testing.T, endpoint, token string) *http.Response {
+// Whoami calls the whoami tool in a session of its own.
+func Whoami(ctx context.Context, endpoint, token string) (Caller, error) {
+	cs, err := Connect(ctx, endpoint, token)
+	if err != nil {
+		return Caller{}, err
+	}
+	defer cs.Close()
+	return CallWhoami(ctx, cs)
+}
+
+// CallEcho calls echo in cs with text and returns what it said.
+func CallEcho(ctx context.Context, cs *mcp.ClientSession, text string) (string, error) {
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "echo", Arguments: map[string]any{"text": text}})
+	if err != nil {
+		return "", err
+	}
+	if res.IsError || len(res.Content) != 1 {
+		return "", errors.New("echo failed")
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		return "", errors.New("echo said no text")
+	}
+	return tc.Text, nil
+}
+
+// ToolNames lists the tools of cs, sorted.
+func ToolNames(ctx context.Context, cs *mcp.ClientSession) ([]string, error) {
+	res, err := cs.ListTools(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, tool := range res.Tools {
+		names = append(names, tool.Name)
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// The JSON-RPC requests the tests send.
+const (
+	initializeRequest = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}`
+	whoamiRequest     = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}`
+	echoRequest       = `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}`
+	listRequest       = `{"jsonrpc":"2.0","id":4,"method":"tools/list"}`
+)
+
+// reply is an HTTP answer, read whole.
+type reply struct {
+	status    int
+	challenge []string // WWW-Authenticate
+	session   string   // Mcp-Session-Id
+	body      string
+}
+
+// send sends an MCP request: method (POST with body), token and session
+// ("" for none).
+func send(t *testing.T, method, endpoint, token, session, body string) reply {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, endpoint, strings.NewReader(demo.WhoamiRequest))
+	return sendAt(t, LegacyProtocol, method, endpoint, token, session, body)
+}
+
+// sendAt is send in a session of protocol version.
+func sendAt(t *testing.T, version, method, endpoint, token, session, body string) reply {
+	t.Helper()
+	r, err := sendRequest(version, method, endpoint, token, session, body)
 	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
+	return r
+}
+
+func sendRequest(version, method, endpoint, token, session, body string) (reply, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, endpoint, rd)
+	if err != nil {
+		return reply{}, err
+	}
 	req.Header.Set("Accept", "application/json, text/event-stream")
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+		req.Header.Set("Mcp-Protocol-Version", version)
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	t.Cleanup(func() { resp.Body.Close() })
-	return resp
-}
-
-// Settings returns verifier settings for as with the examples' scope.
-func Settings(as *introspectiontest.Server) introspection.Settings {
-	return introspection.Settings{
-		IntrospectionURL: as.IntrospectionURL,
-		ClientID:         introspectiontest.ClientID,
-		ClientSecret:     introspectiontest.ClientSecret,
-		RequiredScopes:   []string{demo.Scope},
-		Timeout:          2 * time.Second,
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return reply{}, err
 	}
-}
-
-// OtherResource is the resource URL of another server: tokens minted for it
-// must be refused.
-const OtherResource = "https://other.example.com/mcp"
-
-// Issue mints a token for the resource server at audience with scopes.
-type Issue func(audience string, scopes ...string) string
-
-// Run checks an example server's handler against an authorization server
-// that the caller controls, with verifier settings s completed as the
-// example servers complete them ([demo.Settings]); down stops that server.
-func Run(t *testing.T, newHandler NewHandler, s introspection.Settings, issue Issue, revoke func(string), down func()) {
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String()
-	clock := &clock{}
-	s.Now = clock.Now
-	s = demo.Settings(s, demo.ResourceURL(base))
-	v, err := introspection.NewVerifier(s)
-	require.NoError(t, err)
-	defer v.Close()
-	h, err := newHandler(v, base, "https://as.example.com")
-	require.NoError(t, err)
-	srv.Config.Handler = h
-	srv.Start()
-	defer srv.Close()
-	endpoint := demo.ResourceURL(base)
-	resource := endpoint
-	metadata := base + "/.well-known/oauth-protected-resource/mcp"
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	good := issue(resource, demo.Scope, "profile")
-	t.Run("valid token: whoami answers with the caller", func(t *testing.T) {
-		c, err := Whoami(ctx, endpoint, good)
-		require.NoError(t, err)
-		assert.Equal(t, []string{demo.Scope, "profile"}, c.Scopes)
-		assert.NotEmpty(t, c.ClientID)
-	})
-	t.Run("no token: 401 with a challenge", func(t *testing.T) {
-		resp := postWhoami(t, endpoint, "")
-		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-		assert.Equal(t, `Bearer scope="`+demo.Scope+`", resource_metadata="`+metadata+`"`, resp.Header.Get("WWW-Authenticate"))
-		_, err := Whoami(ctx, endpoint, "")
-		assert.Error(t, err)
-	})
-	t.Run("metadata needs no token", func(t *testing.T) {
-		resp, err := http.Get(metadata)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		var md map[string]any
-		require.NoError(t, json.NewDecoder(resp.Body).Decode(&md))
-		assert.Equal(t, endpoint, md["resource"])
-		assert.Equal(t, []any{"https://as.example.com"}, md["authorization_servers"])
-	})
-	t.Run("unknown token: 401 invalid_token", func(t *testing.T) {
-		resp := postWhoami(t, endpoint, "unknown-token")
-		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-		assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
-	})
-	t.Run("token for another resource: 401 invalid_token", func(t *testing.T) {
-		resp := postWhoami(t, endpoint, issue(OtherResource, demo.Scope, "profile"))
-		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-		assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`)
-	})
-	if revoke != nil {
-		t.Run("revoked token: 401 once its cache entry ends", func(t *testing.T) {
-			tok := issue(resource, demo.Scope)
-			_, err := Whoami(ctx, endpoint, tok)
-			require.NoError(t, err)
-			revoke(tok)
-			resp := postWhoami(t, endpoint, tok)
-			assert.Equal(t, http.StatusOK, resp.StatusCode, "the cached answer still holds")
-			clock.Advance(s.CacheTTL)
-			resp = postWhoami(t, endpoint, tok)
-			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-		})
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return reply{}, err
 	}
-	t.Run("insufficient scope: 403", func(t *testing.T) {
-		tok := issue(resource, "profile")
-		resp := postWhoami(t, endpoint, tok)
-		assert.Equal(t, http.StatusForbidden, resp.StatusCode)
-		assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope", scope="`+demo.Scope+`"`)
-		_, err := Whoami(ctx, endpoint, tok)
-		assert.Error(t, err)
-	})
-	t.Run("authorization server down: 503", func(t *testing.T) {
-		tok := issue(resource, demo.Scope)
-		down()
-		resp := postWhoami(t, endpoint, tok)
-		assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-		assert.NotEmpty(t, resp.Header.Get("Retry-After"))
-		assert.Empty(t, resp.Header.Get("WWW-Authenticate"))
-		body, _ := io.ReadAll(resp.Body)
-		assert.NotContains(t, string(body), "introspection:")
-	})
+	return reply{resp.StatusCode, resp.Header.Values("WWW-Authenticate"), resp.Header.Get("Mcp-Session-Id"), string(b)}, nil
 }
 
-// RunWithTestServer runs Run against an introspectiontest server.
-func RunWithTestServer(t *testing.T, newHandler NewHandler) {
-	as := introspectiontest.NewServer()
-	var once sync.Once
-	down := func() { once.Do(as.Close) }
-	defer down()
-	issue := func(audience string, scopes ...string) string {
-		return as.Issue(introspectiontest.TokenOptions{Subject: "alice", ClientID: "app", Scopes: scopes, Audience: []string{audience}})
-	}
-	Run(t, newHandler, Settings(as), issue, as.Revoke, down)
-}
-
-// RunDemo starts an example's run function with no INTROSPECTION_URL and
-// replays the curl command it prints.
-func RunDemo(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error) {
-	t.Setenv("INTROSPECTION_URL", "")
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, "127.0.0.1:0", out) }()
-	var endpoint, token string
-	require.Eventually(t, func() bool {
-		m := regexp.MustCompile(`curl -s (\S+) \\\n  -H 'Authorization: Bearer (\S+)'`).FindStringSubmatch(out.String())
-		if m == nil {
-			return false
-		}
-		endpoint, token = m[1], m[2]
-		return true
-	}, 10*time.Second, 10*time.Millisecond, "the demo printed no curl command")
-
-	t.Run("the demo token's aud is the printed resource URL", func(t *testing.T) {
-		m := regexp.MustCompile(`in-process test authorization server at (\S+)`).FindStringSubmatch(out.String())
-		require.NotNil(t, m, "the demo printed no authorization server")
-		v, err := introspection.NewVerifier(introspection.Settings{
-			IntrospectionURL: m[1] + introspectiontest.IntrospectionPath,
-			ClientID:         introspectiontest.ClientID,
-			ClientSecret:     introspectiontest.ClientSecret,
-		})
-		require.NoError(t, err)
-		defer v.Close()
-		tok, err := v.Verify(ctx, token)
-		require.NoError(t, err)
-		assert.Equal(t, []string{printed(t, out.String(), "MCP endpoint")}, tok.Audience)
-	})
-
-	resp := postWhoami(t, endpoint, token)
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	body, _ := io.ReadAll(resp.Body)
-	assert.Contains(t, string(body), `"subject":"demo-user"`)
-	c, err := Whoami(ctx, endpoint, token)
-	require.NoError(t, err)
-	assert.Equal(t, demo.Caller{Subject: "demo-user", ClientID: "demo-client", Scopes: []string{demo.Scope, "profile"}}, c)
-
-	cancel()
-	require.NoError(t, <-done)
-}
-
-// printed returns what an example server printed after label on a line.
-func printed(t *testing.T, out, label string) string {
+// initialize opens a session with token and returns its id.
+func initialize(t *testing.T, endpoint, token string) string {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `: (\S+)$`).FindStringSubmatch(out)
-	require.NotNil(t, m, "no %q in %q", label, out)
-	return m[1]
+	return initializeAt(t, LegacyProtocol, endpoint, token)
 }
 
-// RunConfigured starts an example's run function against an authorization
-// server named by INTROSPECTION_* and checks whose tokens it accepts: those
-// for its own resource URL when INTROSPECTION_AUDIENCE is unset, those for
-// INTROSPECTION_AUDIENCE when it is set.
-func RunConfigured(t *testing.T, run func(ctx context.Context, addr string, out io.Writer) error) {
-	for _, tc := range []struct {
-		name     string
-		audience string // INTROSPECTION_AUDIENCE; empty leaves it unset
-		accepted string // "" stands for the printed resource URL
-		refused  string
-	}{
-		{"INTROSPECTION_AUDIENCE unset: the server's resource URL", "", "", OtherResource},
-		{"INTROSPECTION_AUDIENCE set: it wins", OtherResource, OtherResource, ""},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			as := introspectiontest.NewServer()
-			defer as.Close()
-			t.Setenv("INTROSPECTION_URL", as.IntrospectionURL)
-			t.Setenv("INTROSPECTION_CLIENT_ID", introspectiontest.ClientID)
-			t.Setenv("INTROSPECTION_CLIENT_SECRET", introspectiontest.ClientSecret)
-			if tc.audience != "" {
-				t.Setenv("INTROSPECTION_AUDIENCE", tc.audience)
-			} else {
-				t.Setenv("INTROSPECTION_AUDIENCE", "")
-				require.NoError(t, os.Unsetenv("INTROSPECTION_AUDIENCE"))
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			out := &syncBuffer{}
-			done := make(chan error, 1)
-			go func() { done <- run(ctx, "127.0.0.1:0", out) }()
-			defer func() {
-				cancel()
-				require.NoError(t, <-done)
-			}()
-			require.Eventually(t, func() bool { return strings.Contains(out.String(), "Authorization server: ") },
-				10*time.Second, 10*time.Millisecond, "the server printed no usage")
-			endpoint := printed(t, out.String(), "MCP endpoint")
-			audience := func(a string) string {
-				if a == "" {
-					return endpoint // the server's resource URL
-				}
-				return a
-			}
-			assert.Equal(t, audience(tc.accepted), printed(t, out.String(), "Accepted token audience"))
-			issue := func(aud string) string {
-				return as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{demo.Scope}, Audience: []string{aud}})
-			}
-			resp := postWhoami(t, endpoint, issue(audience(tc.accepted)))
-			assert.Equal(t, http.StatusOK, resp.StatusCode, "token for %s", audience(tc.accepted))
-			resp = postWhoami(t, endpoint, issue(audience(tc.refused)))
-			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "token for %s", audience(tc.refused))
-		})
-	}
+// initializeAt opens a session of protocol version with token.
+func initializeAt(t *testing.T, version, endpoint, token string) string {
+	t.Helper()
+	r := send(t, http.MethodPost, endpoint, token, "", strings.Replace(initializeRequest, LegacyProtocol, version, 1))
+	require.Equal(t, http.StatusOK, r.status, r.body)
+	require.NotEmpty(t, r.session)
+	return r.session
 }
 
-// clock is a clock that tests move forward.
-type clock struct {
-	mu sync.Mutex    // guards d
-	d  time.Duration // how far ahead of time.Now it runs
-}
-
-// Now returns the time.
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.d)
-}
-
-// Advance moves the clock forward by d.
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.d += d
-}
-
+// syncBuffer is an io.Writer that a test reads while a server writes.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu sync.Mutex   // guards b
+	b  bytes.Buffer // what was written
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
@@ -339,19 +274,113 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// RunWithOIDCProvider runs Run against oidc-provider, a certified OpenID
-// provider (see the interop module).
-func RunWithOIDCProvider(t *testing.T, newHandler NewHandler) {
-	p := oidcprovider.Start(t)
-	s := introspection.Settings{
-		IntrospectionURL: p.IntrospectionURL,
-		ClientID:         oidcprovider.BasicClientID,
-		ClientSecret:     oidcprovider.ResourceServerSecret,
-		Issuer:           p.Issuer,
-		RequiredScopes:   []string{demo.Scope},
-		Timeout:          2 * time.Second,
+// printed returns what an example server printed after label and ": " on
+// a line.
+func printed(t *testing.T, out, label string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(label) + `: (\S+)$`).FindStringSubmatch(out)
+	require.NotNil(t, m, "no %q in %q", label, out)
+	return m[1]
+}
+
+// running is an example server started with Example.Run.
+type running struct {
+	endpoint string // the MCP endpoint it printed
+	out      *syncBuffer
+	stop     func() error // cancels its context and returns what Run returned
+}
+
+// start runs ex.Run on addr with publicURL until the test ends, and waits
+// until it has printed where it serves. The environment is the test's.
+func start(t *testing.T, ex Example, addr, publicURL string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan struct{})
+	var runErr error // Run's result, once done is closed
+	go func() {
+		defer close(done)
+		runErr = ex.Run(ctx, addr, publicURL, out)
+	}()
+	stop := func() error {
+		clientTransport.CloseIdleConnections()
+		cancel()
+		<-done
+		return runErr
 	}
-	issue := func(audience string, scopes ...string) string { return p.TokenFor(t, audience, scopes...) }
-	revoke := func(token string) { p.Revoke(t, token) }
-	Run(t, newHandler, s, issue, revoke, p.Stop)
+	t.Cleanup(func() { require.NoError(t, stop()) })
+	require.Eventually(t, func() bool {
+		select {
+		case <-done:
+			return true
+		default:
+			return strings.Contains(out.String(), "Accepted token audience: ")
+		}
+	}, 10*time.Second, 5*time.Millisecond, "the server printed no endpoint")
+	select {
+	case <-done:
+		require.NoError(t, runErr, "the server stopped")
+		require.FailNow(t, "the server stopped")
+	default:
+	}
+	return &running{endpoint: printed(t, out.String(), "MCP endpoint"), out: out, stop: stop}
+}
+
+// examplesEnv names the variables that the examples read.
+var examplesEnv = []string{
+	"MCP_PUBLIC_URL", "MCP_AUTHORIZATION_SERVER",
+	"INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_CLIENT_SECRET_FILE",
+	"INTROSPECTION_CLIENT_AUTH_METHOD", "INTROSPECTION_TIMEOUT", "INTROSPECTION_REQUIRED_SCOPES", "INTROSPECTION_AUDIENCE",
+	"INTROSPECTION_ISSUER", "INTROSPECTION_LEEWAY", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_MAX_CACHE_SIZE",
+	"INTROSPECTION_NEGATIVE_CACHE_TTL", "INTROSPECTION_ALLOW_INSECURE_HTTP", "INTROSPECTION_SCOPE_SEPARATOR",
+}
+
+// clearEnv unsets every variable the examples read, for the test.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, name := range examplesEnv {
+		t.Setenv(name, "") // restored when the test ends
+		require.NoError(t, os.Unsetenv(name))
+	}
+}
+
+// configure points the examples at as, as its operator would: its URL, the
+// resource server's credentials and its issuer. Everything else is unset.
+func configure(t *testing.T, as *introspectiontest.Server) {
+	t.Helper()
+	clearEnv(t)
+	t.Setenv("INTROSPECTION_URL", as.IntrospectionURL)
+	t.Setenv("INTROSPECTION_CLIENT_ID", introspectiontest.ClientID)
+	t.Setenv("INTROSPECTION_CLIENT_SECRET", introspectiontest.ClientSecret)
+	t.Setenv("INTROSPECTION_ISSUER", as.Issuer)
+}
+
+// issuer mints tokens at as for the resource at endpoint.
+type issuer struct {
+	as       *introspectiontest.Server
+	resource string
+}
+
+// user returns a token of user (as sub, through the client "app") with scopes.
+func (i issuer) user(user string, scopes ...string) string {
+	return i.as.Issue(introspectiontest.TokenOptions{Subject: user, ClientID: "app", Scopes: scopes, Audience: []string{i.resource}})
+}
+
+// machine returns a client-credentials token of client: no sub.
+func (i issuer) machine(client string, scopes ...string) string {
+	return i.as.Issue(introspectiontest.TokenOptions{ClientID: client, Scopes: scopes, Audience: []string{i.resource}})
+}
+
+// startConfigured starts ex against a new introspectiontest server, as
+// configure sets it up, with the extra variables env, on 127.0.0.1.
+func startConfigured(t *testing.T, ex Example, env ...string) (*running, issuer) {
+	t.Helper()
+	as := introspectiontest.NewServer()
+	t.Cleanup(as.Close)
+	configure(t, as)
+	for i := 0; i+1 < len(env); i += 2 {
+		t.Setenv(env[i], env[i+1])
+	}
+	srv := start(t, ex, "127.0.0.1:0", "")
+	return srv, issuer{as: as, resource: srv.endpoint}
 }
