@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,6 +67,12 @@ func TestTypeScriptClient(t *testing.T) {
 		assert.Equal(t, oidcprovider.MCPClientID, c.ClientID, "whoami names the client whose token it got")
 		assert.Equal(t, []string{"mcp:tools"}, c.Scopes)
 		assert.Zero(t, res.Redactions, "no token appears in what the client saw")
+
+		// Without a cache each request with a token costs an introspection:
+		// initialize, initialized, tools/list, tools/call and the GET stream.
+		withToken := ex.count(func(e exchange) bool { return e.Path == mcpPath && e.Bearer })
+		assert.Equal(t, int64(withToken), ex.introspections.Load())
+		assert.Equal(t, int64(tsSessionIntrospections), ex.introspections.Load(), "%+v", ex.served())
 	})
 
 	t.Run("metadata resource: the example's is accepted, another origin's refused", func(t *testing.T) {
@@ -171,6 +178,8 @@ type example struct {
 	metadataURL  string // the metadata's URL, as the challenges name it
 	metadataPath string
 
+	introspections atomic.Int64 // requests to the introspection endpoint
+
 	mu  sync.Mutex // guards log
 	log []exchange
 }
@@ -222,6 +231,7 @@ func startExample(t *testing.T, p *oidcprovider.Provider, otherOrigin bool) *exa
 		Issuer:           p.Issuer,
 		RequiredScopes:   []string{"mcp:tools"},
 		Audience:         []string{ex.resource},
+		HTTPClient:       &http.Client{Transport: countingTransport{&ex.introspections}},
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = v.Close() })
@@ -232,6 +242,18 @@ func startExample(t *testing.T, p *oidcprovider.Provider, otherOrigin bool) *exa
 	t.Cleanup(srv.Close)
 	t.Cleanup(closeSessions)
 	return ex
+}
+
+// tsSessionIntrospections is what one session of mcpclient.mjs that calls
+// one tool costs without a cache.
+const tsSessionIntrospections = 5
+
+// countingTransport counts the requests it sends.
+type countingTransport struct{ n *atomic.Int64 }
+
+func (c countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // record logs each request that h serves.
