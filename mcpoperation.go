@@ -80,7 +80,12 @@ func MCPOperation(m MCPScopes) (OperationFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.operation, nil
+	return func(r *http.Request) (Operation, error) {
+		if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+			return Operation{}, nil
+		}
+		return p.operation(r)
+	}, nil
 }
 
 // mcpPeek is the compiled form of an MCPScopes. It is read-only once built.
@@ -187,11 +192,8 @@ func mergeScopes(dst, add []string) []string {
 	return slices.Clip(dst)
 }
 
-// operation is the OperationFunc.
+// operation is the OperationFunc for a POST with a body.
 func (p *mcpPeek) operation(r *http.Request) (Operation, error) {
-	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
-		return Operation{}, nil
-	}
 	body, err := readBody(r, p.maxBody)
 	if err != nil {
 		return Operation{}, err
