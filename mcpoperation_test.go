@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -223,6 +224,8 @@ func TestMCPOperationRefusesUnreadableStrings(t *testing.T) {
 		{"lone low surrogate in the tool name", callTool(`"\udc00echo"`)},
 		{"high surrogate before a letter", callTool(`"\ud800\u0065cho"`)},
 		{"surrogates in the wrong order", callTool(`"echo\udc00\ud800"`)},
+		{"two low surrogates", callTool(`"echo\udc00\udc01"`)},
+		{"two high surrogates", callTool(`"echo\ud800\ud801"`)},
 		{"lone surrogate in the method", rpc(`"tools/call\udfff"`, `{"name":"echo"}`)},
 		{"lone surrogate in a member name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","\ud800":1,"params":{"name":"echo"}}`},
 		{"method a number", rpc(`1`, `{"name":"echo"}`)},
@@ -636,13 +639,14 @@ func TestMCPOperationValidatesMapping(t *testing.T) {
 	})
 	t.Run("an operation's scopes are the caller's to append to", func(t *testing.T) {
 		op := newMCPOperation(t, testMCPScopes())
-		first, err, _ := peekBody(t, op, callTool(`"echo"`))
+		first, err, _ := peekBody(t, op, callTool(`"admin"`))
 		require.NoError(t, err)
-		_ = append(first.Scopes, "appended")
-		first.Scopes = append(first.Scopes, "appended")
-		second, err, _ := peekBody(t, op, callTool(`"echo"`))
+		mine := append(first.Scopes, "mine")
+		second, err, _ := peekBody(t, op, callTool(`"admin"`))
 		require.NoError(t, err)
-		assert.Equal(t, opEcho, second)
+		theirs := append(second.Scopes, "theirs")
+		assert.Equal(t, append(slices.Clone(opAdmin.Scopes), "mine"), mine)
+		assert.Equal(t, append(slices.Clone(opAdmin.Scopes), "theirs"), theirs)
 	})
 }
 
