@@ -121,19 +121,19 @@ func (s *rpcScan) paramsFail(err error) {
 	}
 }
 
-// readRPC reads the first JSON value of body, and adds to ops the message
-// object it is, or each message object in it if it is an array (a batch),
-// once the message is read. An error that ops.add returns is a reason to
-// refuse the body. readRPC returns errJSONSyntax if the first
-// value is not JSON (whatever else it found), errJSONTooDeep if it nests
-// deeper than maxJSONDepth, else the first reason found to refuse the body,
-// or errTrailingData. A first value that is neither an object nor an array
-// is not read.
+// readRPC reads the first JSON value of the body d, and adds to ops the
+// message object it is, or each message object in it if it is an array (a
+// batch), once the message is read. An error that ops.add returns is a
+// reason to refuse the body. readRPC returns errJSONTooDeep as soon as the
+// value nests deeper than maxJSONDepth; else errJSONSyntax if the value is
+// not JSON, whatever else it found; else the first reason found to refuse
+// the body, or errTrailingData. A first value that is neither an object nor
+// an array is not read.
 //
 // It reads the body once, keeping one bit for each array or object open
-// (set for an object) and the role of the three outermost, and allocates
-// nothing unless the body nests deeper than 64 or a member name or string
-// on the path holds an escape.
+// (set for an object) and the roles of the three outermost. It allocates
+// nothing unless the body nests deeper than 64, a member name or string on
+// the path holds an escape, or the body is refused.
 func readRPC(d []byte, ops *opList) error {
 	var (
 		s       rpcScan

@@ -17,6 +17,11 @@ import (
 // requests are a few hundred bytes.
 const DefaultMCPMaxBodySize = 4 << 20
 
+// maxInitialBodyBuffer is the most that readBody sets aside for a body
+// before its bytes arrive, however long the request says it is: a larger
+// body grows its buffer as it comes.
+const maxInitialBodyBuffer = 64 << 10
+
 // maxMCPName is the longest tool or method name that MCPScopes may hold, in
 // bytes: the MCP spec's bound for tool names.
 const maxMCPName = 128
@@ -215,7 +220,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	size := int64(512)
 	if n >= 0 {
-		size = n + 1 // room for the read that finds the end
+		size = min(n+1, maxInitialBodyBuffer) // room for the read that finds the end
 	}
 	buf := make([]byte, 0, size)
 	for {

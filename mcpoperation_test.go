@@ -547,6 +547,24 @@ func TestMCPOperationBoundsBodySize(t *testing.T) {
 		_, err := op(r)
 		require.ErrorIs(t, err, ErrRequestTooLarge)
 	})
+	t.Run("stated length sets aside at most maxInitialBodyBuffer", func(t *testing.T) {
+		op := newMCPOperation(t, testMCPScopes())
+		body := pad(DefaultMCPMaxBodySize)
+		src := strings.NewReader(body)
+		var largest int
+		r := httptest.NewRequest(http.MethodPost, "/mcp", readFunc(func(p []byte) (int, error) {
+			largest = max(largest, len(p))
+			if src.Len() == len(body) {
+				assert.LessOrEqual(t, len(p), maxInitialBodyBuffer, "the first read")
+			}
+			return src.Read(p)
+		}))
+		r.ContentLength = int64(len(body))
+		got, err := op(r)
+		require.NoError(t, err)
+		assert.Equal(t, opEcho, got)
+		assert.Greater(t, largest, maxInitialBodyBuffer, "the buffer grows as the body comes")
+	})
 	t.Run("http.MaxBytesReader", func(t *testing.T) {
 		op := newMCPOperation(t, testMCPScopes())
 		body := pad(200)
