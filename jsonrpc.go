@@ -13,8 +13,13 @@ import (
 // This file reads a JSON-RPC request body the way both Go MCP SDKs read it,
 // far enough to know the method of each message and the tool a tools/call
 // names, and refuses what they could read differently from it or from each
-// other. What they do, and where a naive reading goes wrong:
+// other. What they do (read from go-sdk v1.8.0 and mcp-go v1.2.1, and
+// shown by examples/internal/sdkdiff), and where a naive reading goes
+// wrong:
 //
+//   - Reading. Both read the whole body of a POST only: the go-sdk through
+//     http.MaxBytesReader, 4 MiB unless set otherwise, mcp-go with no
+//     bound. Both look a tool up by its exact decoded name.
 //   - Syntax. The go-sdk (github.com/modelcontextprotocol/go-sdk, through
 //     github.com/segmentio/encoding/json) and mcp-go
 //     (github.com/mark3labs/mcp-go, through encoding/json) accept the same
@@ -45,6 +50,8 @@ import (
 //     ignores what follows it ({...}garbage runs there); mcp-go's
 //     json.Unmarshal refuses it. Anything but white space after a first
 //     value that is an object or an array is refused.
+//   - encoding/json under GOEXPERIMENT=jsonv2 keeps these v1 rules
+//     (MatchCaseSensitiveDelimiter: "na_me" is not name).
 //   - Nesting. The go-sdk refuses a body nested deeper than 1000 (its
 //     internal/json counts brackets over the whole body), encoding/json
 //     deeper than 10000, segmentio has no bound. Deeper than maxJSONDepth is
@@ -52,8 +59,9 @@ import (
 //   - Batches. The go-sdk reads a top-level array as a batch and runs each
 //     element that is a message (for protocol versions before 2025-06-18,
 //     and when the request states none); an element that is not an object
-//     fails the batch. mcp-go's streamable server refuses arrays. A batch
-//     needs what each of its requests needs.
+//     fails the batch, and a request whose id an earlier one has is not
+//     run. mcp-go's streamable server refuses arrays. A batch needs what
+//     each of its requests needs.
 //   - Shapes. A method that is not a string, and a tools/call whose params
 //     is not an object with a string name, are errors in both SDKs; they
 //     are refused here, so that no reading has to be guessed.
