@@ -1,0 +1,322 @@
+package introspection
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// DefaultMCPMaxBodySize is the largest request body, in bytes, that an
+// [OperationFunc] from [MCPOperation] reads when MCPScopes.MaxBodySize is
+// zero: 4 MiB, the go-sdk's own default (mcp-go sets none). Typical MCP
+// requests are a few hundred bytes.
+const DefaultMCPMaxBodySize = 4 << 20
+
+// maxInitialBodyBuffer is the most that readBody sets aside for a body
+// before its bytes arrive, however long the request says it is: a larger
+// body grows its buffer as it comes.
+const maxInitialBodyBuffer = 64 << 10
+
+// maxMCPName is the longest tool or method name that MCPScopes may hold, in
+// bytes: the MCP spec's bound for tool names.
+const maxMCPName = 128
+
+// MCPScopes maps MCP JSON-RPC requests to the scopes they need, on top of
+// Settings.RequiredScopes and MiddlewareOptions.Scopes.
+type MCPScopes struct {
+	// Tools maps a tool name (params.name of tools/call) to the scopes a
+	// call of it needs. Names are 1 to 128 ASCII letters, digits, '_', '-'
+	// and '.', as the MCP spec asks of tool names. A tool not listed needs
+	// no scopes of its own.
+	Tools map[string][]string
+	// Methods maps a JSON-RPC method (for example "resources/read") to the
+	// scopes it needs; an entry for "tools/call" applies to every tool
+	// call, on top of Tools. Names are 1 to 128 printable ASCII characters
+	// other than space, '"' and '\'. A method not listed needs no scopes of
+	// its own.
+	Methods map[string][]string
+	// MaxBodySize caps the body read, in bytes. Zero means
+	// DefaultMCPMaxBodySize. A larger body is refused with an error that
+	// wraps ErrRequestTooLarge (413 from the middleware). Keep it at or
+	// below the SDK's own limit.
+	MaxBodySize int64
+}
+
+// MCPOperation returns the [OperationFunc] for m, after checking every
+// scope in it: each must be an RFC 6749 §3.3 scope-token, and none may be
+// offline_access, which asks for refresh tokens rather than access to
+// anything and which a challenge never names. It copies m, so later
+// changes to m do nothing.
+//
+// The OperationFunc reads only POST bodies; other requests get a zero
+// Operation and their body is never touched. It reads the body through
+// the MaxBodySize cap and puts it back for the next handler byte for byte,
+// then reads it as both Go MCP SDKs (the go-sdk and mcp-go) read it:
+//
+//   - A tools/call needs Methods["tools/call"] and Tools[params.name], and
+//     is named `tool "echo"` (`method "tools/call"` for a tool not in
+//     Tools). Another method needs Methods[method] and is named
+//     `method "resources/read"`; one that Methods does not list gets a zero
+//     Operation.
+//   - A JSON-RPC batch (a top-level array) needs every scope that any of its
+//     requests needs, and its Name lists their operations, each once.
+//   - A body whose first value is not JSON gets a zero Operation and goes on
+//     as it came, for the SDK to answer with a parse error.
+//   - A body that the SDKs could read differently, from the peek or from
+//     each other, is refused with an error (400 from the middleware): a
+//     member on the path to the method or the tool whose name folds to
+//     method, params or name under encoding/json's case-insensitive
+//     matching but is not that name; any of these members twice; invalid
+//     UTF-8 or a lone surrogate in the method, the tool's name or a member
+//     name on the path; a method that is not a string; a tools/call without
+//     a params object holding a string name; anything but white space after
+//     a first value that is an object or an array; nesting deeper than
+//     1000, the go-sdk's bound.
+//
+// The Scopes of the Operations it returns are shared between requests:
+// they may be appended to, but not changed in place.
+func MCPOperation(m MCPScopes) (OperationFunc, error) {
+	p, err := newMCPPeek(m)
+	if err != nil {
+		return nil, err
+	}
+	return func(r *http.Request) (Operation, error) {
+		if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+			return Operation{}, nil
+		}
+		return p.operation(r)
+	}, nil
+}
+
+// mcpPeek is the compiled form of an MCPScopes. It is read-only once built.
+type mcpPeek struct {
+	tools   map[string]Operation // a tools/call of a tool in MCPScopes.Tools
+	anyTool Operation            // a tools/call of another tool
+	methods map[string]Operation // a request of a method in MCPScopes.Methods
+	maxBody int64
+}
+
+func newMCPPeek(m MCPScopes) (*mcpPeek, error) {
+	if m.MaxBodySize < 0 {
+		return nil, fmt.Errorf("introspection: MCPScopes.MaxBodySize must not be negative, got %d", m.MaxBodySize)
+	}
+	p := &mcpPeek{
+		tools:   make(map[string]Operation, len(m.Tools)),
+		methods: make(map[string]Operation, len(m.Methods)),
+		maxBody: m.MaxBodySize,
+	}
+	if p.maxBody == 0 {
+		p.maxBody = DefaultMCPMaxBodySize
+	}
+	for method, scopes := range m.Methods {
+		if !validMethodName(method) {
+			return nil, fmt.Errorf("introspection: MCPScopes.Methods has an invalid method %s", strconv.QuoteToASCII(method))
+		}
+		if err := checkOperationScopes(scopes); err != nil {
+			return nil, err
+		}
+		p.methods[method] = Operation{Name: `method "` + method + `"`, Scopes: mergeScopes(nil, scopes)}
+	}
+	callScopes := m.Methods["tools/call"]
+	p.anyTool = Operation{Name: `method "tools/call"`, Scopes: mergeScopes(nil, callScopes)}
+	for tool, scopes := range m.Tools {
+		if !validToolName(tool) {
+			return nil, fmt.Errorf("introspection: MCPScopes.Tools has an invalid tool name %s", strconv.QuoteToASCII(tool))
+		}
+		if err := checkOperationScopes(scopes); err != nil {
+			return nil, err
+		}
+		p.tools[tool] = Operation{Name: `tool "` + tool + `"`, Scopes: mergeScopes(mergeScopes(nil, callScopes), scopes)}
+	}
+	return p, nil
+}
+
+// checkOperationScopes refuses a scope that is not an RFC 6749 §3.3
+// scope-token, and offline_access.
+func checkOperationScopes(scopes []string) error {
+	for _, s := range scopes {
+		if !validOperationScope(s) {
+			return fmt.Errorf("introspection: MCPScopes has an invalid scope %s", strconv.QuoteToASCII(s))
+		}
+		if s == "offline_access" {
+			return errors.New("introspection: MCPScopes must not require offline_access: it asks for refresh tokens, not for access, and challenges never name it")
+		}
+	}
+	return nil
+}
+
+// validOperationScope reports whether s is an RFC 6749 §3.3 scope-token:
+// 1*( %x21 / %x23-5B / %x5D-7E ).
+func validOperationScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// validToolName reports whether s is a tool name as the MCP spec asks:
+// 1 to 128 ASCII letters, digits, '_', '-' and '.'.
+func validToolName(s string) bool {
+	if s == "" || len(s) > maxMCPName {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// validMethodName reports whether s is 1 to 128 printable ASCII characters
+// other than space, '"' and '\', so that it can be quoted in a Name as it is.
+func validMethodName(s string) bool {
+	return s != "" && len(s) <= maxMCPName && validOperationScope(s)
+}
+
+// mergeScopes appends to dst the scopes in add that it does not hold yet,
+// and returns it with no room to grow, so that a caller's append copies it.
+func mergeScopes(dst, add []string) []string {
+	for _, s := range add {
+		if !slices.Contains(dst, s) {
+			dst = append(dst, s)
+		}
+	}
+	return slices.Clip(dst)
+}
+
+// operation is the OperationFunc for a POST with a body.
+func (p *mcpPeek) operation(r *http.Request) (Operation, error) {
+	body, err := readBody(r, p.maxBody)
+	if err != nil {
+		return Operation{}, err
+	}
+	return p.read(body)
+}
+
+// peekedBody is a request body that was read and put back.
+type peekedBody struct{ bytes.Reader }
+
+func (*peekedBody) Close() error { return nil }
+
+// readBody reads r.Body, of at most limit bytes, closes it and puts its
+// bytes back as r.Body.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	n := r.ContentLength
+	if n > limit {
+		return nil, fmt.Errorf("%w: %d bytes stated, over %d", ErrRequestTooLarge, n, limit)
+	}
+	size := int64(512)
+	if n >= 0 {
+		size = min(n+1, maxInitialBodyBuffer) // room for the read that finds the end
+	}
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, 1)
+		}
+		room := buf[len(buf):min(int64(cap(buf)), limit+1)]
+		k, err := r.Body.Read(room)
+		buf = buf[:len(buf)+k]
+		if int64(len(buf)) > limit {
+			return nil, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, limit)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				return nil, fmt.Errorf("%w: %w", ErrRequestTooLarge, err)
+			}
+			return nil, fmt.Errorf("introspection: reading the request body: %w", err)
+		}
+	}
+	_ = r.Body.Close()
+	b := new(peekedBody)
+	b.Reset(buf)
+	r.Body = b
+	return buf, nil
+}
+
+// read returns the Operation of a request body.
+func (p *mcpPeek) read(body []byte) (Operation, error) {
+	ops := opList{peek: p}
+	switch err := readRPC(body, &ops); {
+	case errors.Is(err, errJSONSyntax):
+		// Not JSON: the SDK answers it with a parse error.
+		return Operation{}, nil
+	case err != nil:
+		return Operation{}, err
+	}
+	return ops.operation(), nil
+}
+
+// opList gathers the Operations of the messages in a body.
+type opList struct {
+	peek  *mcpPeek
+	first Operation   // the first named operation
+	more  []Operation // the other named operations of a batch, each once
+}
+
+// add adds the Operation of message m, or returns why m is refused.
+func (l *opList) add(m *rpcMessage) error {
+	op, err := l.peek.messageOperation(m)
+	switch {
+	case err != nil:
+		return err
+	case op.Name == "" || op.Name == l.first.Name:
+	case l.first.Name == "":
+		l.first = op
+	case !slices.ContainsFunc(l.more, func(o Operation) bool { return o.Name == op.Name }):
+		l.more = append(l.more, op)
+	}
+	return nil
+}
+
+// operation returns the Operation of all the messages together: the
+// union of their scopes, named by the list of their names.
+func (l *opList) operation() Operation {
+	if len(l.more) == 0 {
+		return l.first
+	}
+	names := []string{l.first.Name}
+	scopes := mergeScopes(nil, l.first.Scopes)
+	for _, o := range l.more {
+		names = append(names, o.Name)
+		scopes = mergeScopes(scopes, o.Scopes)
+	}
+	return Operation{Name: strings.Join(names, ", "), Scopes: scopes}
+}
+
+// messageOperation returns the Operation of message m, or why it is
+// refused.
+func (p *mcpPeek) messageOperation(m *rpcMessage) (Operation, error) {
+	switch {
+	case !m.hasMethod:
+		return Operation{}, nil
+	case string(m.method) != "tools/call":
+		return p.methods[string(m.method)], nil
+	case m.paramsErr != nil:
+		return Operation{}, m.paramsErr
+	case !m.hasParams:
+		return Operation{}, errors.New("introspection: tools/call has no params")
+	case !m.hasName:
+		return Operation{}, errors.New("introspection: tools/call params has no name")
+	}
+	if op, ok := p.tools[string(m.name)]; ok {
+		return op, nil
+	}
+	return p.anyTool, nil
+}

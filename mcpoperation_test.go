@@ -1,0 +1,888 @@
+package introspection
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"testing/iotest"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// testMCPScopes is the mapping the peek's tests use: two tools with scopes
+// of their own, a scope for every tool call and one for resources/read.
+func testMCPScopes() MCPScopes {
+	return MCPScopes{
+		Tools: map[string][]string{
+			"echo":  {"mcp:echo"},
+			"admin": {"mcp:admin", "mcp:echo"},
+		},
+		Methods: map[string][]string{
+			"tools/call":     {"mcp:call"},
+			"resources/read": {"mcp:read"},
+		},
+	}
+}
+
+// The operations of testMCPScopes.
+var (
+	opEcho  = Operation{Name: `tool "echo"`, Scopes: []string{"mcp:call", "mcp:echo"}}
+	opAdmin = Operation{Name: `tool "admin"`, Scopes: []string{"mcp:call", "mcp:admin", "mcp:echo"}}
+	opCall  = Operation{Name: `method "tools/call"`, Scopes: []string{"mcp:call"}} // a tool without scopes of its own
+	opRead  = Operation{Name: `method "resources/read"`, Scopes: []string{"mcp:read"}}
+)
+
+// rpc returns a JSON-RPC request with the given method and params.
+func rpc(method, params string) string {
+	return `{"jsonrpc":"2.0","id":1,"method":` + method + `,"params":` + params + `}`
+}
+
+// callTool returns a tools/call request for the tool named by the JSON
+// string name.
+func callTool(name string) string {
+	return rpc(`"tools/call"`, `{"name":`+name+`,"arguments":{"text":"hi"}}`)
+}
+
+// newMCPOperation builds the OperationFunc for m, which must be valid.
+func newMCPOperation(t testing.TB, m MCPScopes) OperationFunc {
+	t.Helper()
+	op, err := MCPOperation(m)
+	require.NoError(t, err)
+	require.NotNil(t, op)
+	return op
+}
+
+// peekBody posts body through op and returns what op answered and the
+// bytes the next handler reads.
+func peekBody(t *testing.T, op OperationFunc, body string) (Operation, error, []byte) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/json")
+	got, err := op(r)
+	rest, readErr := io.ReadAll(r.Body)
+	require.NoError(t, readErr)
+	return got, err, rest
+}
+
+// TestMCPOperationMapsRequestsToScopes checks that a tools/call needs the
+// scopes of tools/call and of its tool, another method those of its own,
+// and that an unknown tool or method needs nothing of its own; names and
+// strings are read as decoded, and only params.name names the tool.
+func TestMCPOperationMapsRequestsToScopes(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	tests := []struct {
+		name string
+		body string
+		want Operation
+	}{
+		{"tool with a scope", callTool(`"echo"`), opEcho},
+		{"tool with two scopes", callTool(`"admin"`), opAdmin},
+		{"tool without scopes of its own", callTool(`"whoami"`), opCall},
+		{"method with scopes", rpc(`"resources/read"`, `{"uri":"file:///a"}`), opRead},
+		{"method without scopes", rpc(`"initialize"`, `{"protocolVersion":"2025-06-18"}`), Operation{}},
+		{"notification", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, Operation{}},
+		{"response from the client", `{"jsonrpc":"2.0","id":7,"result":{}}`, Operation{}},
+		{"params before method", `{"params":{"arguments":{},"name":"echo"},"id":1,"method":"tools/call","jsonrpc":"2.0"}`, opEcho},
+		{"tool name with escapes", callTool(`"\u0065cho"`), opEcho},
+		{"tool name escaped throughout", callTool(`"\u0065\u0063\u0068\u006F"`), opEcho},
+		{"method with escapes", rpc(`"tools\/call"`, `{"name":"echo"}`), opEcho},
+		{"member names with escapes", `{"jsonrpc":"2.0","id":1,"m\u0065thod":"tools/call","p\u0061rams":{"n\u0061me":"echo"}}`, opEcho},
+		{"name inside arguments is not the tool", rpc(`"tools/call"`, `{"arguments":{"name":"echo"},"name":"whoami"}`), opCall},
+		{"name inside _meta is not the tool", rpc(`"tools/call"`, `{"name":"whoami","_meta":{"name":"echo"}}`), opCall},
+		{"params elsewhere are not the params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"},"x":{"params":{"name":"echo"}}}`, opCall},
+		{"method inside params is not the method", rpc(`"resources/read"`, `{"method":"tools/call","name":"echo"}`), opRead},
+		{"repeated names below params are the tool's business", rpc(`"tools/call"`, `{"name":"echo","arguments":{"name":1,"name":2,"Name":3}}`), opEcho},
+		{"case variants of other members", `{"JSONRPC":"2.0","ID":1,"method":"tools/call","params":{"name":"echo","Arguments":{}}}`, opEcho},
+		{"surrogate pair in a tool name", callTool(`"echo\ud83d\ude00"`), opCall},
+		{"invalid UTF-8 where it does not matter", rpc(`"tools/call"`, "{\"name\":\"echo\",\"arguments\":{\"t\":\"\xff\xfe\"}}"), opEcho},
+		{"lone surrogate where it does not matter", rpc(`"tools/call"`, `{"name":"echo","arguments":{"t":"\ud800"}}`), opEcho},
+		{"params of another method that would not be read as a tool call", rpc(`"resources/read"`, `{"uri":"x","NAME":"echo","name":"a","name":"b"}`), opRead},
+		{"params of another method that is not an object", rpc(`"resources/read"`, `"x"`), opRead},
+		{"tool name that is not a tool name", callTool(`"echo\" needs nothing"`), opCall},
+		{"white space around the value", " \t\r\n" + callTool(`"echo"`) + " \t\r\n", opEcho},
+		{"a value that is not a request", `"tools/call"`, Operation{}},
+		{"a number", `1`, Operation{}},
+		{"null", `null`, Operation{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err, rest := peekBody(t, op, tc.body)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.body, string(rest), "the next handler reads the body as it came")
+		})
+	}
+}
+
+// TestMCPOperationRefusesNamesThatFold checks that a member on the path to
+// the method or the tool whose name encoding/json would take for method,
+// params or name (ASCII case, U+017F for s, U+212A for k), but that is not
+// that name exactly, is refused, and so is any of these members twice.
+func TestMCPOperationRefusesNamesThatFold(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"Method", `{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"echo"}}`},
+		{"METHOD beside method", `{"jsonrpc":"2.0","id":1,"method":"tools/list","METHOD":"tools/call","params":{"name":"echo"}}`},
+		{"mEtHoD before method", `{"jsonrpc":"2.0","id":1,"mEtHoD":"tools/call","method":"tools/list"}`},
+		{"Params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","Params":{"name":"echo"}}`},
+		{"params with U+017F", "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"whoami\"},\"param\u017f\":{\"name\":\"echo\"}}"},
+		{"params with U+017F escaped", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"},"PARAM\u017F":{"name":"echo"}}`},
+		{"Name", rpc(`"tools/call"`, `{"Name":"echo"}`)},
+		{"NAME after name", rpc(`"tools/call"`, `{"name":"whoami","NAME":"echo"}`)},
+		{"nAme before name", rpc(`"tools/call"`, `{"nAme":"echo","name":"whoami"}`)},
+		{"nAME escaped", rpc(`"tools/call"`, `{"name":"whoami","\u006EAME":"echo"}`)},
+		{"method twice", `{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"echo"}}`},
+		{"method twice with the same value", `{"jsonrpc":"2.0","id":1,"method":"tools/call","method":"tools/call","params":{"name":"echo"}}`},
+		{"method twice, once escaped", `{"jsonrpc":"2.0","id":1,"method":"tools/list","m\u0065thod":"tools/call","params":{"name":"echo"}}`},
+		{"params twice", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"},"params":{"name":"echo"}}`},
+		{"params twice, once not an object", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"params":null}`},
+		{"name twice", rpc(`"tools/call"`, `{"name":"whoami","name":"echo"}`)},
+		{"name twice, once null", rpc(`"tools/call"`, `{"name":"echo","name":null}`)},
+		{"name twice, once escaped", rpc(`"tools/call"`, `{"name":"whoami","n\u0061me":"echo"}`)},
+		{"in a batch", `[` + callTool(`"echo"`) + `,` + rpc(`"tools/call"`, `{"name":"whoami","Name":"echo"}`) + `]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err, _ := peekBody(t, op, tc.body)
+			require.Error(t, err)
+			assert.NotErrorIs(t, err, ErrRequestTooLarge)
+			assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+			assert.Equal(t, Operation{}, got)
+		})
+	}
+}
+
+// TestMemberNameFoldsAsEncodingJSON checks the peek's folding of member
+// names against encoding/json itself: a name is refused exactly when
+// encoding/json would decode it into the field of another name, U+212A and
+// U+017F included.
+func TestMemberNameFoldsAsEncodingJSON(t *testing.T) {
+	type fields struct {
+		Method string `json:"method"`
+		Params string `json:"params"`
+		Name   string `json:"name"`
+		Kiss   string `json:"kiss"` // a name with k and s, for U+212A and U+017F
+	}
+	for _, key := range []string{
+		"method", "Method", "METHOD", "mEtHoD", "methoD", "method ", " method", "methods", "metho", "meth\u00f6d",
+		"params", "Params", "PARAMS", "param\u017f", "PARAM\u017f", "paramS", "param\u0455", "params\u0000",
+		"name", "Name", "NAME", "nAme", "naMe", "n\u0430me", "\u212aname", "name\u0000",
+		"kiss", "KISS", "\u212aiss", "ki\u017f\u017f", "\u212aI\u017fS", "k\u0131ss", "k\u0130ss",
+	} {
+		t.Run(strconv.QuoteToASCII(key), func(t *testing.T) {
+			body, err := json.Marshal(map[string]string{key: "x"})
+			require.NoError(t, err)
+			var f fields
+			require.NoError(t, json.Unmarshal(body, &f))
+			target := ""
+			switch {
+			case f.Method != "":
+				target = "method"
+			case f.Params != "":
+				target = "params"
+			case f.Name != "":
+				target = "name"
+			case f.Kiss != "":
+				target = "kiss"
+			}
+			for _, name := range []string{"method", "params", "name", "kiss"} {
+				assert.Equal(t, target == name && key != name, foldsTo([]byte(key), name),
+					"encoding/json decodes %q into %q: %v", key, name, target == name)
+			}
+		})
+	}
+}
+
+// TestMCPOperationRefusesUnreadableStrings checks that the method, the
+// tool's name and the member names on the path to them are refused when
+// they hold invalid UTF-8 or a lone surrogate, which both SDKs read as
+// U+FFFD, and that a method or tool name that is not a string, or a tool
+// call without a params object naming its tool, is refused.
+func TestMCPOperationRefusesUnreadableStrings(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"invalid UTF-8 in the method", rpc("\"tools/call\xff\"", `{"name":"echo"}`)},
+		{"invalid UTF-8 in the tool name", callTool("\"echo\xff\"")},
+		{"overlong UTF-8 in the tool name", callTool("\"ech\xc1\xaf\"")},
+		{"invalid UTF-8 in a member name", "{\"jsonrpc\":\"2.0\",\"id\":1,\"\xffmethod\":\"x\",\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}"},
+		{"invalid UTF-8 in a member name of params", rpc(`"tools/call"`, "{\"name\":\"echo\",\"\xfe\":1}")},
+		{"lone high surrogate in the tool name", callTool(`"echo\ud800"`)},
+		{"lone low surrogate in the tool name", callTool(`"\udc00echo"`)},
+		{"high surrogate before a letter", callTool(`"\ud800\u0065cho"`)},
+		{"surrogates in the wrong order", callTool(`"echo\udc00\ud800"`)},
+		{"two low surrogates", callTool(`"echo\udc00\udc01"`)},
+		{"two high surrogates", callTool(`"echo\ud800\ud801"`)},
+		{"lone surrogate in the method", rpc(`"tools/call\udfff"`, `{"name":"echo"}`)},
+		{"lone surrogate in a member name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","\ud800":1,"params":{"name":"echo"}}`},
+		{"method a number", rpc(`1`, `{"name":"echo"}`)},
+		{"method null", rpc(`null`, `{"name":"echo"}`)},
+		{"method an array", rpc(`["tools/call"]`, `{"name":"echo"}`)},
+		{"method an object", rpc(`{}`, `{"name":"echo"}`)},
+		{"tool name a number", callTool(`1`)},
+		{"tool name null", callTool(`null`)},
+		{"tool name an array", callTool(`["echo"]`)},
+		{"tools/call without params", `{"jsonrpc":"2.0","id":1,"method":"tools/call"}`},
+		{"tools/call with params null", rpc(`"tools/call"`, `null`)},
+		{"tools/call with params an array", rpc(`"tools/call"`, `[{"name":"echo"}]`)},
+		{"tools/call with params a string", rpc(`"tools/call"`, `"{\"name\":\"echo\"}"`)},
+		{"tools/call without a name", rpc(`"tools/call"`, `{"arguments":{"name":"echo"}}`)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err, _ := peekBody(t, op, tc.body)
+			require.Error(t, err)
+			assert.NotErrorIs(t, err, ErrRequestTooLarge)
+			assert.Equal(t, Operation{}, got)
+		})
+	}
+}
+
+// TestMCPOperationRefusesTrailingData checks that anything but white space
+// after a first value that is an object or an array is refused: the go-sdk
+// runs the first value and ignores the rest.
+func TestMCPOperationRefusesTrailingData(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	echo := callTool(`"echo"`)
+	for _, tc := range []struct {
+		name string
+		body string
+	}{
+		{"a second request", callTool(`"whoami"`) + echo},
+		{"a second request after a newline", echo + "\n" + callTool(`"whoami"`)},
+		{"garbage", echo + "x"},
+		{"a closing bracket", echo + "]"},
+		{"a brace", echo + "}"},
+		{"a NUL byte", echo + "\x00"},
+		{"after a batch", "[" + echo + "] 1"},
+		{"after a request of no scopes", rpc(`"initialize"`, `{}`) + echo},
+		{"after a syntax error in the rest", echo + `{"method":`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err, _ := peekBody(t, op, tc.body)
+			require.Error(t, err)
+			assert.Equal(t, Operation{}, got)
+		})
+	}
+}
+
+// nested returns depth arrays, one inside the other.
+func nested(depth int) string {
+	return strings.Repeat("[", depth) + strings.Repeat("]", depth)
+}
+
+// TestMCPOperationBoundsNesting checks that a body nested as deep as
+// maxJSONDepth is read, and one level deeper is refused, inside a request
+// and inside a batch, and in a body that is not JSON at all.
+func TestMCPOperationBoundsNesting(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	// The request is depth 1, params 2, arguments 3.
+	deep := func(depth int) string {
+		return rpc(`"tools/call"`, `{"name":"echo","arguments":{"a":`+nested(depth-3)+`}}`)
+	}
+	for _, tc := range []struct {
+		name string
+		body string
+		ok   bool
+	}{
+		{"request at the bound", deep(maxJSONDepth), true},
+		{"request past the bound", deep(maxJSONDepth + 1), false},
+		{"batch at the bound", "[" + deep(maxJSONDepth-1) + "]", true},
+		{"batch past the bound", "[" + deep(maxJSONDepth) + "]", false},
+		{"arrays past the bound", nested(maxJSONDepth + 1), false},
+		{"objects past the bound", strings.Repeat(`{"a":`, maxJSONDepth+1) + "1" + strings.Repeat("}", maxJSONDepth+1), false},
+		{"unclosed arrays past the bound", strings.Repeat("[", maxJSONDepth+1), false},
+		{"far past the bound", strings.Repeat("[", 100000), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err, _ := peekBody(t, op, tc.body)
+			if tc.ok {
+				require.NoError(t, err)
+				assert.Equal(t, opEcho, got)
+				return
+			}
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "nested deeper than "+strconv.Itoa(maxJSONDepth))
+			assert.Equal(t, Operation{}, got)
+		})
+	}
+}
+
+// TestMCPOperationBatchNeedsEveryRequestsScopes checks that a JSON-RPC
+// batch needs the union of its requests' scopes, in the order they come,
+// and is named by the list of its operations, each once.
+func TestMCPOperationBatchNeedsEveryRequestsScopes(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	for _, tc := range []struct {
+		name string
+		body string
+		want Operation
+	}{
+		{"one tool", "[" + callTool(`"echo"`) + "]", opEcho},
+		{"tools and methods", "[" + rpc(`"resources/read"`, `{"uri":"x"}`) + "," + callTool(`"echo"`) + "," + rpc(`"initialize"`, `{}`) + "," + callTool(`"whoami"`) + "," + callTool(`"admin"`) + "," + callTool(`"echo"`) + "]",
+			Operation{
+				Name:   `method "resources/read", tool "echo", method "tools/call", tool "admin"`,
+				Scopes: []string{"mcp:read", "mcp:call", "mcp:echo", "mcp:admin"},
+			}},
+		{"a tool after a response", `[{"jsonrpc":"2.0","id":3,"result":{}},` + callTool(`"admin"`) + `]`, opAdmin},
+		{"only requests without scopes", "[" + rpc(`"initialize"`, `{}`) + `,{"jsonrpc":"2.0","method":"notifications/initialized"}]`, Operation{}},
+		{"elements that are not requests", `[1,"x",null,[` + callTool(`"echo"`) + `],` + callTool(`"whoami"`) + `]`, opCall},
+		{"empty", `[]`, Operation{}},
+		{"white space", " [ " + callTool(`"echo"`) + " , " + callTool(`"admin"`) + " ] ",
+			Operation{Name: `tool "echo", tool "admin"`, Scopes: []string{"mcp:call", "mcp:echo", "mcp:admin"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err, rest := peekBody(t, op, tc.body)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			assert.Equal(t, tc.body, string(rest))
+		})
+	}
+}
+
+// TestMCPOperationPassesInvalidJSON checks that a body whose first value
+// is not JSON gets a zero Operation and reaches the SDK as it came, for
+// the SDK to answer with a parse error, even where the part before the
+// error would be refused.
+func TestMCPOperationPassesInvalidJSON(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	echo := callTool(`"echo"`)
+	for _, tc := range []struct {
+		name string
+		body string
+	}{
+		{"empty", ""},
+		{"white space", " \r\n\t"},
+		{"cut short", echo[:len(echo)-1]},
+		{"cut in a string", echo[:40]},
+		{"trailing comma in an object", strings.TrimSuffix(echo, "}") + ",}"},
+		{"trailing comma in a batch", "[" + echo + ",]"},
+		{"missing comma", `{"method":"tools/call" "params":{"name":"echo"}}`},
+		{"missing colon", `{"method" "tools/call","params":{"name":"echo"}}`},
+		{"single quotes", `{'method':'tools/call','params':{'name':'echo'}}`},
+		{"byte order mark", "\xef\xbb\xbf" + echo},
+		{"leading zero", `{"id":01,"method":"tools/call","params":{"name":"echo"}}`},
+		{"bare decimal point", `{"id":1.,"method":"tools/call","params":{"name":"echo"}}`},
+		{"plus sign", `{"id":+1,"method":"tools/call","params":{"name":"echo"}}`},
+		{"bare minus", `{"id":-,"method":"tools/call","params":{"name":"echo"}}`},
+		{"empty exponent", `{"id":1e,"method":"tools/call","params":{"name":"echo"}}`},
+		{"misspelt literal", `{"id":nul,"method":"tools/call","params":{"name":"echo"}}`},
+		{"literal in capitals", `{"id":True,"method":"tools/call","params":{"name":"echo"}}`},
+		{"control character in a string", "{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"a\":\"\x01\"}}"},
+		{"unknown escape", `{"method":"tools/call","params":{"name":"echo","a":"\x"}}`},
+		{"short unicode escape", `{"method":"tools/call","params":{"name":"echo","a":"\u12"}}`},
+		{"bad hex", `{"method":"tools/call","params":{"name":"echo","a":"\u12g4"}}`},
+		{"key that is not a string", `{method:"tools/call","params":{"name":"echo"}}`},
+		{"refused name before the error", `{"Method":"tools/call","params":{"name":"echo"},}`},
+		{"duplicate before the error", `{"method":"tools/call","method":"tools/call","params":{"name":"echo"}`},
+		{"non-breaking space", "\u00a0" + echo},
+		{"comment", "/**/" + echo},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.False(t, json.Valid([]byte(tc.body)), "encoding/json refuses the body")
+			got, err, rest := peekBody(t, op, tc.body)
+			require.NoError(t, err)
+			assert.Equal(t, Operation{}, got)
+			assert.Equal(t, tc.body, string(rest))
+		})
+	}
+}
+
+// untouchableBody fails the test if it is read or closed.
+type untouchableBody struct{ t *testing.T }
+
+func (b untouchableBody) Read([]byte) (int, error) {
+	b.t.Error("the body was read")
+	return 0, io.EOF
+}
+
+func (b untouchableBody) Close() error {
+	b.t.Error("the body was closed")
+	return nil
+}
+
+// TestMCPOperationReadsOnlyPOST checks that a request of any other method
+// gets a zero Operation without its body being touched.
+func TestMCPOperationReadsOnlyPOST(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	for _, method := range []string{http.MethodGet, http.MethodDelete, http.MethodHead, http.MethodPut, http.MethodPatch, http.MethodOptions, "post"} {
+		t.Run(method, func(t *testing.T) {
+			r := httptest.NewRequest(method, "/mcp", nil)
+			body := untouchableBody{t}
+			r.Body = body
+			got, err := op(r)
+			require.NoError(t, err)
+			assert.Equal(t, Operation{}, got)
+			assert.Equal(t, body, r.Body)
+		})
+	}
+	t.Run("POST without a body", func(t *testing.T) {
+		r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+		r.Body = nil
+		got, err := op(r)
+		require.NoError(t, err)
+		assert.Equal(t, Operation{}, got)
+		assert.Nil(t, r.Body)
+	})
+}
+
+// TestMCPOperationRestoresBody checks that the next handler reads exactly
+// the bytes that came, whatever the size of the body and of the reads,
+// and whether or not the request said how long its body is.
+func TestMCPOperationRestoresBody(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	echo := callTool(`"echo"`)
+	long := rpc(`"tools/call"`, `{"name":"echo","arguments":{"text":"`+strings.Repeat("0123456789", 20000)+`"}}`)
+	for _, tc := range []struct {
+		name   string
+		body   string
+		length int64 // ContentLength; -1 for unknown
+		wrap   func(io.Reader) io.Reader
+		want   Operation
+	}{
+		{"known length", echo, int64(len(echo)), nil, opEcho},
+		{"unknown length", echo, -1, nil, opEcho},
+		{"one byte a read", echo, int64(len(echo)), iotest.OneByteReader, opEcho},
+		{"one byte a read, unknown length", echo, -1, iotest.OneByteReader, opEcho},
+		{"half of each read", long, int64(len(long)), iotest.HalfReader, opEcho},
+		{"long, unknown length", long, -1, iotest.HalfReader, opEcho},
+		{"data with EOF", echo, int64(len(echo)), iotest.DataErrReader, opEcho},
+		{"longer than its stated length", echo, 10, nil, opEcho},
+		{"shorter than its stated length", echo, int64(len(echo) + 10), nil, opEcho},
+		{"invalid JSON", echo[:50], int64(50), iotest.OneByteReader, Operation{}},
+		{"empty", "", 0, nil, Operation{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader = strings.NewReader(tc.body)
+			if tc.wrap != nil {
+				body = tc.wrap(body)
+			}
+			r := httptest.NewRequest(http.MethodPost, "/mcp", body)
+			r.ContentLength = tc.length
+			got, err := op(r)
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			rest, err := io.ReadAll(r.Body)
+			require.NoError(t, err)
+			assert.True(t, tc.body == string(rest), "the next handler reads the %d bytes that came, got %d", len(tc.body), len(rest))
+			assert.NoError(t, r.Body.Close())
+		})
+	}
+}
+
+// resetReader fails every read, as a body does whose connection broke.
+type resetReader struct{}
+
+func (resetReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// TestMCPOperationBoundsBodySize checks that a body of MaxBodySize bytes is
+// read and one byte more is refused with ErrRequestTooLarge, whether or
+// not the request states its length, that zero means
+// DefaultMCPMaxBodySize, and that a body cut short by http.MaxBytesReader
+// is too large as well, while another read error is not.
+func TestMCPOperationBoundsBodySize(t *testing.T) {
+	pad := func(size int) string {
+		echo := callTool(`"echo"`)
+		return echo + strings.Repeat(" ", size-len(echo))
+	}
+	small := testMCPScopes()
+	small.MaxBodySize = 1000
+	for _, tc := range []struct {
+		name  string
+		m     MCPScopes
+		size  int
+		known bool
+		ok    bool
+	}{
+		{"at the bound", small, 1000, true, true},
+		{"at the bound, unknown length", small, 1000, false, true},
+		{"past the bound", small, 1001, true, false},
+		{"past the bound, unknown length", small, 1001, false, false},
+		{"far past the bound, unknown length", small, 100000, false, false},
+		{"at the default bound", testMCPScopes(), DefaultMCPMaxBodySize, true, true},
+		{"at the default bound, unknown length", testMCPScopes(), DefaultMCPMaxBodySize, false, true},
+		{"past the default bound", testMCPScopes(), DefaultMCPMaxBodySize + 1, true, false},
+		{"past the default bound, unknown length", testMCPScopes(), DefaultMCPMaxBodySize + 1, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op := newMCPOperation(t, tc.m)
+			body := pad(tc.size)
+			r := httptest.NewRequest(http.MethodPost, "/mcp", iotest.HalfReader(strings.NewReader(body)))
+			if tc.known {
+				r.ContentLength = int64(len(body))
+			} else {
+				r.ContentLength = -1
+			}
+			got, err := op(r)
+			if tc.ok {
+				require.NoError(t, err)
+				assert.Equal(t, opEcho, got)
+				rest, err := io.ReadAll(r.Body)
+				require.NoError(t, err)
+				assert.True(t, body == string(rest))
+				return
+			}
+			require.ErrorIs(t, err, ErrRequestTooLarge)
+			assert.Equal(t, Operation{}, got)
+		})
+	}
+	t.Run("stated length past the bound is refused unread", func(t *testing.T) {
+		op := newMCPOperation(t, small)
+		r := httptest.NewRequest(http.MethodPost, "/mcp", nil)
+		r.Body = untouchableBody{t}
+		r.ContentLength = 1001
+		_, err := op(r)
+		require.ErrorIs(t, err, ErrRequestTooLarge)
+	})
+	t.Run("stated length sets aside at most maxInitialBodyBuffer", func(t *testing.T) {
+		op := newMCPOperation(t, testMCPScopes())
+		body := pad(DefaultMCPMaxBodySize)
+		src := strings.NewReader(body)
+		var largest int
+		r := httptest.NewRequest(http.MethodPost, "/mcp", readFunc(func(p []byte) (int, error) {
+			largest = max(largest, len(p))
+			if src.Len() == len(body) {
+				assert.LessOrEqual(t, len(p), maxInitialBodyBuffer, "the first read")
+			}
+			return src.Read(p)
+		}))
+		r.ContentLength = int64(len(body))
+		got, err := op(r)
+		require.NoError(t, err)
+		assert.Equal(t, opEcho, got)
+		assert.Greater(t, largest, maxInitialBodyBuffer, "the buffer grows as the body comes")
+	})
+	t.Run("http.MaxBytesReader", func(t *testing.T) {
+		op := newMCPOperation(t, testMCPScopes())
+		body := pad(200)
+		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
+		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 100)
+		_, err := op(r)
+		require.ErrorIs(t, err, ErrRequestTooLarge)
+		var mbe *http.MaxBytesError
+		assert.ErrorAs(t, err, &mbe)
+	})
+	t.Run("read error", func(t *testing.T) {
+		op := newMCPOperation(t, testMCPScopes())
+		r := httptest.NewRequest(http.MethodPost, "/mcp", resetReader{})
+		r.ContentLength = -1
+		_, err := op(r)
+		require.Error(t, err)
+		assert.NotErrorIs(t, err, ErrRequestTooLarge)
+		assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+	})
+}
+
+// TestMCPOperationValidatesMapping checks that MCPOperation refuses a scope
+// that is not an RFC 6749 §3.3 scope-token, offline_access, a tool name
+// the MCP spec does not allow, an unusable method name and a negative
+// MaxBodySize, and that it copies the mapping.
+func TestMCPOperationValidatesMapping(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    MCPScopes
+		want string
+	}{
+		{"empty scope", MCPScopes{Tools: map[string][]string{"echo": {""}}}, `invalid scope ""`},
+		{"scope with a space", MCPScopes{Tools: map[string][]string{"echo": {"a b"}}}, `invalid scope "a b"`},
+		{"scope with a quote", MCPScopes{Methods: map[string][]string{"x": {`a"b`}}}, `invalid scope "a\"b"`},
+		{"scope with a backslash", MCPScopes{Methods: map[string][]string{"x": {`a\b`}}}, `invalid scope "a\\b"`},
+		{"scope with a control character", MCPScopes{Tools: map[string][]string{"echo": {"a\tb"}}}, `invalid scope "a\tb"`},
+		{"scope with DEL", MCPScopes{Tools: map[string][]string{"echo": {"a\x7f"}}}, `invalid scope "a\x7f"`},
+		{"scope not ASCII", MCPScopes{Tools: map[string][]string{"echo": {"\u00e9"}}}, `invalid scope "\u00e9"`},
+		{"offline_access for a tool", MCPScopes{Tools: map[string][]string{"echo": {"offline_access"}}}, "offline_access"},
+		{"offline_access for a method", MCPScopes{Methods: map[string][]string{"tools/call": {"mcp", "offline_access"}}}, "offline_access"},
+		{"empty tool name", MCPScopes{Tools: map[string][]string{"": {"a"}}}, `invalid tool name ""`},
+		{"tool name too long", MCPScopes{Tools: map[string][]string{strings.Repeat("a", 129): {"a"}}}, "invalid tool name"},
+		{"tool name with a slash", MCPScopes{Tools: map[string][]string{"a/b": {"a"}}}, `invalid tool name "a/b"`},
+		{"tool name with a space", MCPScopes{Tools: map[string][]string{"a b": {"a"}}}, `invalid tool name "a b"`},
+		{"tool name with a quote", MCPScopes{Tools: map[string][]string{`a"`: {"a"}}}, `invalid tool name "a\""`},
+		{"tool name not ASCII", MCPScopes{Tools: map[string][]string{"\u00e9cho": {"a"}}}, "invalid tool name"},
+		{"empty method", MCPScopes{Methods: map[string][]string{"": {"a"}}}, `invalid method ""`},
+		{"method with a quote", MCPScopes{Methods: map[string][]string{`a"b`: {"a"}}}, `invalid method "a\"b"`},
+		{"method with a space", MCPScopes{Methods: map[string][]string{"a b": {"a"}}}, `invalid method "a b"`},
+		{"method too long", MCPScopes{Methods: map[string][]string{strings.Repeat("a", 129): {"a"}}}, "invalid method"},
+		{"negative MaxBodySize", MCPScopes{MaxBodySize: -1}, "MaxBodySize"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op, err := MCPOperation(tc.m)
+			require.Error(t, err)
+			assert.Nil(t, op)
+			assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+	t.Run("valid at the bounds", func(t *testing.T) {
+		long := strings.Repeat("a", 128)
+		op := newMCPOperation(t, MCPScopes{
+			Tools:   map[string][]string{long: {"!#[]~"}, "A-Z_a.z-0_9": nil},
+			Methods: map[string][]string{long: {"x"}},
+		})
+		got, err, _ := peekBody(t, op, callTool(`"`+long+`"`))
+		require.NoError(t, err)
+		assert.Equal(t, Operation{Name: `tool "` + long + `"`, Scopes: []string{"!#[]~"}}, got)
+	})
+	t.Run("the mapping is copied", func(t *testing.T) {
+		m := testMCPScopes()
+		op := newMCPOperation(t, m)
+		m.Tools["echo"][0] = "changed"
+		m.Tools["whoami"] = []string{"changed"}
+		m.Methods["tools/call"] = nil
+		delete(m.Methods, "resources/read")
+		for body, want := range map[string]Operation{
+			callTool(`"echo"`):               opEcho,
+			callTool(`"whoami"`):             opCall,
+			rpc(`"resources/read"`, `{}`):    opRead,
+			"[" + callTool(`"admin"`) + "]":  opAdmin,
+			rpc(`"initialize"`, `{"a":"b"}`): {},
+			`{"jsonrpc":"2.0","method":"x"}`: {},
+		} {
+			got, err, _ := peekBody(t, op, body)
+			require.NoError(t, err)
+			assert.Equal(t, want, got, body)
+		}
+	})
+	t.Run("an operation's scopes are the caller's to append to", func(t *testing.T) {
+		op := newMCPOperation(t, testMCPScopes())
+		first, err, _ := peekBody(t, op, callTool(`"admin"`))
+		require.NoError(t, err)
+		mine := append(first.Scopes, "mine")
+		second, err, _ := peekBody(t, op, callTool(`"admin"`))
+		require.NoError(t, err)
+		theirs := append(second.Scopes, "theirs")
+		assert.Equal(t, append(slices.Clone(opAdmin.Scopes), "mine"), mine)
+		assert.Equal(t, append(slices.Clone(opAdmin.Scopes), "theirs"), theirs)
+	})
+}
+
+// TestMCPOperationReadsBodyOnce checks that the peek reads the body to
+// its end once and hands the next handler a body of the same bytes.
+func TestMCPOperationReadsBodyOnce(t *testing.T) {
+	op := newMCPOperation(t, testMCPScopes())
+	echo := callTool(`"echo"`)
+	var reads int
+	src := strings.NewReader(echo)
+	r := httptest.NewRequest(http.MethodPost, "/mcp", readFunc(func(p []byte) (int, error) {
+		reads++
+		return src.Read(p)
+	}))
+	r.ContentLength = int64(len(echo))
+	_, err := op(r)
+	require.NoError(t, err)
+	n := reads
+	assert.LessOrEqual(t, n, 2, "a body of known length is read with one read and one at its end")
+	rest, err := io.ReadAll(r.Body)
+	require.NoError(t, err)
+	assert.Equal(t, echo, string(rest))
+	assert.Equal(t, n, reads, "the next handler reads the copy")
+	assert.True(t, bytes.Equal([]byte(echo), rest))
+}
+
+// readFunc is an io.Reader made of a function.
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
+
+// typicalToolCall is a tools/call request as an MCP client sends it, of
+// about 200 bytes.
+const typicalToolCall = `{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo",` +
+	`"arguments":{"text":"Hello from the benchmark","count":3},"_meta":{"progressToken":"tok-42"}}}`
+
+// benchBody is a request body that a benchmark puts back before each call.
+type benchBody struct{ strings.Reader }
+
+func (*benchBody) Close() error { return nil }
+
+// benchRequest returns a request of method with body, and a function that
+// gives it its body again.
+func benchRequest(method, body string) (*http.Request, func()) {
+	r := httptest.NewRequest(method, "/mcp", nil)
+	src := new(benchBody)
+	return r, func() {
+		src.Reset(body)
+		r.Body = src
+		r.ContentLength = int64(len(body))
+	}
+}
+
+// nothing is an OperationFunc that does nothing, held in a variable so
+// that the compiler calls it as it calls any other OperationFunc.
+var nothing OperationFunc = func(*http.Request) (Operation, error) { return Operation{}, nil }
+
+// BenchmarkReadBody is the limit the peek is held to: reading the body of
+// a typical tools/call once, with io.ReadAll; and, for a GET, which has no
+// body to read, calling an OperationFunc that does nothing.
+func BenchmarkReadBody(b *testing.B) {
+	b.Run("tools-call", func(b *testing.B) {
+		r, reset := benchRequest(http.MethodPost, typicalToolCall)
+		b.SetBytes(int64(len(typicalToolCall)))
+		b.ReportAllocs()
+		for b.Loop() {
+			reset()
+			body, err := io.ReadAll(r.Body)
+			if err != nil || len(body) != len(typicalToolCall) {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GET", func(b *testing.B) {
+		op := nothing
+		r, reset := benchRequest(http.MethodGet, "")
+		reset()
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := op(r)
+			if err != nil || got.Name != "" {
+				b.Fatal(got, err)
+			}
+		}
+	})
+}
+
+// BenchmarkMCPOperation measures the peek: a typical tools/call, read,
+// put back and mapped to its scopes, and a GET, which it does not read.
+func BenchmarkMCPOperation(b *testing.B) {
+	op := newMCPOperation(b, testMCPScopes())
+	b.Run("tools-call", func(b *testing.B) {
+		r, reset := benchRequest(http.MethodPost, typicalToolCall)
+		b.SetBytes(int64(len(typicalToolCall)))
+		b.ReportAllocs()
+		for b.Loop() {
+			reset()
+			got, err := op(r)
+			if err != nil || got.Name != opEcho.Name {
+				b.Fatal(got, err)
+			}
+		}
+	})
+	b.Run("GET", func(b *testing.B) {
+		r, reset := benchRequest(http.MethodGet, "")
+		reset()
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := op(r)
+			if err != nil || got.Name != "" {
+				b.Fatal(got, err)
+			}
+		}
+	})
+}
+
+// TestMCPOperationAllocations checks that reading a typical tools/call
+// allocates only the copy of the body and the body handed on, and that the
+// scanner itself allocates nothing.
+func TestMCPOperationAllocations(t *testing.T) {
+	p, err := newMCPPeek(testMCPScopes())
+	require.NoError(t, err)
+	body := []byte(typicalToolCall)
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		if op, err := p.read(body); err != nil || op.Name != opEcho.Name {
+			t.Fatal(op, err)
+		}
+	}), "the scanner allocates nothing")
+
+	op := newMCPOperation(t, testMCPScopes())
+	r, reset := benchRequest(http.MethodPost, typicalToolCall)
+	assert.Equal(t, 2.0, testing.AllocsPerRun(100, func() {
+		reset()
+		if got, err := op(r); err != nil || got.Name != opEcho.Name {
+			t.Fatal(got, err)
+		}
+	}), "the copy of the body and the body handed on")
+
+	get, _ := benchRequest(http.MethodGet, "")
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		if got, err := op(get); err != nil || got.Name != "" {
+			t.Fatal(got, err)
+		}
+	}), "a GET costs nothing")
+}
+
+// FuzzMCPOperation checks, for any body, that the peek never panics, hands
+// on the body as it came, passes a body whose first value encoding/json
+// cannot read (nested at most maxJSONDepth) with a zero Operation, refuses
+// anything but white space after a first value that is an object or an
+// array, and names no operation for a body nested deeper than
+// maxJSONDepth.
+func FuzzMCPOperation(f *testing.F) {
+	for _, seed := range []string{
+		typicalToolCall,
+		callTool(`"echo"`),
+		callTool(`"\u0065cho"`),
+		rpc(`"tools/call"`, `{"Name":"echo"}`),
+		"[" + callTool(`"echo"`) + "," + callTool(`"admin"`) + "]",
+		callTool(`"echo"`) + "x",
+		callTool(`"echo"`)[:30],
+		rpc(`"tools/call"`, "{\"name\":\"ech\xff\"}"),
+		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"},"param` + "\u017f" + `":{"name":"echo"}}`,
+		nested(70),
+		"",
+	} {
+		f.Add([]byte(seed))
+	}
+	op := newMCPOperation(f, testMCPScopes())
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader(body))
+		got, err := op(r)
+		if err == nil {
+			rest, readErr := io.ReadAll(r.Body)
+			require.NoError(t, readErr)
+			require.True(t, bytes.Equal(body, rest), "the body is handed on as it came")
+		}
+		// The go-sdk reads the first value with a Decoder, as here.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		var first json.RawMessage
+		decErr := dec.Decode(&first)
+		var syntax *json.SyntaxError
+		switch {
+		case bracketDepth(body) > maxJSONDepth:
+			// Refused, unless the first value ends or breaks before it
+			// nests that deep.
+			require.True(t, err != nil || got.Name == "", "nested too deep: %v %v", got, err)
+		case errors.As(decErr, &syntax) || errors.Is(decErr, io.EOF) || errors.Is(decErr, io.ErrUnexpectedEOF):
+			require.NoError(t, err, "a body that is not JSON is passed on")
+			require.Equal(t, Operation{}, got)
+		case decErr == nil && (first[0] == '{' || first[0] == '['):
+			if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
+				require.Error(t, err, "data after the first value")
+			}
+		}
+	})
+}
+
+// bracketDepth counts the deepest nesting of brackets and braces outside
+// strings, as the go-sdk's depth check does.
+func bracketDepth(d []byte) int {
+	depth, deepest, inString, escaped := 0, 0, false, false
+	for _, c := range d {
+		switch {
+		case inString && escaped:
+			escaped = false
+		case inString && c == '\\':
+			escaped = true
+		case inString:
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			deepest = max(deepest, depth)
+		case c == '}' || c == ']':
+			depth = max(depth-1, 0)
+		}
+	}
+	return deepest
+}
