@@ -4,9 +4,9 @@
 // opened them.
 //
 // The one way to wire it: the core middleware checks the token (RFC 6750
-// challenges, 503 during an outage, scopes), [WithCaller] behind it binds
-// the session to the token's caller, and the metadata handler stays outside
-// both.
+// challenges, 503 during an outage, scopes, per-tool scopes through
+// MiddlewareOptions.Operation), [WithCaller] behind it binds the session to
+// the token's caller, and the metadata handler stays outside both.
 //
 //	v, err := introspection.NewVerifier(settings)
 //	if err != nil {
@@ -18,9 +18,16 @@
 //		user, _ := mcpgo.UserID(ctx)
 //		return mcp.NewToolResultText("hello " + user), nil
 //	})
+//	op, err := introspection.MCPOperation(introspection.MCPScopes{
+//		Tools: map[string][]string{"echo": {"mcp:echo"}}, // on top of Settings.RequiredScopes
+//	})
+//	if err != nil {
+//		return err
+//	}
 //	mux := http.NewServeMux()
 //	mux.Handle("/mcp", introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 //		ResourceMetadataURL: metadataURL,
+//		Operation:           op,
 //	})(mcpgo.WithCaller(server.NewStreamableHTTPServer(s), nil)))
 //
 // Tool handlers find the user id with [UserID] and the whole introspection
