@@ -22,7 +22,7 @@ func newMCPHandler() http.Handler {
 	server := mcp.NewServer(&mcp.Implementation{Name: "example", Version: "v1"}, nil)
 	mcp.AddTool(server, &mcp.Tool{Name: "whoami"},
 		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, any, error) {
-			tok, ok := mcpsdk.AccessToken(req.Extra.TokenInfo)
+			tok, ok := mcpsdk.AccessTokenFromInfo(req.Extra.TokenInfo)
 			if !ok {
 				return nil, nil, fmt.Errorf("no authenticated caller")
 			}
@@ -67,22 +67,24 @@ func printWhoami(url, token string) {
 	}
 }
 
-func ExampleRequireBearerToken() {
+func ExampleTokenVerifier() {
 	as := introspectiontest.NewServer()
 	defer as.Close()
 	v, err := introspection.NewVerifier(introspection.Settings{
 		IntrospectionURL: as.IntrospectionURL,
 		ClientID:         introspectiontest.ClientID,
 		ClientSecret:     introspectiontest.ClientSecret,
-		RequiredScopes:   []string{"mcp:tools"},
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer v.Close()
 
-	srv := httptest.NewServer(mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{
+	// The SDK's own middleware: it checks the scopes of its options, by
+	// exact match, and answers outages with 500.
+	srv := httptest.NewServer(auth.RequireBearerToken(mcpsdk.TokenVerifier(v), &auth.RequireBearerTokenOptions{
 		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+		Scopes:              []string{"mcp:tools"},
 	})(newMCPHandler()))
 	defer srv.Close()
 
@@ -110,9 +112,11 @@ func ExampleWithTokenInfo() {
 	defer v.Close()
 
 	// Ours in front: RFC 6750 error attributes, and 503 during an outage.
+	// Its MiddlewareOptions.Operation, from introspection.MCPOperation, adds
+	// per-tool scopes.
 	srv := httptest.NewServer(introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
-	})(mcpsdk.WithTokenInfo(newMCPHandler())))
+	})(mcpsdk.WithTokenInfo(newMCPHandler(), nil)))
 	defer srv.Close()
 
 	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"mcp:tools"}})
@@ -124,4 +128,62 @@ func ExampleWithTokenInfo() {
 	// 200 hello alice
 	// 401 Bearer error="invalid_token", scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
 	// 503
+}
+
+func ExampleFilterTools() {
+	as := introspectiontest.NewServer()
+	defer as.Close()
+	v, err := introspection.NewVerifier(introspection.Settings{
+		IntrospectionURL: as.IntrospectionURL,
+		ClientID:         introspectiontest.ClientID,
+		ClientSecret:     introspectiontest.ClientSecret,
+		RequiredScopes:   []string{"mcp:tools"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+
+	// The scopes each tool needs on top of mcp:tools: the same map gives
+	// introspection.MCPScopes.Tools, which refuses the calls.
+	toolScopes := map[string][]string{"echo": {"mcp:echo"}}
+	server := mcp.NewServer(&mcp.Implementation{Name: "example", Version: "v1"}, nil)
+	for _, name := range []string{"whoami", "echo"} {
+		mcp.AddTool(server, &mcp.Tool{Name: name},
+			func(context.Context, *mcp.CallToolRequest, struct{}) (*mcp.CallToolResult, any, error) {
+				return &mcp.CallToolResult{}, nil, nil
+			})
+	}
+	// A nil check matches scopes exactly; pass v.CheckScopes to honour
+	// Settings.ScopeMatcher.
+	server.AddReceivingMiddleware(mcpsdk.FilterTools(toolScopes, nil))
+
+	srv := httptest.NewServer(introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+	})(mcpsdk.WithTokenInfo(mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return server }, nil), nil)))
+	defer srv.Close()
+
+	for _, scopes := range [][]string{{"mcp:tools"}, {"mcp:tools", "mcp:echo"}} {
+		token := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: scopes})
+		ctx := context.Background()
+		client := mcp.NewClient(&mcp.Implementation{Name: "client", Version: "v1"}, nil)
+		cs, err := client.Connect(ctx, &mcp.StreamableClientTransport{
+			Endpoint: srv.URL, HTTPClient: &http.Client{Transport: bearer{token}},
+		}, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		var names []string
+		for tool, err := range cs.Tools(ctx, nil) {
+			if err != nil {
+				log.Fatal(err)
+			}
+			names = append(names, tool.Name)
+		}
+		cs.Close()
+		fmt.Println(strings.Join(scopes, " ")+":", names)
+	}
+	// Output:
+	// mcp:tools: [whoami]
+	// mcp:tools mcp:echo: [echo whoami]
 }

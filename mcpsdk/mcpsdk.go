@@ -1,35 +1,62 @@
 // Package mcpsdk connects an [introspection.Verifier] to the official Go MCP
-// SDK's bearer-token middleware, github.com/modelcontextprotocol/go-sdk/auth.
+// SDK, github.com/modelcontextprotocol/go-sdk.
+//
+// The one way to wire it puts [introspection.RequireBearerToken] in front of
+// the SDK's streamable HTTP handler and [WithTokenInfo] behind it:
 //
 //	v, err := introspection.NewVerifier(settings)
 //	if err != nil {
 //		return err
 //	}
 //	defer v.Close()
-//	handler := mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{
-//		ResourceMetadataURL: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
-//		Scopes:              []string{"mcp:tools"},
-//	})(mcp.NewStreamableHTTPHandler(getServer, nil))
+//	op, err := introspection.MCPOperation(introspection.MCPScopes{Tools: toolScopes})
+//	if err != nil {
+//		return err
+//	}
+//	handler := introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
+//		ResourceMetadataURL: metadataURL,
+//		Operation:           op,
+//	})(mcpsdk.WithTokenInfo(mcp.NewStreamableHTTPHandler(getServer, nil), nil))
 //
-// Tool handlers find the caller in req.Extra.TokenInfo: UserID is the
-// token's subject (or client id), Scopes the granted scopes, and
-// [AccessToken] returns the whole introspection answer.
+// The middleware in front checks the token and its scopes with
+// Settings.ScopeMatcher, so that scope hierarchies hold: those of
+// Settings.RequiredScopes, and those that the JSON-RPC request needs, per
+// tool, as [introspection.MCPOperation] reads them. It answers with RFC 6750
+// challenges; a 403 lists every scope the call needs. [WithTokenInfo] hands
+// the accepted token on to the SDK: tool handlers find the caller in
+// req.Extra.TokenInfo, whose UserID is [introspection.AccessToken.Caller]
+// (or, with [Options].UserIDWithIssuer, the issuer, "|" and the caller),
+// whose Scopes are the granted scopes, and from which [AccessTokenFromInfo]
+// returns the whole introspection answer. A stateful handler binds each
+// session to that UserID: another caller's token on the session's
+// Mcp-Session-Id gets the SDK's 403 "session user mismatch". [FilterTools]
+// hides from tools/list the tools that the caller's token cannot call.
 //
-// The SDK's middleware answers 401 for an invalid token, 403 for a scope
-// listed in RequireBearerTokenOptions.Scopes that the token lacks, and 500
-// for any other error, with the error text as the body. The verifier here
-// therefore returns only generic errors: "invalid token" (401) and
-// "authorization server unavailable" (500). Its challenges carry no
-// error="…" attribute and it never answers 503; for RFC 6750 error
-// attributes and a 503 with Retry-After during an outage, put
-// [introspection.RequireBearerToken] in front of the MCP handler and
-// [WithTokenInfo] behind it.
+// [TokenVerifier] is for servers that keep the SDK's own middleware,
+// auth.RequireBearerToken, instead. That middleware checks the scopes of its
+// RequireBearerTokenOptions.Scopes, by exact match and the same for every
+// request, and sends no error="…" attribute. The two wirings answer these
+// requests differently when each requires the scope mcp:tools where its
+// doc says, the first in Settings.RequiredScopes, the second in
+// RequireBearerTokenOptions.Scopes:
+//
+//	request                       RequireBearerToken+WithTokenInfo  auth.RequireBearerToken+TokenVerifier
+//	no Authorization header       401                               401
+//	Authorization: Bearer a b     400 error="invalid_request"       401, no error attribute
+//	unknown token                 401 error="invalid_token"         401, no error attribute
+//	token without exp             200                               401 (200 with AllowMissingExpiration)
+//	token without mcp:tools       403 error="insufficient_scope"    403, no error attribute
+//	token naming no caller        401 error="invalid_token"         401, no error attribute
+//	authorization server failing  503 with Retry-After              500 "authorization server unavailable"
+//
+// Every 401 and 403 there carries resource_metadata, but for WithTokenInfo's
+// 401 for a token naming no caller: WithTokenInfo does not know the URL.
 //
 // The SDK checks TokenInfo.Expiration again, against time.Now and without
 // the verifier's Settings.Leeway. So that it never refuses a token the
-// verifier accepts, [TokenVerifier] and [RequireBearerToken] set Expiration
-// to the token's exp plus Settings.Leeway, and [WithTokenInfo] turns the
-// SDK's check off; [AccessToken] gives the exp itself.
+// verifier accepts, [TokenVerifier] sets Expiration to the token's exp plus
+// Settings.Leeway, and [WithTokenInfo] turns the SDK's check off;
+// [AccessTokenFromInfo] gives the exp itself.
 package mcpsdk
 
 import (
@@ -38,7 +65,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/mcpauth/introspection"
@@ -52,52 +79,43 @@ var ErrUnavailable = errors.New("authorization server unavailable")
 // extraKey is the TokenInfo.Extra key under which the AccessToken is kept.
 const extraKey = "introspection.access_token"
 
-// TokenVerifier returns an auth.TokenVerifier backed by v, so that
-// auth.RequireBearerToken(mcpsdk.TokenVerifier(v), opts) works.
+// issuerSeparator joins the issuer and the caller in a UserID with
+// Options.UserIDWithIssuer. An issuer that contains it is refused, so that
+// every such UserID splits one way only.
+const issuerSeparator = "|"
+
+// Options configure [WithTokenInfo]. The zero Options are the defaults.
+type Options struct {
+	// UserIDWithIssuer makes TokenInfo.UserID the token's issuer (iss), "|"
+	// and its caller, rather than the caller alone, for servers that trust
+	// several issuers, where two of them may name different parties alike.
+	// A token then needs an iss without "|"; one without gets 401.
+	UserIDWithIssuer bool
+}
+
+// TokenVerifier returns an auth.TokenVerifier backed by v, for servers that
+// keep the SDK's own middleware:
+//
+//	auth.RequireBearerToken(mcpsdk.TokenVerifier(v), opts)
+//
+// That middleware answers 500 during an outage of the authorization server,
+// sends no error="…" attribute, and checks the scopes of its options by exact
+// match, the same for every request: it honours neither
+// Settings.ScopeMatcher nor per-tool scopes. The package doc shows the
+// wiring that does.
 //
 // A token that v rejects, for any reason including a scope in
 // Settings.RequiredScopes that it lacks, is reported as auth.ErrInvalidToken
 // (401): failing closed. For a 403, name the scopes in
-// RequireBearerTokenOptions.Scopes, which the SDK checks after this verifier
-// has accepted the token, or use [RequireBearerToken], which does that for
-// Settings.RequiredScopes too.
+// RequireBearerTokenOptions.Scopes too, which the SDK checks after this
+// verifier has accepted the token. A token that names no caller
+// ([introspection.AccessToken.Caller] is empty) is reported as
+// auth.ErrInvalidToken too: TokenInfo.UserID is the caller.
 //
 // The TokenInfo's Expiration is the token's exp plus Settings.Leeway, the
 // last instant v accepts it. A nil v fails closed: every token is answered
 // with [ErrUnavailable] (500).
 func TokenVerifier(v *introspection.Verifier) auth.TokenVerifier {
-	return verifier(v, false)
-}
-
-// RequireBearerToken is auth.RequireBearerToken with v, where the scopes of
-// v's Settings.RequiredScopes are added to opts.Scopes so that a token that
-// lacks one gets the SDK's 403 rather than 401. opts may be nil.
-//
-// A nil v fails closed: no request reaches the handler (the SDK answers 401
-// without a token and 500 with one).
-func RequireBearerToken(v *introspection.Verifier, opts *auth.RequireBearerTokenOptions) func(http.Handler) http.Handler {
-	var o auth.RequireBearerTokenOptions
-	if opts != nil {
-		o = *opts
-	}
-	o.Scopes = slices.Clone(o.Scopes)
-	if v != nil {
-		for _, s := range v.RequiredScopes() {
-			if !slices.Contains(o.Scopes, s) {
-				o.Scopes = append(o.Scopes, s)
-			}
-		}
-	}
-	return auth.RequireBearerToken(verifier(v, true), &o)
-}
-
-// errNoVerifier is what a nil verifier answers every token with.
-var errNoVerifier = fmt.Errorf("%w (no verifier)", ErrUnavailable)
-
-// verifier adapts v. With scopesChecked, the SDK is known to check every
-// required scope itself, so a token that lacks one is handed on with its
-// granted scopes and the SDK answers 403.
-func verifier(v *introspection.Verifier, scopesChecked bool) auth.TokenVerifier {
 	if v == nil {
 		return func(context.Context, string, *http.Request) (*auth.TokenInfo, error) {
 			return nil, errNoVerifier
@@ -106,17 +124,13 @@ func verifier(v *introspection.Verifier, scopesChecked bool) auth.TokenVerifier 
 	leeway := v.Leeway()
 	return func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		t, err := v.Verify(ctx, token)
-		var se *introspection.ScopeError
-		switch {
-		case err == nil:
-		case scopesChecked && errors.As(err, &se):
-			// Every missing scope is in the SDK's Scopes, which it checks
-			// before anything else of the TokenInfo: it answers 403.
-			return &auth.TokenInfo{Scopes: se.Granted}, nil
-		default:
+		if err != nil {
 			return nil, classify(err)
 		}
-		info := tokenInfo(t)
+		info := tokenInfo(t, Options{})
+		if info == nil {
+			return nil, auth.ErrInvalidToken
+		}
 		if !info.Expiration.IsZero() {
 			// The SDK checks Expiration again, without the verifier's
 			// Leeway: hand it the last instant the verifier accepts.
@@ -126,6 +140,9 @@ func verifier(v *introspection.Verifier, scopesChecked bool) auth.TokenVerifier 
 	}
 }
 
+// errNoVerifier is what a nil verifier answers every token with.
+var errNoVerifier = fmt.Errorf("%w (no verifier)", ErrUnavailable)
+
 func classify(err error) error {
 	if errors.Is(err, introspection.ErrInvalidToken) || errors.Is(err, introspection.ErrInsufficientScope) {
 		return auth.ErrInvalidToken
@@ -133,19 +150,33 @@ func classify(err error) error {
 	return ErrUnavailable
 }
 
-// tokenInfo converts t. The bearer token itself is left out: the MCP
-// authorization spec forbids passing it on.
-func tokenInfo(accepted *introspection.AccessToken) *auth.TokenInfo {
+// userID returns the TokenInfo.UserID for t under o, or "" when t names no
+// caller or, with o.UserIDWithIssuer, no issuer that can be part of one.
+func userID(t *introspection.AccessToken, o Options) string {
+	caller := t.Caller()
+	if caller == "" || !o.UserIDWithIssuer {
+		return caller
+	}
+	if t.Issuer == "" || strings.Contains(t.Issuer, issuerSeparator) {
+		return ""
+	}
+	return t.Issuer + issuerSeparator + caller
+}
+
+// tokenInfo converts t, or returns nil when it gives no UserID under o. The
+// bearer token itself is left out: the MCP authorization spec forbids
+// passing it on.
+func tokenInfo(accepted *introspection.AccessToken, o Options) *auth.TokenInfo {
+	id := userID(accepted, o)
+	if id == "" {
+		return nil
+	}
 	t := *accepted
 	t.Token = ""
-	userID := t.Subject
-	if userID == "" {
-		userID = t.ClientID
-	}
 	return &auth.TokenInfo{
 		Scopes:     t.Scopes,
 		Expiration: t.ExpiresAt,
-		UserID:     userID,
+		UserID:     id,
 		Extra: map[string]any{
 			extraKey:    &t,
 			"client_id": t.ClientID,
@@ -154,9 +185,9 @@ func tokenInfo(accepted *introspection.AccessToken) *auth.TokenInfo {
 	}
 }
 
-// AccessToken returns the introspection answer behind info, as made by this
-// package's verifiers. Its Token field is empty.
-func AccessToken(info *auth.TokenInfo) (*introspection.AccessToken, bool) {
+// AccessTokenFromInfo returns the introspection answer behind info, as
+// [WithTokenInfo] and [TokenVerifier] made it. Its Token field is empty.
+func AccessTokenFromInfo(info *auth.TokenInfo) (*introspection.AccessToken, bool) {
 	if info == nil {
 		return nil, false
 	}
@@ -164,39 +195,73 @@ func AccessToken(info *auth.TokenInfo) (*introspection.AccessToken, bool) {
 	return t, ok
 }
 
+// infoKey is the context key under which WithTokenInfo hands the TokenInfo
+// to the SDK's middleware.
+type infoKey struct{}
+
 // WithTokenInfo hands the token that [introspection.RequireBearerToken]
 // accepted on to the SDK, so that tool handlers find it in
-// req.Extra.TokenInfo as with [RequireBearerToken]:
+// req.Extra.TokenInfo and the SDK binds sessions to its UserID. The package
+// doc shows the wiring. opts may be nil.
 //
-//	introspection.RequireBearerToken(v, opts)(mcpsdk.WithTokenInfo(mcpHandler))
+// TokenInfo.UserID is [introspection.AccessToken.Caller]: the subject, or
+// for a client-credentials token without one the client id. A token that
+// names no caller gets 401 error="invalid_token", since a session cannot be
+// bound to nobody; so does, with Options.UserIDWithIssuer, a token without a
+// usable issuer.
 //
-// It does not introspect again and checks nothing again: exp (with
-// Settings.Leeway), scopes and audience were checked by the verifier in
-// front, so the SDK's own expiry check is turned off. TokenInfo.Expiration is
-// the token's exp. A request that did not pass introspection.RequireBearerToken
-// gets 401, except a CORS preflight, which that middleware hands on without a
-// token and which goes to h unchanged (a CORS layer there answers it).
-func WithTokenInfo(h http.Handler) http.Handler {
+// It does not introspect again and checks nothing else again: exp (with
+// Settings.Leeway), scopes and audience were checked by the middleware in
+// front, so the SDK's own expiry check is turned off. TokenInfo.Expiration
+// is the token's exp. A request that did not pass
+// introspection.RequireBearerToken gets 401, except a CORS preflight, which
+// that middleware hands on without a token and which goes to h unchanged (a
+// CORS layer there answers it).
+func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
 	fromContext := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		t, ok := introspection.AccessTokenFromContext(ctx)
-		if !ok || t.Token != token {
+		info, _ := ctx.Value(infoKey{}).(*auth.TokenInfo)
+		if !ok || info == nil || t.Token != token {
 			return nil, auth.ErrInvalidToken
 		}
-		return tokenInfo(t), nil
+		return info, nil
 	}
 	checked := auth.RequireBearerToken(fromContext, &auth.RequireBearerTokenOptions{
 		AllowMissingExpiration: true,          // the verifier allows tokens without exp
 		ClockSkew:              checkedExpiry, // and has checked exp with its Leeway
 	})(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := introspection.AccessTokenFromContext(r.Context()); !ok && isPreflight(r) {
+		t, ok := introspection.AccessTokenFromContext(r.Context())
+		if !ok && isPreflight(r) {
 			// introspection.RequireBearerToken hands CORS preflights on
 			// without a token; they are for the CORS layer behind it.
 			h.ServeHTTP(w, r)
 			return
 		}
-		checked.ServeHTTP(w, r)
+		var info *auth.TokenInfo
+		if ok {
+			info = tokenInfo(t, o)
+		}
+		if info == nil {
+			rejectToken(w)
+			return
+		}
+		checked.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 	})
+}
+
+// rejectToken answers 401 error="invalid_token" (RFC 6750 §3.1), with the
+// short generic body that introspection.RequireBearerToken sends.
+func rejectToken(w http.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusUnauthorized)
+	_, _ = w.Write([]byte(`{"error":"invalid_token"}` + "\n"))
 }
 
 // isPreflight reports whether r is a CORS preflight without credentials, as

@@ -34,7 +34,7 @@ func newMCPServer(t *testing.T, protect func(http.Handler) http.Handler) *httpte
 	mcp.AddTool(server, &mcp.Tool{Name: "whoami", Description: "reports the caller"},
 		func(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, caller, error) {
 			info := req.Extra.TokenInfo
-			tok, ok := mcpsdk.AccessToken(info)
+			tok, ok := mcpsdk.AccessTokenFromInfo(info)
 			if info == nil || !ok {
 				return nil, caller{}, io.ErrUnexpectedEOF
 			}
@@ -110,57 +110,41 @@ func setup(t *testing.T, required []string) (*introspectiontest.Server, *introsp
 	return as, v
 }
 
-// TestThroughSDKMiddleware runs each case through both ways of wiring the
-// verifier into the SDK.
+// TestThroughSDKMiddleware runs a real MCP client through the SDK's own
+// middleware with TokenVerifier, the scope named in the SDK's options.
 func TestThroughSDKMiddleware(t *testing.T) {
 	const md = "http://127.0.0.1/.well-known/oauth-protected-resource/mcp"
-	wirings := map[string]func(v *introspection.Verifier) func(http.Handler) http.Handler{
-		"auth.RequireBearerToken with TokenVerifier and route scopes": func(v *introspection.Verifier) func(http.Handler) http.Handler {
-			return auth.RequireBearerToken(mcpsdk.TokenVerifier(v), &auth.RequireBearerTokenOptions{
-				ResourceMetadataURL: md, Scopes: []string{"mcp:tools"},
-			})
-		},
-		"mcpsdk.RequireBearerToken with verifier scopes": func(v *introspection.Verifier) func(http.Handler) http.Handler {
-			return mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{ResourceMetadataURL: md})
-		},
-	}
-	for name, wire := range wirings {
-		t.Run(name, func(t *testing.T) {
-			var required []string
-			if strings.HasPrefix(name, "mcpsdk.") {
-				required = []string{"mcp:tools"}
-			}
-			as, v := setup(t, required)
-			srv := newMCPServer(t, wire(v))
-			good := as.Issue(introspectiontest.TokenOptions{Subject: "alice", ClientID: "app", Scopes: []string{"mcp:tools", "profile"}})
-			noScope := as.Issue(introspectiontest.TokenOptions{Subject: "bob", Scopes: []string{"profile"}})
+	as, v := setup(t, nil)
+	srv := newMCPServer(t, auth.RequireBearerToken(mcpsdk.TokenVerifier(v), &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL: md, Scopes: []string{"mcp:tools"},
+	}))
+	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice", ClientID: "app", Scopes: []string{"mcp:tools", "profile"}})
+	noScope := as.Issue(introspectiontest.TokenOptions{Subject: "bob", Scopes: []string{"profile"}})
 
-			c, err := callWhoami(t, srv.URL, good)
-			require.NoError(t, err)
-			assert.Equal(t, caller{Subject: "alice", ClientID: "app", Scopes: []string{"mcp:tools", "profile"}}, c,
-				"the tool sees the caller, and not the bearer token")
+	c, err := callWhoami(t, srv.URL, good)
+	require.NoError(t, err)
+	assert.Equal(t, caller{Subject: "alice", ClientID: "app", Scopes: []string{"mcp:tools", "profile"}}, c,
+		"the tool sees the caller, and not the bearer token")
 
-			resp := post(t, srv.URL, "")
-			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-			assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+md+`"`)
-			assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `scope="mcp:tools"`)
+	resp := post(t, srv.URL, "")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `resource_metadata="`+md+`"`)
+	assert.Contains(t, resp.Header.Get("WWW-Authenticate"), `scope="mcp:tools"`)
 
-			resp = post(t, srv.URL, "unknown-token")
-			assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	resp = post(t, srv.URL, "unknown-token")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
 
-			resp = post(t, srv.URL, noScope)
-			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+	resp = post(t, srv.URL, noScope)
+	assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 
-			_, err = callWhoami(t, srv.URL, noScope)
-			assert.Error(t, err, "a real client is refused too")
+	_, err = callWhoami(t, srv.URL, noScope)
+	assert.Error(t, err, "a real client is refused too")
 
-			as.SetFault(introspectiontest.Fault{Status: http.StatusBadGateway, Body: `{"error":"internal detail"}`})
-			resp = post(t, srv.URL, good)
-			assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "an outage is never 401")
-			body, _ := io.ReadAll(resp.Body)
-			assert.Equal(t, "authorization server unavailable\n", string(body))
-		})
-	}
+	as.SetFault(introspectiontest.Fault{Status: http.StatusBadGateway, Body: `{"error":"internal detail"}`})
+	resp = post(t, srv.URL, good)
+	assert.Equal(t, http.StatusInternalServerError, resp.StatusCode, "an outage is never 401")
+	body, _ := io.ReadAll(resp.Body)
+	assert.Equal(t, "authorization server unavailable\n", string(body))
 }
 
 // TestTokenVerifierFailsClosed checks that a scope missing from the
@@ -179,7 +163,7 @@ func TestTokenVerifierFailsClosed(t *testing.T) {
 func TestOurMiddlewareInFront(t *testing.T) {
 	as, v := setup(t, []string{"mcp:tools"})
 	srv := newMCPServer(t, func(h http.Handler) http.Handler {
-		return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h))
+		return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h, nil))
 	})
 	good := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"mcp:tools"}})
 	c, err := callWhoami(t, srv.URL, good)
@@ -206,12 +190,9 @@ func TestLeewayHoldsInEveryPath(t *testing.T) {
 		"auth.RequireBearerToken with TokenVerifier": func(v *introspection.Verifier) func(http.Handler) http.Handler {
 			return auth.RequireBearerToken(mcpsdk.TokenVerifier(v), nil)
 		},
-		"mcpsdk.RequireBearerToken": func(v *introspection.Verifier) func(http.Handler) http.Handler {
-			return mcpsdk.RequireBearerToken(v, nil)
-		},
 		"introspection.RequireBearerToken with WithTokenInfo": func(v *introspection.Verifier) func(http.Handler) http.Handler {
 			return func(h http.Handler) http.Handler {
-				return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h))
+				return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h, nil))
 			}
 		},
 	}
@@ -253,43 +234,33 @@ func TestLeewayHoldsInEveryPath(t *testing.T) {
 	}
 }
 
-// TestNilVerifierRefusesEveryRequest checks that a nil verifier does not
-// panic while the handler is built and that no request reaches the handler
-// behind it: 401 without a token, 500 with one.
+// TestNilVerifierRefusesEveryRequest checks that TokenVerifier(nil) does
+// not panic while the handler is built and that no request reaches the
+// handler behind the SDK's middleware: 401 without a token, 500 with one.
 func TestNilVerifierRefusesEveryRequest(t *testing.T) {
-	wirings := map[string]func() func(http.Handler) http.Handler{
-		"mcpsdk.RequireBearerToken": func() func(http.Handler) http.Handler {
-			return mcpsdk.RequireBearerToken(nil, &auth.RequireBearerTokenOptions{Scopes: []string{"mcp:tools"}})
-		},
-		"auth.RequireBearerToken with TokenVerifier": func() func(http.Handler) http.Handler {
-			return auth.RequireBearerToken(mcpsdk.TokenVerifier(nil), nil)
-		},
+	var reached atomic.Int64
+	var protect func(http.Handler) http.Handler
+	require.NotPanics(t, func() {
+		protect = auth.RequireBearerToken(mcpsdk.TokenVerifier(nil), &auth.RequireBearerTokenOptions{Scopes: []string{"mcp:tools"}})
+	})
+	srv := httptest.NewServer(protect(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) })))
+	t.Cleanup(srv.Close)
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{
+		{"", http.StatusUnauthorized},
+		{"some-token", http.StatusInternalServerError},
+	} {
+		resp := post(t, srv.URL, tc.token)
+		assert.Equal(t, tc.want, resp.StatusCode, "token %q", tc.token)
 	}
-	for name, wire := range wirings {
-		t.Run(name, func(t *testing.T) {
-			var reached atomic.Int64
-			var protect func(http.Handler) http.Handler
-			require.NotPanics(t, func() { protect = wire() })
-			srv := httptest.NewServer(protect(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { reached.Add(1) })))
-			t.Cleanup(srv.Close)
-			for _, tc := range []struct {
-				token string
-				want  int
-			}{
-				{"", http.StatusUnauthorized},
-				{"some-token", http.StatusInternalServerError},
-			} {
-				resp := post(t, srv.URL, tc.token)
-				assert.Equal(t, tc.want, resp.StatusCode, "token %q", tc.token)
-			}
-			assert.Zero(t, reached.Load(), "no request reaches the handler")
-		})
-	}
+	assert.Zero(t, reached.Load(), "no request reaches the handler")
 }
 
 // TestTokenInfoExpirationIncludesLeeway checks what tools read: the SDK's
 // Expiration is the last instant the verifier accepts the token, exp plus
-// Settings.Leeway, and AccessToken gives the exp itself.
+// Settings.Leeway, and AccessTokenFromInfo gives the exp itself.
 func TestTokenInfoExpirationIncludesLeeway(t *testing.T) {
 	const leeway = 30 * time.Second
 	as := introspectiontest.NewServer()
@@ -308,7 +279,7 @@ func TestTokenInfoExpirationIncludesLeeway(t *testing.T) {
 	info, err := mcpsdk.TokenVerifier(v)(context.Background(), tok, nil)
 	require.NoError(t, err)
 	assert.True(t, exp.Add(leeway).Equal(info.Expiration), "Expiration %v", info.Expiration)
-	at, ok := mcpsdk.AccessToken(info)
+	at, ok := mcpsdk.AccessTokenFromInfo(info)
 	require.True(t, ok)
 	assert.True(t, exp.Equal(at.ExpiresAt), "ExpiresAt %v", at.ExpiresAt)
 }
@@ -325,15 +296,12 @@ func TestTokenWithoutExpiry(t *testing.T) {
 		{"TokenVerifier", func(v *introspection.Verifier) func(http.Handler) http.Handler {
 			return auth.RequireBearerToken(mcpsdk.TokenVerifier(v), nil)
 		}, http.StatusUnauthorized},
-		{"mcpsdk.RequireBearerToken", func(v *introspection.Verifier) func(http.Handler) http.Handler {
-			return mcpsdk.RequireBearerToken(v, nil)
-		}, http.StatusUnauthorized},
-		{"mcpsdk.RequireBearerToken with AllowMissingExpiration", func(v *introspection.Verifier) func(http.Handler) http.Handler {
-			return mcpsdk.RequireBearerToken(v, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})
+		{"TokenVerifier with AllowMissingExpiration", func(v *introspection.Verifier) func(http.Handler) http.Handler {
+			return auth.RequireBearerToken(mcpsdk.TokenVerifier(v), &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})
 		}, http.StatusOK},
 		{"WithTokenInfo", func(v *introspection.Verifier) func(http.Handler) http.Handler {
 			return func(h http.Handler) http.Handler {
-				return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h))
+				return introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(h, nil))
 			}
 		}, http.StatusOK},
 	}
@@ -359,7 +327,7 @@ func TestPreflightReachesCORSLayer(t *testing.T) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		w.WriteHeader(http.StatusNoContent)
 	})
-	srv := httptest.NewServer(introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(cors)))
+	srv := httptest.NewServer(introspection.RequireBearerToken(v, nil)(mcpsdk.WithTokenInfo(cors, nil)))
 	t.Cleanup(srv.Close)
 
 	tests := []struct {

@@ -11,16 +11,20 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestPackageDocSnippet checks that the snippet of the package doc handles
-// NewVerifier's error and compiles, inside a function that has settings and
-// getServer.
+// TestPackageDocSnippet checks that the snippet of the package doc, its
+// first code block, handles every error and compiles, inside a function that
+// has settings, toolScopes, metadataURL and getServer.
 func TestPackageDocSnippet(t *testing.T) {
 	src, err := os.ReadFile("mcpsdk.go")
 	require.NoError(t, err)
 	doc, _, _ := strings.Cut(string(src), "\npackage mcpsdk")
 	var body []string
 	for _, line := range strings.Split(doc, "\n") {
-		if code, ok := strings.CutPrefix(line, "//\t"); ok {
+		code, ok := strings.CutPrefix(line, "//\t")
+		if !ok && len(body) > 0 {
+			break
+		}
+		if ok {
 			body = append(body, code)
 		}
 	}
@@ -59,20 +63,17 @@ import (
 
 	"github.com/mcpauth/introspection"
 	"github.com/mcpauth/introspection/mcpsdk"
-	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
-func snippet(settings introspection.Settings, getServer func(*http.Request) *mcp.Server) error {
+func snippet(settings introspection.Settings, toolScopes map[string][]string, metadataURL string,
+	getServer func(*http.Request) *mcp.Server) error {
 ` + fragment + `
 	_ = handler
 	return nil
 }
 
-var _ = auth.RequireBearerToken
-var _ = mcpsdk.RequireBearerToken
-
-func main() { _ = snippet(introspection.Settings{}, nil) }
+func main() { _ = snippet(introspection.Settings{}, nil, "", nil) }
 `,
 		"go.mod":      "module snippet\n\ngo 1.26.0\n",
 		"go.work":     "go 1.26.0\n\nuse (\n\t.\n" + strings.Join(uses, "\n") + "\n)\n",

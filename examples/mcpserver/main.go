@@ -44,13 +44,13 @@ func newHandler(v *introspection.Verifier, base, authorizationServer string) (ht
 	// hands the accepted token to the SDK so tools see req.Extra.TokenInfo.
 	mux.Handle(demo.ResourcePath, introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 		ResourceMetadataURL: metadataURL,
-	})(mcpsdk.WithTokenInfo(mcpHandler)))
+	})(mcpsdk.WithTokenInfo(mcpHandler, nil)))
 	return mux, nil
 }
 
 func whoami(_ context.Context, req *mcp.CallToolRequest, _ struct{}) (*mcp.CallToolResult, demo.Caller, error) {
 	info := req.Extra.TokenInfo
-	tok, ok := mcpsdk.AccessToken(info)
+	tok, ok := mcpsdk.AccessTokenFromInfo(info)
 	if !ok {
 		return nil, demo.Caller{}, fmt.Errorf("no authenticated caller")
 	}
