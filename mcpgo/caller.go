@@ -45,10 +45,12 @@ func UserID(ctx context.Context) (id string, ok bool) {
 //	introspection.RequireBearerToken(v, opts)(mcpgo.WithCaller(server.NewStreamableHTTPServer(s), nil))
 //
 // The user id is the token's [introspection.AccessToken.Caller]: its
-// subject, or for a token without one (a client-credentials token, where
-// the client acts for itself) its client id. Handlers find it with
-// [UserID]. A token that names no caller gets 401 error="invalid_token",
-// since a session cannot be bound to nobody.
+// subject, or for a token without one and without a username (a
+// client-credentials token, where the client acts for itself) its client
+// id. Handlers find it with [UserID]. A token that names no caller gets 401
+// error="invalid_token", since a session cannot be bound to nobody; so does
+// a user's token that names its user by username but has no sub, since its
+// client id is shared by all the client's users.
 //
 // Session ids are bound to the user who opened the session: the id mcp-go
 // issues on initialize reaches the client sealed with an HMAC of the user

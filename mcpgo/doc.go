@@ -32,8 +32,9 @@
 //
 // Tool handlers find the user id with [UserID] and the whole introspection
 // answer with [introspection.AccessTokenFromContext]. The user id is the
-// token's subject, or for a client-credentials token without one the client
-// id; with Options.UserIDWithIssuer it is the issuer, "|" and that.
+// token's subject, or for a client-credentials token without one (and
+// without a username) the client id; with Options.UserIDWithIssuer it is the
+// issuer, "|" and that. A token with a username but no sub gets 401.
 //
 // # Sessions
 //
