@@ -52,5 +52,11 @@
 // kept per session: deleting a session or letting it expire leaves nothing
 // to clean up, and the memory used does not grow with the sessions.
 // Protocol revision 2026-07-28 has no sessions, and a stateless server
-// (server.WithStateLess) issues none; both work unchanged.
+// (server.WithStateLess) issues none; both work unchanged, but for resuming
+// event streams. mcp-go's event store (server.WithEventStore) binds an
+// event to a session, never to a caller, so a resumption (a request with
+// Last-Event-ID) without Mcp-Session-Id would replay any caller's events to
+// whoever names their id: WithCaller answers it 400, and a client whose
+// stream broke sends its request again. Within a session, resumption works
+// for the session's user only.
 package mcpgo

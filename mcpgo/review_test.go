@@ -116,10 +116,15 @@ func TestResumedStreamServesOnlyItsCaller(t *testing.T) {
 			require.Contains(t, r.Body, "the secret of alice")
 			id := firstEventID(t, r.Body)
 
-			// Alice may resume her own stream.
+			// Alice may resume her own stream, in her session. Without a
+			// session nothing binds the stream to her: refused, for her too.
 			status, body := st.resume(t, alice, sid, id, "the secret of alice")
-			require.Equal(t, http.StatusOK, status, body)
-			require.Contains(t, body, "the secret of alice")
+			if sid == "" {
+				require.Equal(t, http.StatusBadRequest, status, body)
+			} else {
+				require.Equal(t, http.StatusOK, status, body)
+				require.Contains(t, body, "the secret of alice")
+			}
 
 			// Bob, without a session or with one of his own, may not; the
 			// store's ids count from 1, so he need not learn Alice's.
