@@ -32,8 +32,9 @@
 //
 // Tool handlers find the user id with [UserID] and the whole introspection
 // answer with [introspection.AccessTokenFromContext]. The user id is the
-// token's subject, or for a client-credentials token without one the client
-// id; with Options.UserIDWithIssuer it is the issuer, "|" and that.
+// token's subject, or for a client-credentials token without one (and
+// without a username) the client id; with Options.UserIDWithIssuer it is the
+// issuer, "|" and that. A token with a username but no sub gets 401.
 //
 // # Sessions
 //
@@ -51,5 +52,11 @@
 // kept per session: deleting a session or letting it expire leaves nothing
 // to clean up, and the memory used does not grow with the sessions.
 // Protocol revision 2026-07-28 has no sessions, and a stateless server
-// (server.WithStateLess) issues none; both work unchanged.
+// (server.WithStateLess) issues none; both work unchanged, but for resuming
+// event streams. mcp-go's event store (server.WithEventStore) binds an
+// event to a session, never to a caller, so a resumption (a request with
+// Last-Event-ID) without Mcp-Session-Id would replay any caller's events to
+// whoever names their id: WithCaller answers it 400, and a client whose
+// stream broke sends its request again. Within a session, resumption works
+// for the session's user only.
 package mcpgo
