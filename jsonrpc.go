@@ -550,20 +550,8 @@ func stops(x uint64) uint64 {
 }
 
 // strEnd returns the index past the closing quote of the JSON string that
-// begins at d[i], a quote, or -1 if it is not one. It is str, with stop
-// written out for strings without escapes.
+// begins at d[i], a quote, or -1 if it is not one.
 func strEnd(d []byte, i int) int {
-	j := i + 1
-	for ; j+8 <= len(d); j += 8 {
-		if m := stops(binary.LittleEndian.Uint64(d[j:])); m != 0 {
-			j += bits.TrailingZeros64(m) / 8
-			if d[j] == '"' {
-				return j + 1
-			}
-			break
-		}
-	}
-	// An escape, a control character, the end, or the last seven bytes.
 	end, _, err := str(d, i)
 	if err != nil {
 		return -1
@@ -573,8 +561,23 @@ func strEnd(d []byte, i int) int {
 
 // str reads the JSON string that begins at d[i], a quote, and returns the
 // index past its closing quote, and whether it holds escapes; its inside,
-// as written, is d[i+1:end-1].
+// as written, is d[i+1:end-1]. A string without escapes that ends seven
+// bytes or more before the end of d is read here, eight bytes at a time;
+// strSlow reads the others.
 func str(d []byte, i int) (end int, escaped bool, err error) {
+	for j := i + 1; j+8 <= len(d); j += 8 {
+		if m := stops(binary.LittleEndian.Uint64(d[j:])); m != 0 {
+			if j += bits.TrailingZeros64(m) / 8; d[j] == '"' {
+				return j + 1, false, nil
+			}
+			break
+		}
+	}
+	return strSlow(d, i)
+}
+
+// strSlow is str for any string.
+func strSlow(d []byte, i int) (end int, escaped bool, err error) {
 	j := i + 1
 	for {
 		j = stop(d, j)
