@@ -234,12 +234,12 @@ func (s *rpcScan) method(d []byte, i, depth int) (int, error) {
 		s.refuse(errors.New("introspection: request method is not a string"))
 		return skip(d, i, depth)
 	}
-	end, escaped, err := str(d, i)
+	end, form, err := str(d, i)
 	if err != nil {
 		return end, err
 	}
 	var ok bool
-	if s.m.method, ok = jsonText(d[i+1:end-1], escaped); !ok {
+	if s.m.method, ok = jsonText(d[i+1:end-1], form); !ok {
 		s.refuse(errors.New("introspection: request method is not valid UTF-8"))
 	}
 	return end, nil
@@ -289,12 +289,12 @@ func (s *rpcScan) name(d []byte, i, depth int) (int, error) {
 		s.paramsFail(errors.New("introspection: tools/call params.name is not a string"))
 		return skip(d, i, depth)
 	}
-	end, escaped, err := str(d, i)
+	end, form, err := str(d, i)
 	if err != nil {
 		return end, err
 	}
 	var ok bool
-	if s.m.name, ok = jsonText(d[i+1:end-1], escaped); !ok {
+	if s.m.name, ok = jsonText(d[i+1:end-1], form); !ok {
 		s.paramsFail(errors.New("introspection: tools/call params.name is not valid UTF-8"))
 	}
 	return end, nil
@@ -307,11 +307,11 @@ func (s *rpcScan) member(d []byte, i int, inParams bool) (uint8, int, error) {
 	if at(d, i) != '"' {
 		return 0, i, errJSONSyntax
 	}
-	end, escaped, err := str(d, i)
+	end, form, err := str(d, i)
 	if err != nil {
 		return 0, end, err
 	}
-	role := s.path(d[i+1:end-1], escaped, inParams)
+	role := s.path(d[i+1:end-1], form, inParams)
 	end = space(d, end)
 	if at(d, end) != ':' {
 		return 0, end, errJSONSyntax
@@ -320,15 +320,19 @@ func (s *rpcScan) member(d []byte, i int, inParams bool) (uint8, int, error) {
 }
 
 // path returns the role of the value of the member whose name, as written,
-// is raw, in a message object, or in its params object if inParams, and
-// notes the reasons to refuse the body that the name gives.
-func (s *rpcScan) path(raw []byte, escaped, inParams bool) uint8 {
-	name, ok, plain := raw, true, ascii(raw)
-	if escaped {
-		name, ok = jsonText(raw, true)
+// is raw, of the form that str found, in a message object, or in its
+// params object if inParams, and notes the reasons to refuse the body that
+// the name gives.
+func (s *rpcScan) path(raw []byte, form uint8, inParams bool) uint8 {
+	name, ok, plain := raw, true, form == strASCII
+	switch form {
+	case strEscaped:
+		name, ok = jsonText(raw, strEscaped)
 		plain = ok && ascii(name)
-	} else if !plain {
-		ok = utf8.Valid(raw)
+	case strPlain:
+		if plain = ascii(raw); !plain {
+			ok = utf8.Valid(raw)
+		}
 	}
 	if !inParams {
 		if !ok {
@@ -559,24 +563,44 @@ func strEnd(d []byte, i int) int {
 	return end
 }
 
+// The forms of a JSON string that str tells apart.
+const (
+	strASCII   = iota // ASCII without escapes
+	strPlain          // without escapes, maybe not ASCII
+	strEscaped        // with escapes
+)
+
 // str reads the JSON string that begins at d[i], a quote, and returns the
-// index past its closing quote, and whether it holds escapes; its inside,
-// as written, is d[i+1:end-1]. A string without escapes that ends seven
-// bytes or more before the end of d is read here, eight bytes at a time;
-// strSlow reads the others.
-func str(d []byte, i int) (end int, escaped bool, err error) {
+// index past its closing quote, and its form; its inside, as written, is
+// d[i+1:end-1]. A string without escapes that ends seven bytes or more
+// before the end of d is read here, eight bytes at a time, noting in hi
+// the high bits of its bytes; strSlow reads the others.
+func str(d []byte, i int) (end int, form uint8, err error) {
+	var hi uint64
 	for j := i + 1; j+8 <= len(d); j += 8 {
-		if m := stops(binary.LittleEndian.Uint64(d[j:])); m != 0 {
+		x := binary.LittleEndian.Uint64(d[j:])
+		if m := stops(x); m != 0 {
+			// m&-m-1 covers the bytes of x below the lowest flag.
+			hi |= x & (m&-m - 1)
 			if j += bits.TrailingZeros64(m) / 8; d[j] == '"' {
-				return j + 1, false, nil
+				if hi&msbs == 0 {
+					return j + 1, strASCII, nil
+				}
+				return j + 1, strPlain, nil
 			}
 			break
 		}
+		hi |= x
 	}
-	return strSlow(d, i)
+	end, escaped, err := strSlow(d, i)
+	if escaped {
+		return end, strEscaped, err
+	}
+	return end, strPlain, err
 }
 
-// strSlow is str for any string.
+// strSlow reads any JSON string as str does, and returns whether it holds
+// escapes.
 func strSlow(d []byte, i int) (end int, escaped bool, err error) {
 	j := i + 1
 	for {
@@ -673,9 +697,12 @@ func ascii(s []byte) bool {
 // raw, with its escapes decoded, and whether both SDKs read that same
 // text: false when raw holds bytes that are not UTF-8 or an escape of a
 // lone surrogate, which both replace with U+FFFD. raw must be the inside of
-// a string that str read, and escaped what str reported of it.
-func jsonText(raw []byte, escaped bool) ([]byte, bool) {
-	if !escaped {
+// a string that str read, and form what str reported of it.
+func jsonText(raw []byte, form uint8) ([]byte, bool) {
+	switch form {
+	case strASCII:
+		return raw, true
+	case strPlain:
 		return raw, ascii(raw) || utf8.Valid(raw)
 	}
 	out := make([]byte, 0, len(raw))
