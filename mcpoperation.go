@@ -220,14 +220,18 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	size := int64(512)
 	if n >= 0 {
-		size = min(n+1, maxInitialBodyBuffer) // room for the read that finds the end
+		size = min(n, maxInitialBodyBuffer-1) + 1 // room for the read that finds the end; n+1 may overflow
 	}
 	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, 1)
 		}
-		room := buf[len(buf):min(int64(cap(buf)), limit+1)]
+		end := cap(buf)
+		if int64(end) > limit { // so that limit+1 cannot overflow
+			end = int(limit) + 1
+		}
+		room := buf[len(buf):end]
 		k, err := r.Body.Read(room)
 		buf = buf[:len(buf)+k]
 		if int64(len(buf)) > limit {
