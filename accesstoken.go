@@ -44,20 +44,31 @@ type AccessToken struct {
 // HasScope reports whether scope was granted to the token exactly, as
 // written: it knows no scope hierarchy. To check a scope under
 // Settings.ScopeMatcher, so that a broader granted scope counts, use
-// [Verifier.CheckScopes].
+// [Verifier.CheckScopes]. It is false for a nil t.
 func (t *AccessToken) HasScope(scope string) bool {
-	return slices.Contains(t.Scopes, scope)
+	return t != nil && slices.Contains(t.Scopes, scope)
 }
 
 // Caller returns the party t speaks for, to bind sessions and per-caller
-// state to: the subject (sub), or, for a token without one, such as a
-// client-credentials token where the client acts for itself, the client_id
-// the authorization server named. It is empty when the answer named
-// neither: never the "unknown" that ClientID falls back to, so that tokens
-// of unnamed parties do not share one identity.
+// state to: the subject (sub), or, for a token without one and without a
+// username, such as a client-credentials token where the client acts for
+// itself, the client_id the authorization server named. It is empty, so
+// that no one is served as the caller, when:
+//   - the answer names a user by username but has no sub: the token is a
+//     user's, and its client_id, which every user of that client shares,
+//     would make them all one caller;
+//   - the answer names neither sub nor client_id: never the "unknown" that
+//     ClientID falls back to, so that tokens of unnamed parties do not
+//     share one identity;
+//   - t is nil.
 func (t *AccessToken) Caller() string {
-	if t.Subject != "" {
+	switch {
+	case t == nil:
+		return ""
+	case t.Subject != "":
 		return t.Subject
+	case t.Username != "":
+		return ""
 	}
 	id, _ := t.Claims["client_id"].(string)
 	return id

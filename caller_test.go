@@ -17,6 +17,9 @@ func TestCallerIsSubjectElseClientElseNobody(t *testing.T) {
 		{"user token", `{"active":true,"sub":"alice","client_id":"app"}`, "alice"},
 		{"client credentials", `{"active":true,"client_id":"robot"}`, "robot"},
 		{"neither", `{"active":true}`, ""},
+		{"user token with username and sub", `{"active":true,"sub":"alice","username":"Alice","client_id":"app"}`, "alice"},
+		{"username without sub", `{"active":true,"username":"alice","client_id":"app"}`, ""},
+		{"empty username, client credentials", `{"active":true,"username":"","client_id":"robot"}`, "robot"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -26,4 +29,14 @@ func TestCallerIsSubjectElseClientElseNobody(t *testing.T) {
 			assert.Equal(t, tc.want, tok.Caller())
 		})
 	}
+}
+
+// TestNilAccessTokenHasNoCallerAndNoScope: a nil token speaks for nobody
+// and holds no scope, rather than panicking in the code that asks.
+func TestNilAccessTokenHasNoCallerAndNoScope(t *testing.T) {
+	var tok *AccessToken
+	assert.NotPanics(t, func() {
+		assert.Empty(t, tok.Caller())
+		assert.False(t, tok.HasScope("mcp:tools"))
+	})
 }

@@ -192,7 +192,12 @@ func Example_resourceServer() {
 	}
 	defer v.Close()
 
-	metadataURL, err := introspection.MetadataURL(resource)
+	mux := http.NewServeMux()
+	metadataURL, err := introspection.HandleProtectedResourceMetadata(mux, introspection.ProtectedResourceMetadata{
+		Resource:             resource,
+		AuthorizationServers: []string{as.Issuer},
+		ScopesSupported:      []string{"mcp:tools"},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -204,16 +209,9 @@ func Example_resourceServer() {
 		}
 		fmt.Fprintf(w, "hello %s (client %s, scopes %v)\n", tok.Subject, tok.ClientID, tok.Scopes)
 	})
-	mux := http.NewServeMux()
 	mux.Handle("/mcp", introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 		ResourceMetadataURL: metadataURL,
 	})(hello))
-	mux.Handle("/.well-known/oauth-protected-resource/mcp", introspection.ProtectedResourceMetadataHandler(
-		introspection.ProtectedResourceMetadata{
-			Resource:             resource,
-			AuthorizationServers: []string{as.Issuer},
-			ScopesSupported:      []string{"mcp:tools"},
-		}))
 	srv.Config.Handler = mux
 	srv.Start()
 
@@ -242,11 +240,15 @@ func Example_resourceServer() {
 		})
 		fmt.Println(get(resource, token))
 	}
-	code, body := get(metadataURL, "")
-	fmt.Println(code, strings.Contains(body, `"resource":"`+resource+`"`))
+	// The metadata is served at its path-suffixed URL and at the root one.
+	for _, url := range []string{metadataURL, srv.URL + "/.well-known/oauth-protected-resource"} {
+		code, body := get(url, "")
+		fmt.Println(code, strings.Contains(body, `"resource":"`+resource+`"`))
+	}
 	// Output:
 	// 200 hello alice (client app, scopes [mcp:tools])
 	// 401 {"error":"invalid_token"}
+	// 200 true
 	// 200 true
 }
 

@@ -13,8 +13,13 @@ import (
 // This file reads a JSON-RPC request body the way both Go MCP SDKs read it,
 // far enough to know the method of each message and the tool a tools/call
 // names, and refuses what they could read differently from it or from each
-// other. What they do, and where a naive reading goes wrong:
+// other. What they do (read from go-sdk v1.8.0 and mcp-go v1.2.1, and
+// shown by examples/internal/sdkdiff), and where a naive reading goes
+// wrong:
 //
+//   - Reading. Both read the whole body of a POST only: the go-sdk through
+//     http.MaxBytesReader, 4 MiB unless set otherwise, mcp-go with no
+//     bound. Both look a tool up by its exact decoded name.
 //   - Syntax. The go-sdk (github.com/modelcontextprotocol/go-sdk, through
 //     github.com/segmentio/encoding/json) and mcp-go
 //     (github.com/mark3labs/mcp-go, through encoding/json) accept the same
@@ -45,6 +50,8 @@ import (
 //     ignores what follows it ({...}garbage runs there); mcp-go's
 //     json.Unmarshal refuses it. Anything but white space after a first
 //     value that is an object or an array is refused.
+//   - encoding/json under GOEXPERIMENT=jsonv2 keeps these v1 rules
+//     (MatchCaseSensitiveDelimiter: "na_me" is not name).
 //   - Nesting. The go-sdk refuses a body nested deeper than 1000 (its
 //     internal/json counts brackets over the whole body), encoding/json
 //     deeper than 10000, segmentio has no bound. Deeper than maxJSONDepth is
@@ -52,8 +59,9 @@ import (
 //   - Batches. The go-sdk reads a top-level array as a batch and runs each
 //     element that is a message (for protocol versions before 2025-06-18,
 //     and when the request states none); an element that is not an object
-//     fails the batch. mcp-go's streamable server refuses arrays. A batch
-//     needs what each of its requests needs.
+//     fails the batch, and a request whose id an earlier one has is not
+//     run. mcp-go's streamable server refuses arrays. A batch needs what
+//     each of its requests needs.
 //   - Shapes. A method that is not a string, and a tools/call whose params
 //     is not an object with a string name, are errors in both SDKs; they
 //     are refused here, so that no reading has to be guessed.
@@ -86,18 +94,12 @@ type rpcMessage struct {
 	paramsErr error
 }
 
-// The roles of a value on the path to an operation, and of the array or
-// object it is.
+// The roles of a value on the path to an operation.
 const (
-	roleOther        = iota // a value whose inside does not matter
-	roleTop                 // the first value of the body
-	roleElement             // an element of a top-level array (a batch)
-	roleMethod              // a message's method
-	roleParams              // a message's params
-	roleName                // params.name
-	roleBatch               // the top-level array, once open
-	roleMessage             // a message object, once open
-	roleParamsObject        // params, once open
+	roleOther  = iota // a value whose inside does not matter
+	roleMethod        // a message's method
+	roleParams        // a message's params
+	roleName          // params.name
 )
 
 // rpcScan is the state of readRPC while it reads one body.
@@ -121,224 +123,218 @@ func (s *rpcScan) paramsFail(err error) {
 	}
 }
 
-// readRPC reads the first JSON value of body, and adds to ops the message
-// object it is, or each message object in it if it is an array (a batch),
-// once the message is read. An error that ops.add returns is a reason to
-// refuse the body. readRPC returns errJSONSyntax if the first
-// value is not JSON (whatever else it found), errJSONTooDeep if it nests
-// deeper than maxJSONDepth, else the first reason found to refuse the body,
-// or errTrailingData. A first value that is neither an object nor an array
-// is not read.
+// readRPC reads the first JSON value of the body d, and adds to ops the
+// message object it is, or each message object in it if it is an array (a
+// batch), once the message is read. An error that ops.add returns is a
+// reason to refuse the body. readRPC returns errJSONTooDeep as soon as the
+// value nests deeper than maxJSONDepth; else errJSONSyntax if the value is
+// not JSON, whatever else it found; else the first reason found to refuse
+// the body, or errTrailingData. A first value that is neither an object nor
+// an array is not read.
 //
-// It reads the body once, keeping one bit for each array or object open
-// (set for an object) and the role of the three outermost, and allocates
-// nothing unless the body nests deeper than 64 or a member name or string
-// on the path holds an escape.
+// It reads the body once, from left to right: the messages, their params
+// and the values on the path to the operation member by member, and every
+// other value (arguments, _meta, ids) with skip, which checks it without
+// a call for each value inside it. It allocates nothing unless a value it
+// skips nests deeper than 64, a member name or string on the path holds an
+// escape, or the body is refused.
 func readRPC(d []byte, ops *opList) error {
-	var (
-		s       rpcScan
-		i       = space(d, 0)
-		depth   int
-		objects uint64   // bit k: the array or object at depth k+1 is an object, for depth up to 64
-		deeper  []uint64 // the same past depth 64, made when needed
-		roles   [4]uint8 // the roles of the array or object open at depth 1 to 3
-		role    = uint8(roleTop)
-		err     error
-	)
-	if c := at(d, i); c != '{' && c != '[' {
+	var s rpcScan
+	i := space(d, 0)
+	var err error
+	switch at(d, i) {
+	case '{':
+		i, err = s.message(d, i, 1, ops)
+	case '[':
+		i, err = s.batch(d, i, ops)
+	default:
 		return nil
 	}
+	switch {
+	case err != nil:
+		return err
+	case s.refusal != nil:
+		return s.refusal
+	case space(d, i) != len(d):
+		return errTrailingData
+	}
+	return nil
+}
+
+// batch reads the array at d[i], the first value of the body, adds each
+// message in it to ops, and returns the index past it.
+func (s *rpcScan) batch(d []byte, i int, ops *opList) (int, error) {
+	i = space(d, i+1)
+	if at(d, i) == ']' {
+		return i + 1, nil
+	}
 	for {
-		// A value of role role begins at d[i], which is not white space.
-		c := at(d, i)
-		switch {
-		case c == '{' || c == '[':
-			if depth++; depth > maxJSONDepth {
-				return errJSONTooDeep
-			}
-			object := c == '{'
-			if k := depth - 1; k < 64 {
-				objects = objects&^(1<<k) | b2u(object)<<k
-			} else {
-				if deeper == nil {
-					deeper = make([]uint64, (maxJSONDepth+63)/64)
-				}
-				k -= 64
-				deeper[k/64] = deeper[k/64]&^(1<<(k%64)) | b2u(object)<<(k%64)
-			}
-			open := uint8(roleOther)
-			switch {
-			case role == roleTop && object:
-				open = roleMessage
-			case role == roleTop:
-				open = roleBatch
-			case role == roleElement && object:
-				open = roleMessage
-			case role == roleParams && object:
-				open = roleParamsObject
-			case role == roleMethod:
-				s.refuse(errors.New("introspection: request method is not a string"))
-			case role == roleParams:
-				s.paramsFail(errors.New("introspection: tools/call params is not an object"))
-			case role == roleName:
-				s.paramsFail(errors.New("introspection: tools/call params.name is not a string"))
-			}
-			if open == roleMessage {
-				s.m = rpcMessage{}
-			}
-			if depth < len(roles) {
-				roles[depth] = open
-			}
-			i = space(d, i+1)
-			if object {
-				if at(d, i) != '}' {
-					if i, role, err = s.member(d, i, open); err != nil {
-						return err
-					}
-					continue
-				}
-			} else if at(d, i) != ']' {
-				role = roleOther
-				if open == roleBatch {
-					role = roleElement
-				}
-				continue
-			}
-			// An empty array or object: it ends here.
-			i++
-			if open == roleMessage {
-				if err := ops.add(&s.m); err != nil {
-					s.refuse(err)
-				}
-			}
-			depth--
-		case c == '"':
-			end, escaped, err := str(d, i)
-			if err != nil {
-				return err
-			}
-			switch role {
-			case roleMethod:
-				var ok bool
-				if s.m.method, ok = jsonText(d[i+1:end-1], escaped); !ok {
-					s.refuse(errors.New("introspection: request method is not valid UTF-8"))
-				}
-			case roleName:
-				var ok bool
-				if s.m.name, ok = jsonText(d[i+1:end-1], escaped); !ok {
-					s.paramsFail(errors.New("introspection: tools/call params.name is not valid UTF-8"))
-				}
-			case roleParams:
-				s.paramsFail(errors.New("introspection: tools/call params is not an object"))
-			}
-			i = end
-		default:
-			if i, err = scalar(d, i); err != nil {
-				return err
-			}
-			switch role {
-			case roleMethod:
-				s.refuse(errors.New("introspection: request method is not a string"))
-			case roleParams:
-				s.paramsFail(errors.New("introspection: tools/call params is not an object"))
-			case roleName:
-				s.paramsFail(errors.New("introspection: tools/call params.name is not a string"))
-			}
+		var err error
+		if at(d, i) == '{' {
+			i, err = s.message(d, i, 2, ops)
+		} else {
+			i, err = skip(d, i, 1)
 		}
-		// A value ends before d[i]: close what ends with it.
+		if err != nil {
+			return i, err
+		}
+		i = space(d, i)
+		switch at(d, i) {
+		case ',':
+			i = space(d, i+1)
+		case ']':
+			return i + 1, nil
+		default:
+			return i, errJSONSyntax
+		}
+	}
+}
+
+// message reads the message object at d[i], inside depth-1 arrays, adds it
+// to ops and returns the index past it.
+func (s *rpcScan) message(d []byte, i, depth int, ops *opList) (int, error) {
+	s.m = rpcMessage{}
+	i = space(d, i+1)
+	if at(d, i) != '}' {
 		for {
-			if depth == 0 {
-				switch {
-				case s.refusal != nil:
-					return s.refusal
-				case space(d, i) != len(d):
-					return errTrailingData
-				}
-				return nil
+			role, j, err := s.member(d, i, false)
+			if err != nil {
+				return j, err
 			}
-			var object bool
-			if k := depth - 1; k < 64 {
-				object = objects&(1<<k) != 0
-			} else {
-				k -= 64
-				object = deeper[k/64]&(1<<(k%64)) != 0
+			switch role {
+			case roleMethod:
+				i, err = s.method(d, j, depth)
+			case roleParams:
+				i, err = s.params(d, j, depth)
+			default:
+				i, err = skip(d, j, depth)
 			}
-			open := uint8(roleOther)
-			if depth < len(roles) {
-				open = roles[depth]
+			if err != nil {
+				return i, err
 			}
 			i = space(d, i)
-			c := at(d, i)
-			if c == ',' {
-				i = space(d, i+1)
-				if object {
-					if i, role, err = s.member(d, i, open); err != nil {
-						return err
-					}
-				} else {
-					role = roleOther
-					if open == roleBatch {
-						role = roleElement
-					}
-				}
+			if c := at(d, i); c == '}' {
 				break
+			} else if c != ',' {
+				return i, errJSONSyntax
 			}
-			if object && c != '}' || !object && c != ']' {
-				return errJSONSyntax
-			}
-			i++
-			if open == roleMessage {
-				if err := ops.add(&s.m); err != nil {
-					s.refuse(err)
-				}
-			}
-			depth--
+			i = space(d, i+1)
+		}
+	}
+	if err := ops.add(&s.m); err != nil {
+		s.refuse(err)
+	}
+	return i + 1, nil
+}
+
+// method reads the value at d[i] of a message's method, inside depth
+// arrays and objects.
+func (s *rpcScan) method(d []byte, i, depth int) (int, error) {
+	if at(d, i) != '"' {
+		s.refuse(errors.New("introspection: request method is not a string"))
+		return skip(d, i, depth)
+	}
+	end, form, err := str(d, i)
+	if err != nil {
+		return end, err
+	}
+	var ok bool
+	if s.m.method, ok = jsonText(d[i+1:end-1], form); !ok {
+		s.refuse(errors.New("introspection: request method is not valid UTF-8"))
+	}
+	return end, nil
+}
+
+// params reads the value at d[i] of a message's params, inside depth
+// arrays and objects.
+func (s *rpcScan) params(d []byte, i, depth int) (int, error) {
+	if at(d, i) != '{' {
+		s.paramsFail(errors.New("introspection: tools/call params is not an object"))
+		return skip(d, i, depth)
+	}
+	depth++
+	i = space(d, i+1)
+	if at(d, i) == '}' {
+		return i + 1, nil
+	}
+	for {
+		role, j, err := s.member(d, i, true)
+		if err != nil {
+			return j, err
+		}
+		if role == roleName {
+			i, err = s.name(d, j, depth)
+		} else {
+			i, err = skip(d, j, depth)
+		}
+		if err != nil {
+			return i, err
+		}
+		i = space(d, i)
+		switch at(d, i) {
+		case ',':
+			i = space(d, i+1)
+		case '}':
+			return i + 1, nil
+		default:
+			return i, errJSONSyntax
 		}
 	}
 }
 
-// b2u is 1 for true and 0 for false.
-func b2u(b bool) uint64 {
-	if b {
-		return 1
+// name reads the value at d[i] of params.name, inside depth arrays and
+// objects.
+func (s *rpcScan) name(d []byte, i, depth int) (int, error) {
+	if at(d, i) != '"' {
+		s.paramsFail(errors.New("introspection: tools/call params.name is not a string"))
+		return skip(d, i, depth)
 	}
-	return 0
+	end, form, err := str(d, i)
+	if err != nil {
+		return end, err
+	}
+	var ok bool
+	if s.m.name, ok = jsonText(d[i+1:end-1], form); !ok {
+		s.paramsFail(errors.New("introspection: tools/call params.name is not valid UTF-8"))
+	}
+	return end, nil
 }
 
-// member reads the member name at d[i] in an object of role open, the
-// colon and the white space after it, and returns the index of the
-// member's value and the value's role.
-func (s *rpcScan) member(d []byte, i int, open uint8) (int, uint8, error) {
+// member reads the member name at d[i] in a message object, or in its
+// params object if inParams, the colon and the white space after it, and
+// returns the role of the member's value and its index.
+func (s *rpcScan) member(d []byte, i int, inParams bool) (uint8, int, error) {
 	if at(d, i) != '"' {
-		return i, 0, errJSONSyntax
+		return 0, i, errJSONSyntax
 	}
-	end, escaped, err := str(d, i)
+	end, form, err := str(d, i)
 	if err != nil {
-		return end, 0, err
+		return 0, end, err
 	}
-	role := uint8(roleOther)
-	if open == roleMessage || open == roleParamsObject {
-		role = s.path(d[i+1:end-1], escaped, open)
-	}
+	role := s.path(d[i+1:end-1], form, inParams)
 	end = space(d, end)
 	if at(d, end) != ':' {
-		return end, 0, errJSONSyntax
+		return 0, end, errJSONSyntax
 	}
-	return space(d, end+1), role, nil
+	return role, space(d, end+1), nil
 }
 
 // path returns the role of the value of the member whose name, as written,
-// is raw, in a message or params object, and notes the reasons to refuse
-// the body that the name gives.
-func (s *rpcScan) path(raw []byte, escaped bool, open uint8) uint8 {
-	name, ok, plain := raw, true, ascii(raw)
-	if escaped {
-		name, ok = jsonText(raw, true)
+// is raw, of the form that str found, in a message object, or in its
+// params object if inParams, and notes the reasons to refuse the body that
+// the name gives.
+func (s *rpcScan) path(raw []byte, form uint8, inParams bool) uint8 {
+	name, ok, plain := raw, true, form == strASCII
+	switch form {
+	case strEscaped:
+		name, ok = jsonText(raw, strEscaped)
 		plain = ok && ascii(name)
-	} else if !plain {
-		ok = utf8.Valid(raw)
+	case strPlain:
+		if plain = ascii(raw); !plain {
+			ok = utf8.Valid(raw)
+		}
 	}
-	if open == roleMessage {
+	if !inParams {
 		if !ok {
 			s.refuse(errors.New("introspection: request has a member name that is not valid UTF-8"))
 		}
@@ -381,10 +377,129 @@ func (s *rpcScan) path(raw []byte, escaped bool, open uint8) uint8 {
 	return roleOther
 }
 
+// skip reads the value that begins at d[i], which is not white space,
+// inside depth arrays and objects, and returns the index past it. It reads
+// the arrays and objects in it in one loop, keeping one bit for each that
+// is open (set for an object): the innermost 64 in a word, the others in a
+// slice made when needed.
+func skip(d []byte, i, depth int) (int, error) {
+	var (
+		n       int      // the arrays and objects open in the value
+		objects uint64   // bit k: the k-th innermost of the last n%64 (or 64) is an object
+		outer   []uint64 // objects of the outer ones, 64 at a time
+	)
+	room := maxJSONDepth - depth
+	for {
+		// A value begins at d[i].
+		if i >= len(d) {
+			return i, errJSONSyntax
+		}
+		switch c := d[i]; c {
+		case '"':
+			if i = strEnd(d, i); i < 0 {
+				return 0, errJSONSyntax
+			}
+		case '{', '[':
+			if n == room {
+				return i, errJSONTooDeep
+			}
+			if n > 0 && n%64 == 0 {
+				outer = append(outer, objects)
+				objects = 0
+			}
+			n++
+			objects = objects<<1 | uint64(c>>5&1) // '{' is 0x7b, '[' is 0x5b
+			i = space(d, i+1)
+			if c == '{' {
+				if at(d, i) != '}' {
+					var err error
+					if i, err = key(d, i); err != nil {
+						return i, err
+					}
+					continue
+				}
+			} else if at(d, i) != ']' {
+				continue
+			}
+			// It is empty: the after-value loop closes it.
+		case 't':
+			if len(d)-i < 4 || binary.LittleEndian.Uint32(d[i:]) != 't'|'r'<<8|'u'<<16|'e'<<24 {
+				return i, errJSONSyntax
+			}
+			i += 4
+		case 'f':
+			if len(d)-i < 5 || binary.LittleEndian.Uint32(d[i+1:]) != 'a'|'l'<<8|'s'<<16|'e'<<24 {
+				return i, errJSONSyntax
+			}
+			i += 5
+		case 'n':
+			if len(d)-i < 4 || binary.LittleEndian.Uint32(d[i:]) != 'n'|'u'<<8|'l'<<16|'l'<<24 {
+				return i, errJSONSyntax
+			}
+			i += 4
+		default:
+			var err error
+			if i, err = number(d, i); err != nil {
+				return i, err
+			}
+		}
+		// A value ends before d[i]: close what ends with it.
+		for {
+			if n == 0 {
+				return i, nil
+			}
+			c := at(d, i)
+			if c <= ' ' {
+				i = space(d, i)
+				c = at(d, i)
+			}
+			object := objects&1 != 0
+			if c == ',' {
+				i = space(d, i+1)
+				if object {
+					var err error
+					if i, err = key(d, i); err != nil {
+						return i, err
+					}
+				}
+				break
+			}
+			if object && c != '}' || !object && c != ']' {
+				return i, errJSONSyntax
+			}
+			i++
+			n--
+			objects >>= 1
+			if n > 0 && n%64 == 0 {
+				objects = outer[len(outer)-1]
+				outer = outer[:len(outer)-1]
+			}
+		}
+	}
+}
+
+// key reads the member name at d[i] in an object that skip reads, the
+// colon and the white space after it, and returns the index of the
+// member's value.
+func key(d []byte, i int) (int, error) {
+	if at(d, i) != '"' {
+		return i, errJSONSyntax
+	}
+	if i = strEnd(d, i); i < 0 {
+		return 0, errJSONSyntax
+	}
+	if at(d, i) != ':' {
+		if i = space(d, i); at(d, i) != ':' {
+			return i, errJSONSyntax
+		}
+	}
+	return space(d, i+1), nil
+}
+
 // space returns the index of the first byte at or after i that is not
 // JSON white space.
 func space(d []byte, i int) int {
-	for i < len(d) && d[i] <= ' ' && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+	for uint(i) < uint(len(d)) && d[i] <= ' ' && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
 		i++
 	}
 	return i
@@ -392,7 +507,7 @@ func space(d []byte, i int) int {
 
 // at returns d[i], or 0 past the end.
 func at(d []byte, i int) byte {
-	if i < len(d) {
+	if uint(i) < uint(len(d)) {
 		return d[i]
 	}
 	return 0
@@ -414,27 +529,82 @@ var stringStop = func() (t [256]bool) {
 	return t
 }()
 
+// stop returns the index of the first quote, backslash or control
+// character at or after j, or len(d).
+func stop(d []byte, j int) int {
+	// Eight bytes at a time: flag in m each byte that is a quote, a
+	// backslash or a control character. The lowest flag is always a true
+	// one.
+	for ; j+8 <= len(d); j += 8 {
+		if m := stops(binary.LittleEndian.Uint64(d[j:])); m != 0 {
+			return j + bits.TrailingZeros64(m)/8
+		}
+	}
+	for j < len(d) && !stringStop[d[j]] {
+		j++
+	}
+	return j
+}
+
+// stops flags the high bit of the lowest byte of x that is a quote, a
+// backslash or a control character, and maybe of bytes above it.
+func stops(x uint64) uint64 {
+	q, b := x^(lsbs*'"'), x^(lsbs*'\\')
+	return ((q-lsbs)&^q | (b-lsbs)&^b | (x-lsbs*0x20)&^x) & msbs
+}
+
+// strEnd returns the index past the closing quote of the JSON string that
+// begins at d[i], a quote, or -1 if it is not one.
+func strEnd(d []byte, i int) int {
+	end, _, err := str(d, i)
+	if err != nil {
+		return -1
+	}
+	return end
+}
+
+// The forms of a JSON string that str tells apart.
+const (
+	strASCII   = iota // ASCII without escapes
+	strPlain          // without escapes, maybe not ASCII
+	strEscaped        // with escapes
+)
+
 // str reads the JSON string that begins at d[i], a quote, and returns the
-// index past its closing quote, and whether it holds escapes; its inside,
-// as written, is d[i+1:end-1].
-func str(d []byte, i int) (end int, escaped bool, err error) {
+// index past its closing quote, and its form; its inside, as written, is
+// d[i+1:end-1]. A string without escapes that ends seven bytes or more
+// before the end of d is read here, eight bytes at a time, noting in hi
+// the high bits of its bytes; strSlow reads the others.
+func str(d []byte, i int) (end int, form uint8, err error) {
+	var hi uint64
+	for j := i + 1; j+8 <= len(d); j += 8 {
+		x := binary.LittleEndian.Uint64(d[j:])
+		if m := stops(x); m != 0 {
+			// m&-m-1 covers the bytes of x below the lowest flag.
+			hi |= x & (m&-m - 1)
+			if j += bits.TrailingZeros64(m) / 8; d[j] == '"' {
+				if hi&msbs == 0 {
+					return j + 1, strASCII, nil
+				}
+				return j + 1, strPlain, nil
+			}
+			break
+		}
+		hi |= x
+	}
+	end, escaped, err := strSlow(d, i)
+	if escaped {
+		return end, strEscaped, err
+	}
+	return end, strPlain, err
+}
+
+// strSlow reads any JSON string as str does, and returns whether it holds
+// escapes.
+func strSlow(d []byte, i int) (end int, escaped bool, err error) {
 	j := i + 1
 	for {
-		// Skip plain bytes eight at a time: flag in m each byte that is a
-		// quote, a backslash or a control character. The lowest flag is
-		// always a true one.
-		for j+8 <= len(d) {
-			x := binary.LittleEndian.Uint64(d[j:])
-			q, b := x^(lsbs*'"'), x^(lsbs*'\\')
-			if m := ((q-lsbs)&^q | (b-lsbs)&^b | (x-lsbs*0x20)&^x) & msbs; m != 0 {
-				j += bits.TrailingZeros64(m) / 8
-				break
-			}
-			j += 8
-		}
-		for j < len(d) && !stringStop[d[j]] {
-			j++
-		}
+		j = stop(d, j)
 		switch at(d, j) {
 		case '"':
 			return j + 1, escaped, nil
@@ -455,25 +625,6 @@ func str(d []byte, i int) (end int, escaped bool, err error) {
 			return j, false, errJSONSyntax
 		}
 	}
-}
-
-// scalar reads the number, true, false or null at d[i].
-func scalar(d []byte, i int) (int, error) {
-	var word string
-	switch at(d, i) {
-	case 't':
-		word = "true"
-	case 'f':
-		word = "false"
-	case 'n':
-		word = "null"
-	default:
-		return number(d, i)
-	}
-	if len(d)-i < len(word) || string(d[i:i+len(word)]) != word {
-		return i, errJSONSyntax
-	}
-	return i + len(word), nil
 }
 
 // number reads the RFC 8259 number at d[i].
@@ -546,9 +697,12 @@ func ascii(s []byte) bool {
 // raw, with its escapes decoded, and whether both SDKs read that same
 // text: false when raw holds bytes that are not UTF-8 or an escape of a
 // lone surrogate, which both replace with U+FFFD. raw must be the inside of
-// a string that str read, and escaped what str reported of it.
-func jsonText(raw []byte, escaped bool) ([]byte, bool) {
-	if !escaped {
+// a string that str read, and form what str reported of it.
+func jsonText(raw []byte, form uint8) ([]byte, bool) {
+	switch form {
+	case strASCII:
+		return raw, true
+	case strPlain:
 		return raw, ascii(raw) || utf8.Valid(raw)
 	}
 	out := make([]byte, 0, len(raw))

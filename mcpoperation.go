@@ -17,6 +17,11 @@ import (
 // requests are a few hundred bytes.
 const DefaultMCPMaxBodySize = 4 << 20
 
+// maxInitialBodyBuffer is the most that readBody sets aside for a body
+// before its bytes arrive, however long the request says it is: a larger
+// body grows its buffer as it comes.
+const maxInitialBodyBuffer = 64 << 10
+
 // maxMCPName is the longest tool or method name that MCPScopes may hold, in
 // bytes: the MCP spec's bound for tool names.
 const maxMCPName = 128
@@ -80,7 +85,12 @@ func MCPOperation(m MCPScopes) (OperationFunc, error) {
 	if err != nil {
 		return nil, err
 	}
-	return p.operation, nil
+	return func(r *http.Request) (Operation, error) {
+		if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+			return Operation{}, nil
+		}
+		return p.operation(r)
+	}, nil
 }
 
 // mcpPeek is the compiled form of an MCPScopes. It is read-only once built.
@@ -187,11 +197,8 @@ func mergeScopes(dst, add []string) []string {
 	return slices.Clip(dst)
 }
 
-// operation is the OperationFunc.
+// operation is the OperationFunc for a POST with a body.
 func (p *mcpPeek) operation(r *http.Request) (Operation, error) {
-	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
-		return Operation{}, nil
-	}
 	body, err := readBody(r, p.maxBody)
 	if err != nil {
 		return Operation{}, err
@@ -213,14 +220,18 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	}
 	size := int64(512)
 	if n >= 0 {
-		size = n + 1 // room for the read that finds the end
+		size = min(n, maxInitialBodyBuffer-1) + 1 // room for the read that finds the end; n+1 may overflow
 	}
 	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
 			buf = slices.Grow(buf, 1)
 		}
-		room := buf[len(buf):min(int64(cap(buf)), limit+1)]
+		end := cap(buf)
+		if int64(end) > limit { // so that limit+1 cannot overflow
+			end = int(limit) + 1
+		}
+		room := buf[len(buf):end]
 		k, err := r.Body.Read(room)
 		buf = buf[:len(buf)+k]
 		if int64(len(buf)) > limit {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -223,6 +224,8 @@ func TestMCPOperationRefusesUnreadableStrings(t *testing.T) {
 		{"lone low surrogate in the tool name", callTool(`"\udc00echo"`)},
 		{"high surrogate before a letter", callTool(`"\ud800\u0065cho"`)},
 		{"surrogates in the wrong order", callTool(`"echo\udc00\ud800"`)},
+		{"two low surrogates", callTool(`"echo\udc00\udc01"`)},
+		{"two high surrogates", callTool(`"echo\ud800\ud801"`)},
 		{"lone surrogate in the method", rpc(`"tools/call\udfff"`, `{"name":"echo"}`)},
 		{"lone surrogate in a member name", `{"jsonrpc":"2.0","id":1,"method":"tools/call","\ud800":1,"params":{"name":"echo"}}`},
 		{"method a number", rpc(`1`, `{"name":"echo"}`)},
@@ -544,6 +547,24 @@ func TestMCPOperationBoundsBodySize(t *testing.T) {
 		_, err := op(r)
 		require.ErrorIs(t, err, ErrRequestTooLarge)
 	})
+	t.Run("stated length sets aside at most maxInitialBodyBuffer", func(t *testing.T) {
+		op := newMCPOperation(t, testMCPScopes())
+		body := pad(DefaultMCPMaxBodySize)
+		src := strings.NewReader(body)
+		var largest int
+		r := httptest.NewRequest(http.MethodPost, "/mcp", readFunc(func(p []byte) (int, error) {
+			largest = max(largest, len(p))
+			if src.Len() == len(body) {
+				assert.LessOrEqual(t, len(p), maxInitialBodyBuffer, "the first read")
+			}
+			return src.Read(p)
+		}))
+		r.ContentLength = int64(len(body))
+		got, err := op(r)
+		require.NoError(t, err)
+		assert.Equal(t, opEcho, got)
+		assert.Greater(t, largest, maxInitialBodyBuffer, "the buffer grows as the body comes")
+	})
 	t.Run("http.MaxBytesReader", func(t *testing.T) {
 		op := newMCPOperation(t, testMCPScopes())
 		body := pad(200)
@@ -636,13 +657,14 @@ func TestMCPOperationValidatesMapping(t *testing.T) {
 	})
 	t.Run("an operation's scopes are the caller's to append to", func(t *testing.T) {
 		op := newMCPOperation(t, testMCPScopes())
-		first, err, _ := peekBody(t, op, callTool(`"echo"`))
+		first, err, _ := peekBody(t, op, callTool(`"admin"`))
 		require.NoError(t, err)
-		_ = append(first.Scopes, "appended")
-		first.Scopes = append(first.Scopes, "appended")
-		second, err, _ := peekBody(t, op, callTool(`"echo"`))
+		mine := append(first.Scopes, "mine")
+		second, err, _ := peekBody(t, op, callTool(`"admin"`))
 		require.NoError(t, err)
-		assert.Equal(t, opEcho, second)
+		theirs := append(second.Scopes, "theirs")
+		assert.Equal(t, append(slices.Clone(opAdmin.Scopes), "mine"), mine)
+		assert.Equal(t, append(slices.Clone(opAdmin.Scopes), "theirs"), theirs)
 	})
 }
 
@@ -696,8 +718,13 @@ func benchRequest(method, body string) (*http.Request, func()) {
 	}
 }
 
+// nothing is an OperationFunc that does nothing, held in a variable so
+// that the compiler calls it as it calls any other OperationFunc.
+var nothing OperationFunc = func(*http.Request) (Operation, error) { return Operation{}, nil }
+
 // BenchmarkReadBody is the limit the peek is held to: reading the body of
-// a typical tools/call once, with io.ReadAll.
+// a typical tools/call once, with io.ReadAll; and, for a GET, which has no
+// body to read, calling an OperationFunc that does nothing.
 func BenchmarkReadBody(b *testing.B) {
 	b.Run("tools-call", func(b *testing.B) {
 		r, reset := benchRequest(http.MethodPost, typicalToolCall)
@@ -708,6 +735,18 @@ func BenchmarkReadBody(b *testing.B) {
 			body, err := io.ReadAll(r.Body)
 			if err != nil || len(body) != len(typicalToolCall) {
 				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("GET", func(b *testing.B) {
+		op := nothing
+		r, reset := benchRequest(http.MethodGet, "")
+		reset()
+		b.ReportAllocs()
+		for b.Loop() {
+			got, err := op(r)
+			if err != nil || got.Name != "" {
+				b.Fatal(got, err)
 			}
 		}
 	})

@@ -4,10 +4,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 )
@@ -230,18 +231,24 @@ func metadataLocation(resource string) (*url.URL, error) {
 // challenge try the path-suffixed URL first, then the root. The root
 // serves one resource only: when mux already routes either path (a second
 // resource on the same mux, a pattern of the caller's for that path, on the
-// resource's host, or with a method), or would panic on the pattern (it
-// conflicts with another one), the result is an error, nothing of m is
-// served, and what mux served before it serves still. A second resource on
+// resource's host, whatever the case of either, or with a method), or would
+// panic on the pattern (it conflicts with another one), the result is an
+// error, nothing of m is served, and what mux served before it serves
+// still, also at a path whose pattern it took before it refused the next. A second resource on
 // one mux mounts ProtectedResourceMetadataHandler at its MetadataPath
 // itself.
 //
 // m fails the check, with an error that never repeats a URL's userinfo,
 // when:
 //   - Resource is not an absolute http or https URL with a host, or has
-//     userinfo, a query or a fragment (RFC 9728 §1.2, RFC 8707 §2), names
-//     the unspecified address ("[::]", "0.0.0.0": use the URL clients
-//     reach, not the listen address), or has a path [MetadataPath] refuses;
+//     userinfo, a query or a fragment (RFC 9728 §1.2, RFC 8707 §2), or has
+//     a path [MetadataPath] refuses;
+//   - a URL names the unspecified address in any spelling that clients
+//     read as one ("[::]", "[::%25lo]", "0.0.0.0", "0", "0x0": use the URL
+//     clients reach, not the listen address), an IPv4 address otherwise
+//     than in dotted decimal ("127.1", which a WHATWG URL parser reads as
+//     127.0.0.1), a host that ends in a number but is no IPv4 address, or
+//     an IPv6 zone, or has a port that is empty or outside 1 to 65535;
 //   - AuthorizationServers is empty (the MCP authorization spec requires
 //     one), or an entry is not an issuer identifier (RFC 8414 §2): an
 //     absolute https URL, or http to a loopback host, with a host and no
@@ -275,33 +282,55 @@ func HandleProtectedResourceMetadata(mux *http.ServeMux, m ProtectedResourceMeta
 	if p != wellKnownPath {
 		paths = append(paths, wellKnownPath)
 	}
-	for _, path := range paths {
-		if q := routedElsewhere(mux, u.Host, path); q != "" {
-			hint := ""
-			if path == wellKnownPath && p != wellKnownPath {
-				hint = "; the root metadata URL serves one resource: to serve another on this mux, mount ProtectedResourceMetadataHandler at its MetadataPath"
-			}
-			return "", fmt.Errorf("introspection: the ServeMux already routes %s to the pattern %q%s", path, q, hint)
-		}
+	// Host names are case-insensitive and clients send them in lower case,
+	// but the mux matches a pattern's host as written: probe both.
+	hosts := []string{strings.ToLower(u.Host)}
+	if u.Host != hosts[0] {
+		hosts = append(hosts, u.Host)
 	}
-	// Until every pattern is registered the handler answers 404, so that a
-	// pattern the mux took before it refused the next one serves nothing.
+	before := make([]http.Handler, len(paths))
+	for i, path := range paths {
+		for _, host := range hosts {
+			if q := routedElsewhere(mux, host, path); q != "" {
+				hint := ""
+				if path == wellKnownPath && p != wellKnownPath {
+					hint = "; the root metadata URL serves one resource: to serve another on this mux, mount ProtectedResourceMetadataHandler at its MetadataPath"
+				}
+				return "", fmt.Errorf("introspection: the ServeMux already routes %s to the pattern %q%s", path, q, hint)
+			}
+		}
+		before[i], _ = mux.Handler(routeProbe(hosts[0], path))
+	}
+	// Until every pattern is registered, and for good when the mux refuses
+	// one, each path serves what the mux served there before: no pattern
+	// of the caller's on the resource's host or with a method routes it (see
+	// routedElsewhere), so that is the handler of a pattern without either,
+	// the same for every request that reaches the path's new pattern, or
+	// the mux's 404, 405 or redirect.
 	var ready atomic.Bool
 	h := ProtectedResourceMetadataHandler(m)
-	gated := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !ready.Load() {
-			http.NotFound(w, r)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-	for _, path := range paths {
+	for i, path := range paths {
+		earlier := before[i]
+		gated := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !ready.Load() {
+				earlier.ServeHTTP(w, r)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 		if err := handleNoPanic(mux, path, gated); err != nil {
 			return "", err
 		}
 	}
 	ready.Store(true)
 	return u.String(), nil
+}
+
+// routeProbe returns a GET request for path, as MetadataPath escapes it,
+// on host, to ask a ServeMux which handler serves it.
+func routeProbe(host, path string) *http.Request {
+	unescaped, _ := url.PathUnescape(path) // MetadataPath escapes validly
+	return &http.Request{Method: http.MethodGet, Host: host, URL: &url.URL{Path: unescaped, RawPath: path}}
 }
 
 // routedElsewhere returns the pattern of mux that serves a GET for path on
@@ -314,8 +343,7 @@ func HandleProtectedResourceMetadata(mux *http.ServeMux, m ProtectedResourceMeta
 // method and a wildcard that matches path conflicts with the new one: the
 // mux refuses the new one then (see handleNoPanic).
 func routedElsewhere(mux *http.ServeMux, host, path string) string {
-	unescaped, _ := url.PathUnescape(path) // MetadataPath escapes validly
-	_, q := mux.Handler(&http.Request{Method: http.MethodGet, Host: host, URL: &url.URL{Path: unescaped, RawPath: path}})
+	_, q := mux.Handler(routeProbe(host, path))
 	rest := q
 	if i := strings.IndexAny(q, " \t"); i >= 0 { // after the method
 		rest = strings.TrimLeft(q[i+1:], " \t")
@@ -438,8 +466,8 @@ func checkMetadataURL(name, raw string, rule urlRule) error {
 	if u.Hostname() == "" {
 		return fmt.Errorf("introspection: %s has no host", name)
 	}
-	if ip := net.ParseIP(u.Hostname()); ip != nil && ip.IsUnspecified() {
-		return fmt.Errorf("introspection: %s names the unspecified address %s; use the URL clients reach, not the listen address", name, u.Hostname())
+	if err := checkHostPort(name, u); err != nil {
+		return err
 	}
 	if rule == urlResource || rule == urlIssuer {
 		if u.RawQuery != "" || u.ForceQuery {
@@ -455,4 +483,122 @@ func checkMetadataURL(name, raw string, rule urlRule) error {
 		}
 	}
 	return nil
+}
+
+// checkHostPort checks the host and port of u, the URL of the field name,
+// as clients read them: a WHATWG URL parser (browsers, Node.js) reads a
+// host whose last label is a number ("0", "0x0", "127.1") as an IPv4
+// address, and knows no IPv6 zones. It refuses the unspecified address in
+// any spelling ("0.0.0.0", "0", "[::]", "[::%25lo]"), an IPv4 address not
+// in dotted decimal (clients would name the resource otherwise), a host
+// that ends in a number but is no IPv4 address, an IPv6 zone, and a port
+// that is empty or outside 1 to 65535.
+func checkHostPort(name string, u *url.URL) error {
+	host := u.Hostname()
+	unspecified := fmt.Errorf("introspection: %s names the unspecified address %s; use the URL clients reach, not the listen address", name, host)
+	if strings.HasPrefix(u.Host, "[") {
+		a, err := netip.ParseAddr(host)
+		switch {
+		case err != nil:
+			return fmt.Errorf("introspection: %s has an invalid IPv6 address", name)
+		case a.WithZone("").Unmap().IsUnspecified():
+			return unspecified
+		case a.Zone() != "":
+			return fmt.Errorf("introspection: %s has an IPv6 zone, which clients cannot use", name)
+		}
+	} else if a, numeric, ok := whatwgIPv4(host); numeric {
+		switch {
+		case !ok:
+			return fmt.Errorf("introspection: %s has a host that ends in a number but is not an IPv4 address", name)
+		case a.IsUnspecified():
+			return unspecified
+		case a.String() != host:
+			return fmt.Errorf("introspection: %s has the IPv4 address %s written otherwise than in dotted decimal", name, a)
+		}
+	}
+	if strings.HasSuffix(u.Host, ":") {
+		return fmt.Errorf("introspection: %s has an empty port", name)
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("introspection: %s has the port %s, outside 1 to 65535", name, port)
+		}
+	}
+	return nil
+}
+
+// whatwgIPv4 reads host as the WHATWG URL Standard's host parser does:
+// numeric reports whether host "ends in a number", so that the parser
+// takes it for an IPv4 address, and ok whether it is one, a.
+func whatwgIPv4(host string) (a netip.Addr, numeric, ok bool) {
+	parts := strings.Split(host, ".")
+	if parts[len(parts)-1] == "" {
+		if len(parts) == 1 {
+			return netip.Addr{}, false, false
+		}
+		parts = parts[:len(parts)-1]
+	}
+	last := parts[len(parts)-1]
+	_, isNumber := ipv4Number(last)
+	allDigits := last != "" && strings.Trim(last, "0123456789") == ""
+	if !isNumber && !allDigits {
+		return netip.Addr{}, false, false
+	}
+	if len(parts) > 4 {
+		return netip.Addr{}, true, false
+	}
+	numbers := make([]uint64, len(parts))
+	for i, part := range parts {
+		n, isNumber := ipv4Number(part)
+		if !isNumber || i < len(parts)-1 && n > 255 {
+			return netip.Addr{}, true, false
+		}
+		numbers[i] = n
+	}
+	v := numbers[len(numbers)-1]
+	if v >= 1<<(8*(5-len(numbers))) {
+		return netip.Addr{}, true, false
+	}
+	for i, n := range numbers[:len(numbers)-1] {
+		v += n << (8 * (3 - i))
+	}
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), true, true
+}
+
+// ipv4Number reads s as the WHATWG URL Standard's IPv4 number parser does:
+// decimal, octal after "0", hexadecimal after "0x" or "0X". A value past
+// 2^32, which no part of an address can have, is returned as some value
+// past 2^32.
+func ipv4Number(s string) (uint64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	base := uint64(10)
+	switch {
+	case len(s) >= 2 && (s[:2] == "0x" || s[:2] == "0X"):
+		base, s = 16, s[2:]
+	case len(s) >= 2 && s[0] == '0':
+		base, s = 8, s[1:]
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		var d uint64
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		case c >= 'A' && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		if d >= base {
+			return 0, false
+		}
+		if n <= 1<<32 { // past that, n stays past it
+			n = n*base + d
+		}
+	}
+	return n, true
 }

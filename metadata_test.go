@@ -325,6 +325,25 @@ func TestHandleProtectedResourceMetadataRefusesBadMetadata(t *testing.T) {
 		{"resource with port but no host", func(m *ProtectedResourceMetadata) { m.Resource = "https://:8443/mcp" }, "host"},
 		{"resource with unspecified IPv6 address", func(m *ProtectedResourceMetadata) { m.Resource = "http://[::]:8080/mcp" }, "unspecified"},
 		{"resource with unspecified IPv4 address", func(m *ProtectedResourceMetadata) { m.Resource = "http://0.0.0.0:8080/mcp" }, "unspecified"},
+		// A WHATWG URL parser, as browsers and Node.js have it, reads a host
+		// whose last label is a number as an IPv4 address.
+		{"resource with host 0", func(m *ProtectedResourceMetadata) { m.Resource = "http://0:8080/mcp" }, "unspecified"},
+		{"resource with host 0x0", func(m *ProtectedResourceMetadata) { m.Resource = "http://0x0:8080/mcp" }, "unspecified"},
+		{"resource with host 0.0", func(m *ProtectedResourceMetadata) { m.Resource = "http://0.0:8080/mcp" }, "unspecified"},
+		{"resource with host 00.0.0.0", func(m *ProtectedResourceMetadata) { m.Resource = "http://00.0.0.0:8080/mcp" }, "unspecified"},
+		{"resource with host 0.0.0.0.", func(m *ProtectedResourceMetadata) { m.Resource = "http://0.0.0.0.:8080/mcp" }, "unspecified"},
+		{"resource with IPv4 in another spelling", func(m *ProtectedResourceMetadata) { m.Resource = "http://127.1:8080/mcp" }, "dotted decimal"},
+		{"resource with IPv4 as one number", func(m *ProtectedResourceMetadata) { m.Resource = "http://2130706433/mcp" }, "dotted decimal"},
+		{"resource with a number as last label", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.123/mcp" }, "IPv4"},
+		{"resource with unspecified IPv6 address and zone", func(m *ProtectedResourceMetadata) { m.Resource = "http://[::%25lo]:8080/mcp" }, "unspecified"},
+		{"resource with unspecified IPv4-mapped IPv6 address", func(m *ProtectedResourceMetadata) { m.Resource = "http://[::ffff:0.0.0.0]:8080/mcp" }, "unspecified"},
+		{"resource with IPv6 zone", func(m *ProtectedResourceMetadata) { m.Resource = "http://[fe80::1%25eth0]:8080/mcp" }, "zone"},
+		{"resource with empty port", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com:/mcp" }, "port"},
+		{"resource with port 0", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com:0/mcp" }, "port"},
+		{"resource with port just past 65535", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com:65536/mcp" }, "port"},
+		{"resource with port 99999", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com:99999/mcp" }, "port"},
+		{"authorization server with host 0", func(m *ProtectedResourceMetadata) { m.AuthorizationServers = []string{"https://0"} }, "unspecified"},
+		{"authorization server with empty port", func(m *ProtectedResourceMetadata) { m.AuthorizationServers = []string{"https://auth.example.com:"} }, "port"},
 		{"resource with fragment", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com/mcp#x" }, "fragment"},
 		{"resource with empty fragment", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com/mcp#" }, "fragment"},
 		{"resource with query", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com/mcp?tenant=a" }, "query"},
@@ -398,6 +417,11 @@ func TestHandleProtectedResourceMetadataRefusesBadMetadata(t *testing.T) {
 			m.AuthorizationServers = []string{"http://127.0.0.1:9000", "http://localhost:9000/realms/x", "http://[::1]:9000", "http://127.1.2.3"}
 		}},
 		{"resource over http", func(m *ProtectedResourceMetadata) { m.Resource = "http://mcp.internal:8080/mcp" }},
+		{"resource on port 65535", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com:65535/mcp" }},
+		{"resource on port 1", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp.example.com:1/mcp" }},
+		{"resource on an IPv4 address", func(m *ProtectedResourceMetadata) { m.Resource = "http://192.0.2.1:8080/mcp" }},
+		{"resource on an IPv6 address", func(m *ProtectedResourceMetadata) { m.Resource = "http://[2001:db8::1]:8080/mcp" }},
+		{"resource on a host with digits", func(m *ProtectedResourceMetadata) { m.Resource = "https://mcp1.example.com/mcp" }},
 		{"loopback jwks_uri over http", func(m *ProtectedResourceMetadata) { m.JWKSURI = "http://localhost:8080/jwks.json" }},
 		{"resource in upper case", func(m *ProtectedResourceMetadata) { m.Resource = "HTTPS://MCP.EXAMPLE.COM/mcp" }},
 		{"issuer with path", func(m *ProtectedResourceMetadata) {
@@ -473,6 +497,9 @@ func TestHandleProtectedResourceMetadataRouteTaken(t *testing.T) {
 		{"a catch-all on the resource's host, which the mux prefers", func(t *testing.T, mux *http.ServeMux) {
 			mux.Handle("mcp.example.com/", noop)
 		}, "https://mcp.example.com/mcp", `"mcp.example.com/"`, []string{root + "/mcp", root}},
+		{"a catch-all on the resource's host as the resource writes it", func(t *testing.T, mux *http.ServeMux) {
+			mux.Handle("MCP.Example.com/", noop)
+		}, "https://MCP.Example.com/mcp", `"MCP.Example.com/"`, []string{root + "/mcp", root}},
 		{"a GET catch-all the mux would find in conflict", func(t *testing.T, mux *http.ServeMux) {
 			mux.Handle("GET /", noop)
 		}, "https://mcp.example.com/mcp", "GET /", []string{root + "/mcp", root}},
@@ -656,5 +683,52 @@ func TestMetadataURLKeepsEscapedPathDropsUserinfo(t *testing.T) {
 		require.Error(t, err, bad)
 		assert.NotContains(t, err.Error(), "s3cret", bad)
 		assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+	}
+}
+
+// TestWHATWGIPv4ReadsHostsAsClientsDo: whatwgIPv4 takes a host for an IPv4
+// address, and reads it, as a WHATWG URL parser does. want is what
+// new URL("http://"+host+"/").hostname gave in Node.js v20.20.2: an address, a
+// domain (the host itself) or a failure ("").
+func TestWHATWGIPv4ReadsHostsAsClientsDo(t *testing.T) {
+	tests := []struct{ host, want string }{
+		{"0", "0.0.0.0"},
+		{"0x", "0.0.0.0"},
+		{"0X0", "0.0.0.0"},
+		{"00.0.0.0", "0.0.0.0"},
+		{"0.0.0.0.", "0.0.0.0"},
+		{"0x7f.1", "127.0.0.1"},
+		{"127.1", "127.0.0.1"},
+		{"0300.0250.1.1", "192.168.1.1"},
+		{"1.0x", "1.0.0.0"},
+		{"1.2.3.4.", "1.2.3.4"},
+		{"4294967295", "255.255.255.255"},
+		{"4294967296", ""},
+		{"999999999999999999999", ""},
+		{"1.2.3.4.5", ""},
+		{"256.0.0.1", ""},
+		{"1.2.3.256", ""},
+		{"foo.09", ""},
+		{"a.b.0x", ""},
+		{"1..2", ""},
+		{"example.com", "example.com"},
+		{"mcp1.example.com", "mcp1.example.com"},
+		{"1.2.3.4..", "1.2.3.4.."},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			a, numeric, ok := whatwgIPv4(tc.host)
+			switch tc.want {
+			case "":
+				assert.True(t, numeric, "not taken for an address")
+				assert.False(t, ok, "read as %s", a)
+			case tc.host:
+				assert.False(t, numeric, "taken for an address")
+			default:
+				assert.True(t, numeric, "not taken for an address")
+				require.True(t, ok, "not read")
+				assert.Equal(t, tc.want, a.String())
+			}
+		})
 	}
 }

@@ -161,9 +161,9 @@ func (v *Verifier) CheckScopes(t *AccessToken, required ...string) error {
 // missing. The panic is recovered, counted and logged with ctx.
 func (v *Verifier) missingScopes(ctx context.Context, granted, required []string) (se *ScopeError, panicked bool) {
 	var missing []string
-	for _, r := range required {
-		if slices.Contains(granted, r) {
-			continue
+	for i, r := range required {
+		if slices.Contains(granted, r) || slices.Contains(required[:i], r) {
+			continue // granted exactly, or decided already: listed once
 		}
 		if v.s.ScopeMatcher != nil && !panicked {
 			var ok bool

@@ -45,10 +45,12 @@ func UserID(ctx context.Context) (id string, ok bool) {
 //	introspection.RequireBearerToken(v, opts)(mcpgo.WithCaller(server.NewStreamableHTTPServer(s), nil))
 //
 // The user id is the token's [introspection.AccessToken.Caller]: its
-// subject, or for a token without one (a client-credentials token, where
-// the client acts for itself) its client id. Handlers find it with
-// [UserID]. A token that names no caller gets 401 error="invalid_token",
-// since a session cannot be bound to nobody.
+// subject, or for a token without one and without a username (a
+// client-credentials token, where the client acts for itself) its client
+// id. Handlers find it with [UserID]. A token that names no caller gets 401
+// error="invalid_token", since a session cannot be bound to nobody; so does
+// a user's token that names its user by username but has no sub, since its
+// client id is shared by all the client's users.
 //
 // Session ids are bound to the user who opened the session: the id mcp-go
 // issues on initialize reaches the client sealed with an HMAC of the user
@@ -59,8 +61,18 @@ func UserID(ctx context.Context) (id string, ok bool) {
 // state: nothing is kept per session, so nothing is to be dropped when a
 // session is deleted or expires, and replicas with the same
 // Options.SessionKey accept one another's ids. A server in stateless mode
-// (server.WithStateLess) issues no ids and works as before; a session id
-// sent to it anyway is refused as above.
+// (server.WithStateLess) issues no ids and works as before, but for
+// resuming event streams; a session id sent to it anyway is refused as
+// above.
+//
+// A request that resumes an event stream (Last-Event-ID, with
+// server.WithEventStore) without an Mcp-Session-Id gets 400 and never
+// reaches h: mcp-go's event store knows which session an event belongs to,
+// never which caller, so without a session it would replay any caller's
+// events to whoever names their id. mcp-go's stateful modes answer such a
+// request 400 themselves; in stateless mode, and under protocol revision
+// 2026-07-28, which has no sessions, streams cannot be resumed, and a
+// client whose stream broke sends its request again.
 //
 // h finds the token itself with [introspection.AccessTokenFromContext].
 // WithCaller does not introspect again and checks nothing of the token
@@ -106,6 +118,12 @@ func WithCaller(h http.Handler, opts *Options) http.Handler {
 			}
 			r.Header = r.Header.Clone()
 			r.Header.Set(sessionHeader, id)
+		case len(r.Header.Values(lastEventIDHeader)) > 0:
+			// mcp-go's event store keys a stateless server's events by
+			// nothing but their id: without a session, a resumption could
+			// replay anyone's events.
+			http.Error(w, lastEventIDHeader+" without "+sessionHeader, http.StatusBadRequest)
+			return
 		}
 		sw := &sealingWriter{ResponseWriter: w, seal: func(id string) string { return s.seal(user, id) }}
 		h.ServeHTTP(sw, r)

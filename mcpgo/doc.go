@@ -4,9 +4,9 @@
 // opened them.
 //
 // The one way to wire it: the core middleware checks the token (RFC 6750
-// challenges, 503 during an outage, scopes), [WithCaller] behind it binds
-// the session to the token's caller, and the metadata handler stays outside
-// both.
+// challenges, 503 during an outage, scopes, per-tool scopes through
+// MiddlewareOptions.Operation), [WithCaller] behind it binds the session to
+// the token's caller, and the metadata handler stays outside both.
 //
 //	v, err := introspection.NewVerifier(settings)
 //	if err != nil {
@@ -18,15 +18,23 @@
 //		user, _ := mcpgo.UserID(ctx)
 //		return mcp.NewToolResultText("hello " + user), nil
 //	})
+//	op, err := introspection.MCPOperation(introspection.MCPScopes{
+//		Tools: map[string][]string{"echo": {"mcp:echo"}}, // on top of Settings.RequiredScopes
+//	})
+//	if err != nil {
+//		return err
+//	}
 //	mux := http.NewServeMux()
 //	mux.Handle("/mcp", introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 //		ResourceMetadataURL: metadataURL,
+//		Operation:           op,
 //	})(mcpgo.WithCaller(server.NewStreamableHTTPServer(s), nil)))
 //
 // Tool handlers find the user id with [UserID] and the whole introspection
 // answer with [introspection.AccessTokenFromContext]. The user id is the
-// token's subject, or for a client-credentials token without one the client
-// id; with Options.UserIDWithIssuer it is the issuer, "|" and that.
+// token's subject, or for a client-credentials token without one (and
+// without a username) the client id; with Options.UserIDWithIssuer it is the
+// issuer, "|" and that. A token with a username but no sub gets 401.
 //
 // # Sessions
 //
@@ -44,5 +52,11 @@
 // kept per session: deleting a session or letting it expire leaves nothing
 // to clean up, and the memory used does not grow with the sessions.
 // Protocol revision 2026-07-28 has no sessions, and a stateless server
-// (server.WithStateLess) issues none; both work unchanged.
+// (server.WithStateLess) issues none; both work unchanged, but for resuming
+// event streams. mcp-go's event store (server.WithEventStore) binds an
+// event to a session, never to a caller, so a resumption (a request with
+// Last-Event-ID) without Mcp-Session-Id would replay any caller's events to
+// whoever names their id: WithCaller answers it 400, and a client whose
+// stream broke sends its request again. Within a session, resumption works
+// for the session's user only.
 package mcpgo

@@ -19,6 +19,11 @@ const MinSessionKeySize = sha256.Size
 // sessionHeader is the streamable HTTP transport's session header.
 const sessionHeader = "Mcp-Session-Id"
 
+// lastEventIDHeader is the header with which a client resumes an event
+// stream (the MCP streamable HTTP transport's "Resumability and
+// Redelivery").
+const lastEventIDHeader = "Last-Event-ID"
+
 // sealSeparator stands between the session id that mcp-go issued and its
 // seal. The seal is base64url, which never holds it, so the last one
 // separates them whatever the id holds.

@@ -2,7 +2,9 @@ package mcpgo_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -290,4 +292,52 @@ func TestConcurrentCallersStayInTheirSessions(t *testing.T) {
 		}
 	}
 	assert.EqualValues(t, users, st.calls.Load())
+}
+
+// TestResumingWithoutASessionIsRefused: a request that resumes an event
+// stream (Last-Event-ID) must name the session whose stream it resumes.
+// Without Mcp-Session-Id it gets 400 and never reaches mcp-go, whose
+// stateless mode would replay the events of whichever caller the id
+// names; stateful modes answer it 400 themselves.
+func TestResumingWithoutASessionIsRefused(t *testing.T) {
+	modes := []struct {
+		name string
+		opts []server.StreamableHTTPOption
+	}{
+		{"default ids", nil},
+		{"stateful ids", []server.StreamableHTTPOption{server.WithStateful(true)}},
+		{"stateless", []server.StreamableHTTPOption{server.WithStateLess(true)}},
+	}
+	for _, mode := range modes {
+		for _, tc := range []struct{ method, lastEventID string }{
+			{http.MethodGet, "1"},
+			{http.MethodGet, ""}, // present but empty
+			{http.MethodPost, "1"},
+		} {
+			t.Run(mode.name+" "+tc.method+" "+tc.lastEventID, func(t *testing.T) {
+				opts := append([]server.StreamableHTTPOption{server.WithEventStore(server.NewInMemoryEventStore())}, mode.opts...)
+				st := newStack(t, nil, opts...)
+				alice := st.token("alice")
+				st.initialize(t, alice)
+				before := len(st.arrivals(""))
+
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // bounds a stream let in
+				defer cancel()
+				req, err := http.NewRequestWithContext(ctx, tc.method, st.url, strings.NewReader(`{"jsonrpc":"2.0","id":3,"method":"ping"}`))
+				require.NoError(t, err)
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Accept", "application/json, text/event-stream")
+				req.Header.Set("Mcp-Protocol-Version", legacyVersion)
+				req.Header.Set("Authorization", "Bearer "+alice)
+				req.Header["Last-Event-Id"] = []string{tc.lastEventID}
+				resp, err := http.DefaultClient.Do(req)
+				require.NoError(t, err)
+				defer resp.Body.Close()
+				body, _ := io.ReadAll(resp.Body) // a stream let in ends with the context
+				assert.Equal(t, http.StatusBadRequest, resp.StatusCode, string(body))
+				assert.Equal(t, "Last-Event-ID without "+sessionHeader+"\n", string(body))
+				assert.Len(t, st.arrivals(""), before, "the request reached mcp-go")
+			})
+		}
+	}
 }

@@ -205,10 +205,12 @@ type infoKey struct{}
 // doc shows the wiring. opts may be nil.
 //
 // TokenInfo.UserID is [introspection.AccessToken.Caller]: the subject, or
-// for a client-credentials token without one the client id. A token that
-// names no caller gets 401 error="invalid_token", since a session cannot be
-// bound to nobody; so does, with Options.UserIDWithIssuer, a token without a
-// usable issuer.
+// for a client-credentials token without one (and without a username) the
+// client id. A token that names no caller, a user's token that names its
+// user by username but has no sub included, gets 401
+// error="invalid_token", since a session cannot be bound to nobody, nor to
+// the client that all its users share; so does, with
+// Options.UserIDWithIssuer, a token without a usable issuer.
 //
 // It does not introspect again and checks nothing else again: exp (with
 // Settings.Leeway), scopes and audience were checked by the middleware in

@@ -1,0 +1,4 @@
+package mcpsdk
+
+// MaxListPages is maxListPages, for the tests.
+const MaxListPages = maxListPages
