@@ -34,5 +34,5 @@ func TestMetadata(t *testing.T)                  { e2e.Metadata(t, e2eExample) }
 func TestStartupRefusals(t *testing.T)           { e2e.StartupRefusals(t, e2eExample) }
 func TestShutdownClosesTheVerifier(t *testing.T) { e2e.ShutdownClosesTheVerifier(t, e2eExample) }
 func TestIntrospectionsPerSession(t *testing.T) {
-	e2e.IntrospectionsPerSession(t, e2eExample, e2e.SessionCosts{Latest: 7, Legacy: 6})
+	e2e.IntrospectionsPerSession(t, e2eExample, e2e.SessionRequests{Latest: 7, Legacy: 6})
 }
