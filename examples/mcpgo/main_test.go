@@ -27,12 +27,12 @@ func TestPerToolScopes(t *testing.T) { e2e.PerToolScopes(t, e2eExample) }
 func TestToolsListShowsOnlyCallableTools(t *testing.T) {
 	e2e.ToolsListShowsOnlyCallableTools(t, e2eExample)
 }
-func TestMachineClient(t *testing.T)             { e2e.MachineClient(t, e2eExample) }
-func TestSessionBoundToCaller(t *testing.T)      { e2e.SessionBoundToCaller(t, e2eExample) }
-func TestSameAnswersAsTheSDK(t *testing.T)       { e2e.SameAnswersAsTheSDK(t, e2eExample) }
-func TestMetadata(t *testing.T)                  { e2e.Metadata(t, e2eExample) }
-func TestStartupRefusals(t *testing.T)           { e2e.StartupRefusals(t, e2eExample) }
-func TestShutdownClosesTheVerifier(t *testing.T) { e2e.ShutdownClosesTheVerifier(t, e2eExample) }
+func TestMachineClient(t *testing.T)                { e2e.MachineClient(t, e2eExample) }
+func TestSessionsServeOnlyTheirCaller(t *testing.T) { e2e.SessionsServeOnlyTheirCaller(t, e2eExample) }
+func TestSameAnswersAsTheSDK(t *testing.T)          { e2e.SameAnswersAsTheSDK(t, e2eExample) }
+func TestMetadata(t *testing.T)                     { e2e.Metadata(t, e2eExample) }
+func TestStartupRefusals(t *testing.T)              { e2e.StartupRefusals(t, e2eExample) }
+func TestShutdownClosesTheVerifier(t *testing.T)    { e2e.ShutdownClosesTheVerifier(t, e2eExample) }
 func TestIntrospectionsPerSession(t *testing.T) {
 	e2e.IntrospectionsPerSession(t, e2eExample, e2e.SessionRequests{Latest: 3, Legacy: 6})
 }

@@ -75,6 +75,7 @@ func TestTypeScriptClient(t *testing.T) {
 			"the requests with a token: initialize, initialized, tools/list, tools/call and the GET stream")
 		n := ex.introspections.Load()
 		assert.True(t, n == tsSessionRequests || n == tsSessionRequests-1, "%d introspections", n)
+		t.Logf("%d requests with a token, %d introspections", tsSessionRequests, n)
 	})
 
 	t.Run("metadata resource: the example's is accepted, another origin's refused", func(t *testing.T) {

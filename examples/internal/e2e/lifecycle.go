@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -77,8 +78,13 @@ func Demo(t *testing.T, ex Example) {
 	})
 
 	t.Run("the printed curl commands", func(t *testing.T) {
-		if _, err := exec.LookPath("curl"); err != nil {
-			t.Skip("curl is not installed")
+		for _, tool := range []string{"sh", "curl"} {
+			if _, err := exec.LookPath(tool); err != nil {
+				if os.Getenv("CI") == "true" {
+					t.Fatalf("%s is not installed", tool)
+				}
+				t.Skipf("%s is not installed", tool)
+			}
 		}
 		i := strings.Index(out, "MCP=")
 		require.GreaterOrEqual(t, i, 0, "no script in %q", out)
@@ -260,6 +266,7 @@ func IntrospectionsPerSession(t *testing.T, ex Example, want SessionRequests) {
 			sent := rec.exchanges()
 			assert.Len(t, sent, tc.requests, "%v", sent)
 			introspections := int(iss.as.RequestsFor(token) - before)
+			t.Logf("%d requests, %d introspections: %v", len(sent), introspections, sent)
 			if tc.cached {
 				assert.Equal(t, 1, introspections)
 				return

@@ -34,9 +34,7 @@ func TestProgramsRunWithNothingConfigured(t *testing.T) {
 		t.Skip("sends POSIX signals")
 	}
 	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
+	require.NoError(t, err, "go test runs with go on the PATH")
 	var env []string // the test's environment without what the examples read
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "INTROSPECTION_") && !strings.HasPrefix(kv, "MCP_") {

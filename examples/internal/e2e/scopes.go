@@ -91,6 +91,8 @@ func PerToolScopes(t *testing.T, ex Example) {
 			assert.NoError(t, err, "the session goes on")
 			_, err = CallEcho(ctx, cs, "hi")
 			assert.Error(t, err, "the client's call of echo fails")
+			_, err = CallWhoami(ctx, cs)
+			assert.Error(t, err, "and the go-sdk's client ends its session on the 403")
 		})
 	}
 }
@@ -131,10 +133,10 @@ func MachineClient(t *testing.T, ex Example) {
 	assert.Equal(t, Caller{UserID: "robot", ClientID: "robot", Scopes: []string{ScopeTools}}, c)
 }
 
-// SessionBoundToCaller checks that a session serves only the caller who
+// SessionsServeOnlyTheirCaller checks that a session serves only the caller who
 // opened it: another user's token, or a machine client's, on its
 // Mcp-Session-Id gets 403 and the tool never runs.
-func SessionBoundToCaller(t *testing.T, ex Example) {
+func SessionsServeOnlyTheirCaller(t *testing.T, ex Example) {
 	srv, iss := startConfigured(t, ex)
 	alice := iss.user("alice", ScopeTools)
 	session := initialize(t, srv.endpoint, alice)
