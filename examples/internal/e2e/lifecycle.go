@@ -36,6 +36,9 @@ func Demo(t *testing.T, ex Example) {
 	srv := start(t, ex, "127.0.0.1:0", "")
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
+	// The usage comes in one write, after the lines start waits for.
+	require.Eventually(t, func() bool { return strings.Contains(srv.out.String(), demo.NarrowLabel+": ") },
+		testTimeout, time.Millisecond, "no tokens in %q", srv.out)
 	out := srv.out.String()
 	full, narrow := printed(t, out, demo.FullLabel), printed(t, out, demo.NarrowLabel)
 	issuer := printed(t, out, "Authorization server")
