@@ -275,7 +275,7 @@ func isLoopbackURL(base string) bool {
 	if err != nil {
 		return false
 	}
-	if u.Hostname() == "localhost" {
+	if strings.EqualFold(u.Hostname(), "localhost") {
 		return true
 	}
 	ip := net.ParseIP(u.Hostname())
