@@ -61,6 +61,9 @@ func (t *AccessToken) HasScope(scope string) bool {
 //     ClientID falls back to, so that tokens of unnamed parties do not
 //     share one identity;
 //   - t is nil.
+//
+// Subjects and client ids share one namespace here: a client whose
+// client_id equals a user's sub at the same issuer is that user.
 func (t *AccessToken) Caller() string {
 	switch {
 	case t == nil:

@@ -62,14 +62,14 @@ func newMCPOperation(t testing.TB, m MCPScopes) OperationFunc {
 
 // peekBody posts body through op and returns what op answered and the
 // bytes the next handler reads.
-func peekBody(t *testing.T, op OperationFunc, body string) (Operation, error, []byte) {
+func peekBody(t *testing.T, op OperationFunc, body string) (Operation, []byte, error) {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
 	got, err := op(r)
 	rest, readErr := io.ReadAll(r.Body)
 	require.NoError(t, readErr)
-	return got, err, rest
+	return got, rest, err
 }
 
 // TestMCPOperationMapsRequestsToScopes checks that a tools/call needs the
@@ -114,7 +114,7 @@ func TestMCPOperationMapsRequestsToScopes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err, rest := peekBody(t, op, tc.body)
+			got, rest, err := peekBody(t, op, tc.body)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
 			assert.Equal(t, tc.body, string(rest), "the next handler reads the body as it came")
@@ -154,7 +154,7 @@ func TestMCPOperationRefusesNamesThatFold(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err, _ := peekBody(t, op, tc.body)
+			got, _, err := peekBody(t, op, tc.body)
 			require.Error(t, err)
 			assert.NotErrorIs(t, err, ErrRequestTooLarge)
 			assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
@@ -243,7 +243,7 @@ func TestMCPOperationRefusesUnreadableStrings(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err, _ := peekBody(t, op, tc.body)
+			got, _, err := peekBody(t, op, tc.body)
 			require.Error(t, err)
 			assert.NotErrorIs(t, err, ErrRequestTooLarge)
 			assert.Equal(t, Operation{}, got)
@@ -272,7 +272,7 @@ func TestMCPOperationRefusesTrailingData(t *testing.T) {
 		{"after a syntax error in the rest", echo + `{"method":`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err, _ := peekBody(t, op, tc.body)
+			got, _, err := peekBody(t, op, tc.body)
 			require.Error(t, err)
 			assert.Equal(t, Operation{}, got)
 		})
@@ -308,7 +308,7 @@ func TestMCPOperationBoundsNesting(t *testing.T) {
 		{"far past the bound", strings.Repeat("[", 100000), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err, _ := peekBody(t, op, tc.body)
+			got, _, err := peekBody(t, op, tc.body)
 			if tc.ok {
 				require.NoError(t, err)
 				assert.Equal(t, opEcho, got)
@@ -345,7 +345,7 @@ func TestMCPOperationBatchNeedsEveryRequestsScopes(t *testing.T) {
 			Operation{Name: `tool "echo", tool "admin"`, Scopes: []string{"mcp:call", "mcp:echo", "mcp:admin"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err, rest := peekBody(t, op, tc.body)
+			got, rest, err := peekBody(t, op, tc.body)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
 			assert.Equal(t, tc.body, string(rest))
@@ -393,7 +393,7 @@ func TestMCPOperationPassesInvalidJSON(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.False(t, json.Valid([]byte(tc.body)), "encoding/json refuses the body")
-			got, err, rest := peekBody(t, op, tc.body)
+			got, rest, err := peekBody(t, op, tc.body)
 			require.NoError(t, err)
 			assert.Equal(t, Operation{}, got)
 			assert.Equal(t, tc.body, string(rest))
@@ -631,7 +631,7 @@ func TestMCPOperationValidatesMapping(t *testing.T) {
 			Tools:   map[string][]string{long: {"!#[]~"}, "A-Z_a.z-0_9": nil},
 			Methods: map[string][]string{long: {"x"}},
 		})
-		got, err, _ := peekBody(t, op, callTool(`"`+long+`"`))
+		got, _, err := peekBody(t, op, callTool(`"`+long+`"`))
 		require.NoError(t, err)
 		assert.Equal(t, Operation{Name: `tool "` + long + `"`, Scopes: []string{"!#[]~"}}, got)
 	})
@@ -650,17 +650,17 @@ func TestMCPOperationValidatesMapping(t *testing.T) {
 			rpc(`"initialize"`, `{"a":"b"}`): {},
 			`{"jsonrpc":"2.0","method":"x"}`: {},
 		} {
-			got, err, _ := peekBody(t, op, body)
+			got, _, err := peekBody(t, op, body)
 			require.NoError(t, err)
 			assert.Equal(t, want, got, body)
 		}
 	})
 	t.Run("an operation's scopes are the caller's to append to", func(t *testing.T) {
 		op := newMCPOperation(t, testMCPScopes())
-		first, err, _ := peekBody(t, op, callTool(`"admin"`))
+		first, _, err := peekBody(t, op, callTool(`"admin"`))
 		require.NoError(t, err)
 		mine := append(first.Scopes, "mine")
-		second, err, _ := peekBody(t, op, callTool(`"admin"`))
+		second, _, err := peekBody(t, op, callTool(`"admin"`))
 		require.NoError(t, err)
 		theirs := append(second.Scopes, "theirs")
 		assert.Equal(t, append(slices.Clone(opAdmin.Scopes), "mine"), mine)

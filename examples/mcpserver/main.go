@@ -266,7 +266,25 @@ func publicBaseURL(raw string, listener net.Addr) (string, error) {
 		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || strings.Contains(raw, "#") {
 		return "", errors.New("the public URL (-public-url, MCP_PUBLIC_URL) must be scheme://host[:port] with scheme http or https, and no user, path, query or fragment")
 	}
-	return u.Scheme + "://" + u.Host, nil
+	return u.Scheme + "://" + canonicalHost(u), nil
+}
+
+// canonicalHost returns u's host as the canonical resource URI has it (the
+// MCP authorization spec; RFC 3986 §6.2.2, §6.2.3): in lower case, without
+// the scheme's default port. An empty port stays, to be refused with the
+// metadata.
+func canonicalHost(u *url.URL) string {
+	host, port := strings.ToLower(u.Hostname()), u.Port()
+	if u.Scheme == "https" && port == "443" || u.Scheme == "http" && port == "80" {
+		port = ""
+	}
+	switch {
+	case port != "" || strings.HasSuffix(u.Host, ":"):
+		return net.JoinHostPort(host, port)
+	case strings.Contains(host, ":"):
+		return "[" + host + "]"
+	}
+	return host
 }
 
 // isLoopbackURL reports whether base names a loopback host.

@@ -83,6 +83,8 @@ const (
 func (s *Server) PrintUsage(w io.Writer, endpoint string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nNo INTROSPECTION_URL is set: the development authorization server runs in process.\n")
+	fmt.Fprintf(&b, "It only answers introspection (no token endpoint, no metadata), so MCP clients that\n")
+	fmt.Fprintf(&b, "get their own tokens need a real authorization server (INTROSPECTION_URL and friends).\n")
 	fmt.Fprintf(&b, "It issued two tokens for this server, each active for an hour:\n")
 	fmt.Fprintf(&b, "%s: %s\n", FullLabel, s.Full)
 	fmt.Fprintf(&b, "%s: %s\n", NarrowLabel, s.Narrow)
