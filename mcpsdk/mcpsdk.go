@@ -16,7 +16,9 @@
 //	handler := introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
 //		ResourceMetadataURL: metadataURL,
 //		Operation:           op,
-//	})(mcpsdk.WithTokenInfo(mcp.NewStreamableHTTPHandler(getServer, nil), nil))
+//	})(mcpsdk.WithTokenInfo(mcp.NewStreamableHTTPHandler(getServer, nil), &mcpsdk.Options{
+//		ResourceMetadataURL: metadataURL,
+//	}))
 //
 // The middleware in front checks the token and its scopes with
 // Settings.ScopeMatcher, so that scope hierarchies hold: those of
@@ -49,8 +51,8 @@
 //	token naming no caller        401 error="invalid_token"         401, no error attribute
 //	authorization server failing  503 with Retry-After              500 "authorization server unavailable"
 //
-// Every 401 and 403 there carries resource_metadata, but for WithTokenInfo's
-// 401 for a token naming no caller: WithTokenInfo does not know the URL.
+// Every 401 and 403 there carries resource_metadata: WithTokenInfo's 401
+// for a token naming no caller carries its [Options].ResourceMetadataURL.
 //
 // The SDK checks TokenInfo.Expiration again, against time.Now and without
 // the verifier's Settings.Leeway. So that it never refuses a token the
@@ -91,6 +93,14 @@ type Options struct {
 	// several issuers, where two of them may name different parties alike.
 	// A token then needs an iss without "|"; one without gets 401.
 	UserIDWithIssuer bool
+	// ResourceMetadataURL is the RFC 9728 protected resource metadata URL,
+	// as given to introspection.MiddlewareOptions.ResourceMetadataURL, sent
+	// as resource_metadata in the 401 challenges that WithTokenInfo answers
+	// itself, as the MCP authorization spec asks of every challenge. Empty
+	// means none is sent. A URL with a character that RFC 6750 §3 does not
+	// allow there (one outside %x21 / %x23-5B / %x5D-7E, such as a space
+	// or '"') makes WithTokenInfo answer every request with 500.
+	ResourceMetadataURL string
 }
 
 // TokenVerifier returns an auth.TokenVerifier backed by v, for servers that
@@ -210,7 +220,11 @@ type infoKey struct{}
 // user by username but has no sub included, gets 401
 // error="invalid_token", since a session cannot be bound to nobody, nor to
 // the client that all its users share; so does, with
-// Options.UserIDWithIssuer, a token without a usable issuer.
+// Options.UserIDWithIssuer, a token without a usable issuer. Its 401
+// challenges carry Options.ResourceMetadataURL as resource_metadata, as
+// the middleware's do; a URL that cannot be sent there (see
+// [Options].ResourceMetadataURL) makes every request, CORS preflights
+// included, get 500 without reaching h.
 //
 // It does not introspect again and checks nothing else again: exp (with
 // Settings.Leeway), scopes and audience were checked by the middleware in
@@ -224,6 +238,15 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 	if opts != nil {
 		o = *opts
 	}
+	if !validAttr(o.ResourceMetadataURL) {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeBody(w, http.StatusInternalServerError, "server_error")
+		})
+	}
+	challenge := `Bearer error="invalid_token"`
+	if o.ResourceMetadataURL != "" {
+		challenge += `, resource_metadata="` + o.ResourceMetadataURL + `"`
+	}
 	fromContext := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		t, ok := introspection.AccessTokenFromContext(ctx)
 		info, _ := ctx.Value(infoKey{}).(*auth.TokenInfo)
@@ -233,6 +256,7 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 		return info, nil
 	}
 	checked := auth.RequireBearerToken(fromContext, &auth.RequireBearerTokenOptions{
+		ResourceMetadataURL:    o.ResourceMetadataURL,
 		AllowMissingExpiration: true,          // the verifier allows tokens without exp
 		ClockSkew:              checkedExpiry, // and has checked exp with its Leeway
 	})(h)
@@ -249,21 +273,34 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 			info = tokenInfo(t, o)
 		}
 		if info == nil {
-			rejectToken(w)
+			w.Header().Set("WWW-Authenticate", challenge)
+			writeBody(w, http.StatusUnauthorized, "invalid_token")
 			return
 		}
 		checked.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 	})
 }
 
-// rejectToken answers 401 error="invalid_token" (RFC 6750 §3.1), with the
-// short generic body that introspection.RequireBearerToken sends.
-func rejectToken(w http.ResponseWriter) {
-	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+// writeBody writes status with the short generic body and the headers that
+// introspection.RequireBearerToken sends with it.
+func writeBody(w http.ResponseWriter, status int, code string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusUnauthorized)
-	_, _ = w.Write([]byte(`{"error":"invalid_token"}` + "\n"))
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(`{"error":"` + code + `"}` + "\n"))
+}
+
+// validAttr reports whether s holds only the characters that RFC 6750 §3
+// allows in a challenge's attribute value, %x21 / %x23-5B / %x5D-7E, which
+// introspection.RequireBearerToken keeps of its resource_metadata.
+func validAttr(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != 0x21 && (c < 0x23 || c > 0x5B) && (c < 0x5D || c > 0x7E) {
+			return false
+		}
+	}
+	return true
 }
 
 // isPreflight reports whether r is a CORS preflight without credentials, as

@@ -23,8 +23,6 @@ type answer struct {
 	status int
 	// errorCode is the challenge's error attribute; "" for none.
 	errorCode string
-	// noMetadata says that a 401 or 403 carries no resource_metadata.
-	noMetadata bool
 }
 
 // TestWiringsAnswerAsDocumented sends each request of the package doc's
@@ -38,7 +36,7 @@ func TestWiringsAnswerAsDocumented(t *testing.T) {
 	}
 	ours := wiring{[]string{"mcp:tools"}, func(v *introspection.Verifier) func(http.Handler) http.Handler {
 		return func(h http.Handler) http.Handler {
-			return introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{ResourceMetadataURL: md})(mcpsdk.WithTokenInfo(h, nil))
+			return introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{ResourceMetadataURL: md})(mcpsdk.WithTokenInfo(h, &mcpsdk.Options{ResourceMetadataURL: md}))
 		}
 	}}
 	sdk := wiring{nil, func(v *introspection.Verifier) func(http.Handler) http.Handler {
@@ -63,22 +61,22 @@ func TestWiringsAnswerAsDocumented(t *testing.T) {
 		sdkAllowingNoExp *answer
 	}{
 		{row: "no Authorization header",
-			ours: answer{401, "", false}, sdk: answer{401, "", false}},
+			ours: answer{401, ""}, sdk: answer{401, ""}},
 		{row: "Authorization: Bearer a b", authorization: "Bearer a b",
-			ours: answer{400, "invalid_request", false}, sdk: answer{401, "", false}},
+			ours: answer{400, "invalid_request"}, sdk: answer{401, ""}},
 		{row: "unknown token", authorization: "Bearer unknown-token",
-			ours: answer{401, "invalid_token", false}, sdk: answer{401, "", false}},
+			ours: answer{401, "invalid_token"}, sdk: answer{401, ""}},
 		{row: "token without exp", authorization: "Bearer {token}",
 			token: introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"mcp:tools"}, NoExpiry: true},
-			ours:  answer{200, "", false}, sdk: answer{401, "", false}, sdkAllowingNoExp: &answer{200, "", false}},
+			ours:  answer{200, ""}, sdk: answer{401, ""}, sdkAllowingNoExp: &answer{200, ""}},
 		{row: "token without mcp:tools", authorization: "Bearer {token}",
 			token: introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"profile"}},
-			ours:  answer{403, "insufficient_scope", false}, sdk: answer{403, "", false}},
+			ours:  answer{403, "insufficient_scope"}, sdk: answer{403, ""}},
 		{row: "token naming no caller", authorization: "Bearer {token}",
 			token: introspectiontest.TokenOptions{Scopes: []string{"mcp:tools"}, Extra: map[string]any{"client_id": nil}},
-			ours:  answer{401, "invalid_token", true}, sdk: answer{401, "", false}},
+			ours:  answer{401, "invalid_token"}, sdk: answer{401, ""}},
 		{row: "authorization server failing", authorization: "Bearer {token}", token: good, outage: true,
-			ours: answer{503, "", false}, sdk: answer{500, "", false}},
+			ours: answer{503, ""}, sdk: answer{500, ""}},
 	}
 
 	src, err := os.ReadFile("mcpsdk.go")
@@ -145,11 +143,7 @@ func TestWiringsAnswerAsDocumented(t *testing.T) {
 					case http.StatusInternalServerError:
 						assert.Equal(t, "authorization server unavailable\n", string(body))
 					case http.StatusUnauthorized, http.StatusForbidden:
-						if c.want.noMetadata {
-							assert.NotContains(t, challenge, "resource_metadata=")
-						} else {
-							assert.Contains(t, challenge, `resource_metadata="`+md+`"`)
-						}
+						assert.Contains(t, challenge, `resource_metadata="`+md+`"`)
 					}
 				})
 			}
