@@ -23,6 +23,14 @@ type Options struct {
 	// [MinSessionKeySize] bytes, kept as secret as a signing key. WithCaller
 	// copies it, and panics when it is shorter.
 	SessionKey []byte
+	// ResourceMetadataURL is the RFC 9728 protected resource metadata URL,
+	// as given to introspection.MiddlewareOptions.ResourceMetadataURL, sent
+	// as resource_metadata in the 401 challenges that WithCaller answers
+	// itself, as the MCP authorization spec asks of every challenge. Empty
+	// means none is sent. A URL with a character that RFC 6750 §3 does not
+	// allow there (one outside %x21 / %x23-5B / %x5D-7E, such as a space
+	// or '"') makes WithCaller answer every request with 500.
+	ResourceMetadataURL string
 }
 
 // userIDKey is the context key of the user id.
@@ -50,7 +58,11 @@ func UserID(ctx context.Context) (id string, ok bool) {
 // id. Handlers find it with [UserID]. A token that names no caller gets 401
 // error="invalid_token", since a session cannot be bound to nobody; so does
 // a user's token that names its user by username but has no sub, since its
-// client id is shared by all the client's users.
+// client id is shared by all the client's users. WithCaller's 401
+// challenges carry Options.ResourceMetadataURL as resource_metadata, as the
+// middleware's do; a URL that cannot be sent there (see
+// [Options].ResourceMetadataURL) makes every request, CORS preflights
+// included, get 500 without reaching h.
 //
 // Session ids are bound to the user who opened the session: the id mcp-go
 // issues on initialize reaches the client sealed with an HMAC of the user
@@ -88,6 +100,19 @@ func WithCaller(h http.Handler, opts *Options) http.Handler {
 	s, err := newSealer(o.SessionKey)
 	if err != nil {
 		panic(err.Error())
+	}
+	if !validAttr(o.ResourceMetadataURL) {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeBody(w, http.StatusInternalServerError, "server_error")
+		})
+	}
+	challenge := `Bearer error="invalid_token"`
+	if o.ResourceMetadataURL != "" {
+		challenge += `, resource_metadata="` + o.ResourceMetadataURL + `"`
+	}
+	refuse := func(w http.ResponseWriter) {
+		w.Header().Set("WWW-Authenticate", challenge)
+		writeBody(w, http.StatusUnauthorized, "invalid_token")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, ok := introspection.AccessTokenFromContext(r.Context())
@@ -147,14 +172,27 @@ func userID(t *introspection.AccessToken, withIssuer bool) (string, bool) {
 	return t.Issuer + "|" + caller, true
 }
 
-// refuse answers 401 error="invalid_token" (RFC 6750 §3.1) with the core
-// middleware's body, as mcpsdk.WithTokenInfo does.
-func refuse(w http.ResponseWriter) {
-	w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+// writeBody writes status with the short generic body and the headers that
+// introspection.RequireBearerToken sends with it, as mcpsdk.WithTokenInfo
+// does.
+func writeBody(w http.ResponseWriter, status int, code string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusUnauthorized)
-	_, _ = w.Write([]byte(`{"error":"invalid_token"}` + "\n"))
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(`{"error":"` + code + `"}` + "\n"))
+}
+
+// validAttr reports whether s holds only the characters that RFC 6750 §3
+// allows in a challenge's attribute value, %x21 / %x23-5B / %x5D-7E, which
+// introspection.RequireBearerToken keeps of its resource_metadata.
+func validAttr(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != 0x21 && (c < 0x23 || c > 0x5B) && (c < 0x5D || c > 0x7E) {
+			return false
+		}
+	}
+	return true
 }
 
 // isPreflight reports whether r is a CORS preflight without credentials, as
