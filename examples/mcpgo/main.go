@@ -188,7 +188,7 @@ func newHandler(v *introspection.Verifier, publicURL, authorizationServer string
 		ResourceMetadataURL: metadataURL,
 		Realm:               "mcp",
 		Operation:           op, // per-tool scopes: echo needs mcp:echo
-	})(mcpgo.WithCaller(mcpHandler, nil))) // binds each session to its caller
+	})(mcpgo.WithCaller(mcpHandler, &mcpgo.Options{ResourceMetadataURL: metadataURL}))) // binds each session to its caller
 	closeSessions = func() { mcpHandler.CloseSessions(context.Background()) }
 	return mux, closeSessions, nil
 }

@@ -186,7 +186,7 @@ func newHandler(v *introspection.Verifier, publicURL, authorizationServer string
 		ResourceMetadataURL: metadataURL,
 		Realm:               "mcp",
 		Operation:           op, // per-tool scopes: echo needs mcp:echo
-	})(mcpsdk.WithTokenInfo(newMCPHandler(server, publicURL), nil)))
+	})(mcpsdk.WithTokenInfo(newMCPHandler(server, publicURL), &mcpsdk.Options{ResourceMetadataURL: metadataURL})))
 	closeSessions = func() {
 		for ss := range server.Sessions() {
 			_ = ss.Close()
