@@ -309,7 +309,7 @@ func (s *rpcScan) member(d []byte, i int, inParams bool) (uint8, int, error) {
 	}
 	var (
 		end  int
-		role uint8
+		form uint8 // strASCII
 	)
 	// A name that is ASCII without escapes and ends in its first eight
 	// bytes, seven bytes or more before the end of d, is read here.
@@ -317,21 +317,19 @@ func (s *rpcScan) member(d []byte, i int, inParams bool) (uint8, int, error) {
 		x := binary.LittleEndian.Uint64(d[i+1:])
 		quotes, others := strMasks(x)
 		if quotes != 0 && (others|x)&(quotes&-quotes-1)&msbs == 0 {
-			n := bits.TrailingZeros64(quotes) / 8
-			end = i + 2 + n
-			// No other ASCII name than one as long as method, params or
-			// name gives the value a role or folds to one of them.
-			if inParams && n == len("name") || !inParams && n == len("method") {
-				role = s.path(d[i+1:end-1], strASCII, inParams)
-			}
+			end = i + 2 + bits.TrailingZeros64(quotes)/8
 		}
 	}
 	if end == 0 {
-		var form uint8
 		var err error
 		if end, form, err = str(d, i); err != nil {
 			return 0, end, err
 		}
+	}
+	// No other ASCII name than one as long as method, params or name
+	// gives the value a role or folds to one of them.
+	var role uint8
+	if n := end - i - 2; form != strASCII || inParams && n == len("name") || !inParams && n == len("method") {
 		role = s.path(d[i+1:end-1], form, inParams)
 	}
 	end = space(d, end)
