@@ -307,11 +307,31 @@ func (s *rpcScan) member(d []byte, i int, inParams bool) (uint8, int, error) {
 	if at(d, i) != '"' {
 		return 0, i, errJSONSyntax
 	}
-	end, form, err := str(d, i)
-	if err != nil {
-		return 0, end, err
+	var (
+		end  int
+		form uint8 // strASCII
+	)
+	// A name that is ASCII without escapes and ends in its first eight
+	// bytes, seven bytes or more before the end of d, is read here.
+	if len(d)-i >= 9 {
+		x := binary.LittleEndian.Uint64(d[i+1:])
+		quotes, others := strMasks(x)
+		if quotes != 0 && (others|x)&(quotes&-quotes-1)&msbs == 0 {
+			end = i + 2 + bits.TrailingZeros64(quotes)/8
+		}
 	}
-	role := s.path(d[i+1:end-1], form, inParams)
+	if end == 0 {
+		var err error
+		if end, form, err = str(d, i); err != nil {
+			return 0, end, err
+		}
+	}
+	// No other ASCII name than one as long as method, params or name
+	// gives the value a role or folds to one of them.
+	var role uint8
+	if n := end - i - 2; form != strASCII || inParams && n == len("name") || !inParams && n == len("method") {
+		role = s.path(d[i+1:end-1], form, inParams)
+	}
 	end = space(d, end)
 	if at(d, end) != ':' {
 		return 0, end, errJSONSyntax
@@ -396,6 +416,15 @@ func skip(d []byte, i, depth int) (int, error) {
 		}
 		switch c := d[i]; c {
 		case '"':
+			// A string without escapes that ends in its first eight bytes,
+			// seven bytes or more before the end of d, is read here.
+			if len(d)-i >= 9 {
+				quotes, others := strMasks(binary.LittleEndian.Uint64(d[i+1:]))
+				if quotes != 0 && others&(quotes&-quotes-1) == 0 {
+					i += 2 + bits.TrailingZeros64(quotes)/8
+					break
+				}
+			}
 			if i = strEnd(d, i); i < 0 {
 				return 0, errJSONSyntax
 			}
@@ -485,9 +514,20 @@ func key(d []byte, i int) (int, error) {
 	if at(d, i) != '"' {
 		return i, errJSONSyntax
 	}
-	if i = strEnd(d, i); i < 0 {
-		return 0, errJSONSyntax
+	// As in skip, a short string is read here.
+	end := 0
+	if len(d)-i >= 9 {
+		quotes, others := strMasks(binary.LittleEndian.Uint64(d[i+1:]))
+		if quotes != 0 && others&(quotes&-quotes-1) == 0 {
+			end = i + 2 + bits.TrailingZeros64(quotes)/8
+		}
 	}
+	if end == 0 {
+		if end = strEnd(d, i); end < 0 {
+			return 0, errJSONSyntax
+		}
+	}
+	i = end
 	if at(d, i) != ':' {
 		if i = space(d, i); at(d, i) != ':' {
 			return i, errJSONSyntax
@@ -556,11 +596,30 @@ func stops(x uint64) uint64 {
 // strEnd returns the index past the closing quote of the JSON string that
 // begins at d[i], a quote, or -1 if it is not one.
 func strEnd(d []byte, i int) int {
-	end, _, err := str(d, i)
+	// A string without escapes that ends seven bytes or more before the
+	// end of d is read here, eight bytes at a time.
+	for j := i + 1; j+8 <= len(d); j += 8 {
+		quotes, others := strMasks(binary.LittleEndian.Uint64(d[j:]))
+		if quotes != 0 && others&(quotes&-quotes-1) == 0 {
+			return j + bits.TrailingZeros64(quotes)/8 + 1
+		}
+		if quotes|others != 0 {
+			break
+		}
+	}
+	end, _, err := strSlow(d, i)
 	if err != nil {
 		return -1
 	}
 	return end
+}
+
+// strMasks flags the high bit of each byte of x that is a quote in quotes,
+// and of each that is a backslash or a control character in others; a flag
+// above the lowest true flag of either may be false.
+func strMasks(x uint64) (quotes, others uint64) {
+	q, b := x^(lsbs*'"'), x^(lsbs*'\\')
+	return (q - lsbs) &^ q & msbs, ((b-lsbs)&^b | (x-lsbs*0x20)&^x) & msbs
 }
 
 // The forms of a JSON string that str tells apart.
@@ -579,15 +638,21 @@ func str(d []byte, i int) (end int, form uint8, err error) {
 	var hi uint64
 	for j := i + 1; j+8 <= len(d); j += 8 {
 		x := binary.LittleEndian.Uint64(d[j:])
-		if m := stops(x); m != 0 {
-			// m&-m-1 covers the bytes of x below the lowest flag.
-			hi |= x & (m&-m - 1)
-			if j += bits.TrailingZeros64(m) / 8; d[j] == '"' {
-				if hi&msbs == 0 {
-					return j + 1, strASCII, nil
-				}
-				return j + 1, strPlain, nil
+		quotes, others := strMasks(x)
+		if quotes != 0 {
+			// The lowest flag in quotes is a true quote, and a flag in others
+			// below it is a true backslash or control character.
+			below := quotes&-quotes - 1
+			if others&below != 0 {
+				break
 			}
+			end = j + bits.TrailingZeros64(quotes)/8 + 1
+			if (hi|x&below)&msbs == 0 {
+				return end, strASCII, nil
+			}
+			return end, strPlain, nil
+		}
+		if others != 0 {
 			break
 		}
 		hi |= x
