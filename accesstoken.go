@@ -77,6 +77,18 @@ func (t *AccessToken) Caller() string {
 	return id
 }
 
+// CallerWithIssuer returns the issuer, "|" and [AccessToken.Caller]: a
+// caller id that tells one subject of two issuers apart, for servers that
+// trust several. It is empty when Caller is, and when the issuer is empty
+// or holds a "|", which would let two ids read alike.
+func (t *AccessToken) CallerWithIssuer() string {
+	caller := t.Caller()
+	if caller == "" || t.Issuer == "" || strings.Contains(t.Issuer, "|") {
+		return ""
+	}
+	return t.Issuer + "|" + caller
+}
+
 // String returns a description of t without the token, also where the
 // authorization server's answer repeats it.
 func (t *AccessToken) String() string {

@@ -40,3 +40,23 @@ func TestNilAccessTokenHasNoCallerAndNoScope(t *testing.T) {
 		assert.False(t, tok.HasScope("mcp:tools"))
 	})
 }
+
+func TestCallerWithIssuer(t *testing.T) {
+	tests := []struct {
+		name string
+		tok  *AccessToken
+		want string
+	}{
+		{"subject", &AccessToken{Issuer: "https://as", Subject: "alice"}, "https://as|alice"},
+		{"client", &AccessToken{Issuer: "https://as", Claims: map[string]any{"client_id": "robot"}}, "https://as|robot"},
+		{"no issuer", &AccessToken{Subject: "alice"}, ""},
+		{"issuer with a bar", &AccessToken{Issuer: "https://a|b", Subject: "c"}, ""},
+		{"no caller", &AccessToken{Issuer: "https://as"}, ""},
+		{"nil", nil, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.want, tc.tok.CallerWithIssuer())
+		})
+	}
+}

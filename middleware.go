@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mcpauth/introspection/internal/challenge"
 )
 
 // MiddlewareOptions configure [RequireBearerToken].
@@ -162,7 +164,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if isPreflight(r) {
+			if challenge.IsPreflight(r) {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -186,7 +188,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			case errors.As(err, &verifyScope):
 				granted = verifyScope.Granted
 			case errors.Is(err, errMatcherPanicked):
-				writeBody(w, http.StatusInternalServerError, "server_error")
+				challenge.WriteError(w, http.StatusInternalServerError, "server_error")
 				return
 			case errors.Is(err, ErrInvalidToken):
 				c.reject(w, http.StatusUnauthorized, "invalid_token")
@@ -195,7 +197,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				// The authorization server failed, or the request's own
 				// context ended: either way nothing is known about the token.
 				w.Header().Set("Retry-After", retryAfter(err))
-				writeBody(w, http.StatusServiceUnavailable, "temporarily_unavailable")
+				challenge.WriteError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
 				return
 			}
 
@@ -204,11 +206,11 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				op, panicked, err := v.operation(o.Operation, r)
 				switch {
 				case panicked:
-					writeBody(w, http.StatusInternalServerError, "server_error")
+					challenge.WriteError(w, http.StatusInternalServerError, "server_error")
 					return
 				case errors.Is(err, ErrRequestTooLarge):
 					logRejection(r, http.StatusRequestEntityTooLarge, err.Error())
-					writeBody(w, http.StatusRequestEntityTooLarge, "request_too_large")
+					challenge.WriteError(w, http.StatusRequestEntityTooLarge, "request_too_large")
 					return
 				case err != nil:
 					logRejection(r, http.StatusBadRequest, err.Error())
@@ -219,7 +221,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 						v.log.LogAttrs(r.Context(), slog.LevelError,
 							"introspection: OperationFunc returned an invalid scope; the request gets 500")
 					})
-					writeBody(w, http.StatusInternalServerError, "server_error")
+					challenge.WriteError(w, http.StatusInternalServerError, "server_error")
 					return
 				}
 				if len(op.Scopes) > 0 {
@@ -233,7 +235,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			se, panicked := v.missingScopes(r.Context(), granted, need)
 			switch {
 			case panicked:
-				writeBody(w, http.StatusInternalServerError, "server_error")
+				challenge.WriteError(w, http.StatusInternalServerError, "server_error")
 			case se != nil || verifyScope != nil:
 				if se != nil {
 					logRejection(r, http.StatusForbidden, se.Error())
@@ -250,7 +252,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 // none reach the next handler.
 func failClosed(http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeBody(w, http.StatusInternalServerError, "server_error")
+		challenge.WriteError(w, http.StatusInternalServerError, "server_error")
 	})
 }
 
@@ -313,15 +315,6 @@ func retryAfter(err error) string {
 		retry = min(ie.RetryAfter, maxRetryAfter)
 	}
 	return strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10)
-}
-
-// isPreflight reports whether r is a CORS preflight request (Fetch
-// standard): OPTIONS with Origin and Access-Control-Request-Method. A
-// browser never sends credentials with one, so a request that carries an
-// Authorization header is checked as any other.
-func isPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != "" && len(r.Header.Values("Authorization")) == 0
 }
 
 // bearerToken extracts the token from the request's one Authorization
@@ -451,21 +444,14 @@ func (c challenger) reject(w http.ResponseWriter, status int, code string) {
 	if code == "" {
 		code = "unauthorized"
 	}
-	writeBody(w, status, code)
-}
-
-func writeBody(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(`{"error":"` + code + `"}` + "\n"))
+	challenge.WriteError(w, status, code)
 }
 
 // filterAttr keeps the characters RFC 6750 §3 allows in a scope token and an
 // error_uri: %x21 / %x23-5B / %x5D-7E.
 func filterAttr(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r == 0x21 || r >= 0x23 && r <= 0x5B || r >= 0x5D && r <= 0x7E {
+		if challenge.IsAttrChar(r) {
 			return r
 		}
 		return -1

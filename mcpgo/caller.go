@@ -3,7 +3,8 @@ package mcpgo
 import (
 	"context"
 	"net/http"
-	"strings"
+
+	"github.com/mcpauth/introspection/internal/challenge"
 
 	"github.com/mcpauth/introspection"
 )
@@ -101,23 +102,14 @@ func WithCaller(h http.Handler, opts *Options) http.Handler {
 	if err != nil {
 		panic(err.Error())
 	}
-	if !validAttr(o.ResourceMetadataURL) {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			writeBody(w, http.StatusInternalServerError, "server_error")
-		})
-	}
-	challenge := `Bearer error="invalid_token"`
-	if o.ResourceMetadataURL != "" {
-		challenge += `, resource_metadata="` + o.ResourceMetadataURL + `"`
-	}
-	refuse := func(w http.ResponseWriter) {
-		w.Header().Set("WWW-Authenticate", challenge)
-		writeBody(w, http.StatusUnauthorized, "invalid_token")
+	refuse, ok := challenge.InvalidToken(o.ResourceMetadataURL)
+	if !ok {
+		return challenge.FailClosed
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, ok := introspection.AccessTokenFromContext(r.Context())
 		if !ok {
-			if isPreflight(r) {
+			if challenge.IsPreflight(r) {
 				h.ServeHTTP(w, r)
 				return
 			}
@@ -159,45 +151,9 @@ func WithCaller(h http.Handler, opts *Options) http.Handler {
 
 // userID returns the user id of t, and false when t names no caller.
 func userID(t *introspection.AccessToken, withIssuer bool) (string, bool) {
-	caller := t.Caller()
-	if caller == "" {
-		return "", false
+	id := t.Caller()
+	if withIssuer {
+		id = t.CallerWithIssuer()
 	}
-	if !withIssuer {
-		return caller, true
-	}
-	if t.Issuer == "" || strings.Contains(t.Issuer, "|") {
-		return "", false
-	}
-	return t.Issuer + "|" + caller, true
-}
-
-// writeBody writes status with the short generic body and the headers that
-// introspection.RequireBearerToken sends with it, as mcpsdk.WithTokenInfo
-// does.
-func writeBody(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(`{"error":"` + code + `"}` + "\n"))
-}
-
-// validAttr reports whether s holds only the characters that RFC 6750 §3
-// allows in a challenge's attribute value, %x21 / %x23-5B / %x5D-7E, which
-// introspection.RequireBearerToken keeps of its resource_metadata.
-func validAttr(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != 0x21 && (c < 0x23 || c > 0x5B) && (c < 0x5D || c > 0x7E) {
-			return false
-		}
-	}
-	return true
-}
-
-// isPreflight reports whether r is a CORS preflight without credentials, as
-// introspection.RequireBearerToken recognizes one.
-func isPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != "" && len(r.Header.Values("Authorization")) == 0
+	return id, id != ""
 }

@@ -67,8 +67,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strings"
 	"time"
+
+	"github.com/mcpauth/introspection/internal/challenge"
 
 	"github.com/mcpauth/introspection"
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -80,11 +81,6 @@ var ErrUnavailable = errors.New("authorization server unavailable")
 
 // extraKey is the TokenInfo.Extra key under which the AccessToken is kept.
 const extraKey = "introspection.access_token"
-
-// issuerSeparator joins the issuer and the caller in a UserID with
-// Options.UserIDWithIssuer. An issuer that contains it is refused, so that
-// every such UserID splits one way only.
-const issuerSeparator = "|"
 
 // Options configure [WithTokenInfo]. The zero Options are the defaults.
 type Options struct {
@@ -163,14 +159,10 @@ func classify(err error) error {
 // userID returns the TokenInfo.UserID for t under o, or "" when t names no
 // caller or, with o.UserIDWithIssuer, no issuer that can be part of one.
 func userID(t *introspection.AccessToken, o Options) string {
-	caller := t.Caller()
-	if caller == "" || !o.UserIDWithIssuer {
-		return caller
+	if o.UserIDWithIssuer {
+		return t.CallerWithIssuer()
 	}
-	if t.Issuer == "" || strings.Contains(t.Issuer, issuerSeparator) {
-		return ""
-	}
-	return t.Issuer + issuerSeparator + caller
+	return t.Caller()
 }
 
 // tokenInfo converts t, or returns nil when it gives no UserID under o. The
@@ -238,14 +230,9 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 	if opts != nil {
 		o = *opts
 	}
-	if !validAttr(o.ResourceMetadataURL) {
-		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			writeBody(w, http.StatusInternalServerError, "server_error")
-		})
-	}
-	challenge := `Bearer error="invalid_token"`
-	if o.ResourceMetadataURL != "" {
-		challenge += `, resource_metadata="` + o.ResourceMetadataURL + `"`
+	refuse, ok := challenge.InvalidToken(o.ResourceMetadataURL)
+	if !ok {
+		return challenge.FailClosed
 	}
 	fromContext := func(ctx context.Context, token string, _ *http.Request) (*auth.TokenInfo, error) {
 		t, ok := introspection.AccessTokenFromContext(ctx)
@@ -262,7 +249,7 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 	})(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, ok := introspection.AccessTokenFromContext(r.Context())
-		if !ok && isPreflight(r) {
+		if !ok && challenge.IsPreflight(r) {
 			// introspection.RequireBearerToken hands CORS preflights on
 			// without a token; they are for the CORS layer behind it.
 			h.ServeHTTP(w, r)
@@ -273,41 +260,11 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 			info = tokenInfo(t, o)
 		}
 		if info == nil {
-			w.Header().Set("WWW-Authenticate", challenge)
-			writeBody(w, http.StatusUnauthorized, "invalid_token")
+			refuse(w)
 			return
 		}
 		checked.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
 	})
-}
-
-// writeBody writes status with the short generic body and the headers that
-// introspection.RequireBearerToken sends with it.
-func writeBody(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write([]byte(`{"error":"` + code + `"}` + "\n"))
-}
-
-// validAttr reports whether s holds only the characters that RFC 6750 §3
-// allows in a challenge's attribute value, %x21 / %x23-5B / %x5D-7E, which
-// introspection.RequireBearerToken keeps of its resource_metadata.
-func validAttr(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c != 0x21 && (c < 0x23 || c > 0x5B) && (c < 0x5D || c > 0x7E) {
-			return false
-		}
-	}
-	return true
-}
-
-// isPreflight reports whether r is a CORS preflight without credentials, as
-// introspection.RequireBearerToken recognizes one.
-func isPreflight(r *http.Request) bool {
-	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
-		r.Header.Get("Access-Control-Request-Method") != "" && len(r.Header.Values("Authorization")) == 0
 }
 
 // checkedExpiry is the SDK's ClockSkew behind a verifier that has already
