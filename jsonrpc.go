@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math/bits"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -770,48 +769,6 @@ func jsonText(raw []byte, form uint8) ([]byte, bool) {
 	case strPlain:
 		return raw, ascii(raw) || utf8.Valid(raw)
 	}
-	out := make([]byte, 0, len(raw))
-	for i := 0; i < len(raw); {
-		if raw[i] != '\\' {
-			j := bytes.IndexByte(raw[i:], '\\')
-			if j < 0 {
-				j = len(raw) - i
-			}
-			out = append(out, raw[i:i+j]...)
-			i += j
-			continue
-		}
-		c := raw[i+1]
-		i += 2
-		switch c {
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		case 'u':
-			ru := hex4(raw[i:])
-			i += 4
-			if utf16.IsSurrogate(ru) {
-				if ru >= 0xdc00 || i+6 > len(raw) || raw[i] != '\\' || raw[i+1] != 'u' {
-					return nil, false
-				}
-				lo := hex4(raw[i+2:])
-				if lo < 0xdc00 || lo > 0xdfff {
-					return nil, false
-				}
-				ru = utf16.DecodeRune(ru, lo)
-				i += 6
-			}
-			out = utf8.AppendRune(out, ru)
-		default: // '"', '\\', '/'
-			out = append(out, c)
-		}
-	}
-	return out, utf8.Valid(out)
+	out, exact := appendUnquotedExact(make([]byte, 0, len(raw)), raw)
+	return out, exact && utf8.Valid(out)
 }

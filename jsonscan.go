@@ -138,18 +138,26 @@ func stringEnd(data []byte, i int) int {
 // whose escapes must be valid, decoded as encoding/json decodes it: a \u
 // escape of a lone surrogate becomes U+FFFD.
 func appendUnquoted(dst, s []byte) []byte {
+	dst, _ = appendUnquotedExact(dst, s)
+	return dst
+}
+
+// appendUnquotedExact is appendUnquoted that also reports whether no lone
+// surrogate was replaced on the way.
+func appendUnquotedExact(dst, s []byte) (_ []byte, exact bool) {
+	exact = true
 	for i := 0; i < len(s); {
 		if s[i] != '\\' {
 			j := bytes.IndexByte(s[i:], '\\')
 			if j < 0 {
-				return append(dst, s[i:]...)
+				return append(dst, s[i:]...), exact
 			}
 			dst = append(dst, s[i:i+j]...)
 			i += j
 			continue
 		}
 		if i+1 >= len(s) {
-			return dst
+			return dst, exact
 		}
 		c := s[i+1]
 		i += 2
@@ -167,7 +175,7 @@ func appendUnquoted(dst, s []byte) []byte {
 		case 'u':
 			r := hex4(s[i:])
 			if r < 0 {
-				return dst
+				return dst, exact
 			}
 			i += 4
 			if utf16.IsSurrogate(r) {
@@ -178,14 +186,14 @@ func appendUnquoted(dst, s []byte) []byte {
 						continue
 					}
 				}
-				r = utf8.RuneError
+				r, exact = utf8.RuneError, false
 			}
 			dst = utf8.AppendRune(dst, r)
 		default: // '"', '\\', '/'
 			dst = append(dst, c)
 		}
 	}
-	return dst
+	return dst, exact
 }
 
 // hex4 returns the value of the four hexadecimal digits that s begins
