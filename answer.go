@@ -30,6 +30,11 @@ type answer struct {
 	issuer    string
 	tokenType string
 	tokenUse  string
+	// The cnf members (RFC 7800 §3.1) that bind the token to a key:
+	// jkt, the RFC 7638 thumbprint of a DPoP key (RFC 9449 §6.1), and
+	// x5t#S256, the thumbprint of a client certificate (RFC 8705 §3.1).
+	jkt       string
+	x5t       string
 	scopes    []string
 	audience  []string
 	expiresAt time.Time
@@ -126,6 +131,8 @@ func internName(k string) string {
 		return "token_use"
 	case "scp":
 		return "scp"
+	case "cnf":
+		return "cnf"
 	}
 	return k
 }
@@ -212,7 +219,53 @@ func decodeAnswer(body []byte) (*answer, error) {
 	if a.audience, err = stringsMember(claims, "aud"); err != nil {
 		return nil, err
 	}
+	if a.jkt, a.x5t, err = confirmation(claims); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// confirmation reads the jkt and x5t#S256 members of cnf. cnf, when
+// present and not null, must be an object, and each of the two, when
+// present, a non-empty string: a binding the verifier cannot read is never
+// taken for no binding. Other members of cnf are ignored.
+func confirmation(claims map[string]any) (jkt, x5t string, err error) {
+	var cnf map[string]any
+	switch v := claims["cnf"].(type) {
+	case nil:
+		return "", "", nil
+	case map[string]any:
+		cnf = v
+	default:
+		return "", "", errors.New(`answer member "cnf" is not a JSON object`)
+	}
+	for _, m := range []struct {
+		name string
+		dst  *string
+	}{
+		{"jkt", &jkt},
+		{"x5t#S256", &x5t},
+	} {
+		v, present := cnf[m.name]
+		if !present {
+			continue
+		}
+		if s, ok := v.(string); ok && s != "" {
+			*m.dst = s
+			continue
+		}
+		return "", "", fmt.Errorf("answer member \"cnf\" has a %q that is not a non-empty string", m.name)
+	}
+	return jkt, x5t, nil
+}
+
+// bound reports whether the token is sender-constrained: bound to a DPoP
+// key (cnf.jkt, or token_type DPoP, RFC 9449 §6) or to a client
+// certificate (cnf x5t#S256, RFC 8705 §3). Binding is decided by cnf as
+// much as by token_type, since some servers answer token_type Bearer for a
+// certificate-bound token.
+func (a *answer) bound() bool {
+	return a.jkt != "" || a.x5t != "" || strings.EqualFold(a.tokenType, "DPoP")
 }
 
 func stringMember(claims map[string]any, name string) (string, error) {
@@ -290,7 +343,7 @@ func listMember(claims map[string]any, name string, fields bool) ([]string, erro
 func memberName(k string) string {
 	switch k {
 	case "active", "scope", "client_id", "username", "token_type", "exp", "iat", "nbf",
-		"sub", "aud", "iss", "jti", "token_use", "scp":
+		"sub", "aud", "iss", "jti", "token_use", "scp", "cnf":
 		return strconv.Quote(k)
 	}
 	return "(another)"

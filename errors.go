@@ -41,6 +41,12 @@ var (
 	// to none, as the MCP authorization spec asks; paths compare exactly.
 	ErrAudienceMismatch = fmt.Errorf("%w: token audience does not include this resource", ErrInvalidToken)
 	ErrNotAccessToken   = fmt.Errorf("%w: token is not an access token", ErrInvalidToken)
+	// ErrProofRequired means the token is sender-constrained, bound by its
+	// cnf member to a DPoP key (RFC 9449) or to a client certificate
+	// (RFC 8705), or of token_type DPoP, and came without the proof of
+	// possession that binding asks for: as a plain bearer token, which
+	// RFC 9449 §7.2 and RFC 8705 §3 forbid accepting.
+	ErrProofRequired = fmt.Errorf("%w: token is sender-constrained and came without its proof of possession", ErrInvalidToken)
 )
 
 // ScopeError reports the required scopes a token lacks.

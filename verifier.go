@@ -188,7 +188,10 @@ func (v *Verifier) Close() error {
 }
 
 // Verify introspects token (RFC 7662 §2) and checks the answer: active, exp
-// and nbf with Leeway, token_use, Issuer, Audience and RequiredScopes. It
+// and nbf with Leeway, token_use, Issuer, Audience and RequiredScopes. A
+// sender-constrained token (cnf jkt or x5t#S256, or token_type DPoP) is
+// refused with [ErrProofRequired]: Verify knows only the token, not a
+// proof of possession. It
 // returns the accepted token, or an error that satisfies errors.Is with
 // [ErrInvalidToken], [ErrInsufficientScope] or [ErrIntrospectionFailed],
 // or with ctx's own error when ctx ends first.
@@ -573,6 +576,9 @@ func (v *Verifier) reject(a *answer, now time.Time) error {
 		return audienceIn(aud, v.s.Audience)
 	}) {
 		return ErrAudienceMismatch
+	}
+	if a.bound() {
+		return ErrProofRequired
 	}
 	return nil
 }
