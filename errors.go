@@ -47,7 +47,39 @@ var (
 	// possession that binding asks for: as a plain bearer token, which
 	// RFC 9449 §7.2 and RFC 8705 §3 forbid accepting.
 	ErrProofRequired = fmt.Errorf("%w: token is sender-constrained and came without its proof of possession", ErrInvalidToken)
+	// ErrProofMismatch means the DPoP proof's key, or the TLS client
+	// certificate, is not the one the token is bound to (RFC 9449 §7.1,
+	// RFC 8705 §3), or the token is of token_type DPoP with no cnf.jkt to
+	// compare the proof's key with.
+	ErrProofMismatch = fmt.Errorf("%w: proof of possession is for another key or certificate than the token's", ErrInvalidToken)
+	// ErrTokenNotBound means a token came with a DPoP proof but is not
+	// bound to a DPoP key, or came without one while Settings.DPoP is
+	// DPoPRequired.
+	ErrTokenNotBound = fmt.Errorf("%w: token is not DPoP-bound", ErrInvalidToken)
+	// ErrInvalidDPoPProof means the DPoP proof is missing, malformed or
+	// fails a check of RFC 9449 §4.3; the middleware answers it with
+	// error="invalid_dpop_proof". A failed check is a [*DPoPProofError].
+	ErrInvalidDPoPProof = fmt.Errorf("%w: invalid DPoP proof", ErrInvalidToken)
+	// ErrUseDPoPNonce means the proof lacks the server's nonce, or carries
+	// one that is not valid now (RFC 9449 §9); the middleware answers it
+	// with error="use_dpop_nonce" and a fresh DPoP-Nonce header.
+	ErrUseDPoPNonce = fmt.Errorf("%w: DPoP proof lacks a fresh server nonce", ErrInvalidDPoPProof)
+	// ErrProofReplayed means a proof with the same key and jti was accepted
+	// before, within the window in which its iat is acceptable.
+	ErrProofReplayed = fmt.Errorf("%w: DPoP proof was used before", ErrInvalidDPoPProof)
 )
+
+// DPoPProofError reports the check of RFC 9449 §4.3 that a DPoP proof
+// failed. It satisfies errors.Is with [ErrInvalidDPoPProof] and
+// [ErrInvalidToken]. Reason never holds the token or the proof.
+type DPoPProofError struct {
+	Reason string
+}
+
+func (e *DPoPProofError) Error() string { return "introspection: invalid DPoP proof: " + e.Reason }
+
+// Unwrap returns [ErrInvalidDPoPProof].
+func (e *DPoPProofError) Unwrap() error { return ErrInvalidDPoPProof }
 
 // ScopeError reports the required scopes a token lacks.
 type ScopeError struct {
@@ -74,6 +106,7 @@ const (
 	FailureTooLarge    FailureKind = "too_large"    // a body over 1 MiB
 	FailureMalformed   FailureKind = "malformed"    // not a JSON object of the RFC 7662 shape
 	FailurePanic       FailureKind = "panic"        // the HTTPClient's transport, Settings.Now or Settings.ScopeMatcher panicked
+	FailureReplayStore FailureKind = "replay_store" // Settings.ReplayStore failed, so a DPoP proof's jti could not be recorded
 )
 
 // IntrospectionError reports that the authorization server gave no usable
