@@ -6,7 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"log/slog"
+	"sync"
 	"time"
 )
 
@@ -49,7 +51,8 @@ const (
 // A nonceSource is immutable and safe for concurrent use. It never shows
 // its keys: fmt and log/slog print REDACTED in their place.
 type nonceSource struct {
-	keys     [][]byte // keys[0] makes nonces; all check them
+	keys     [][]byte     // keys[0] makes nonces; all check them
+	macs     []*sync.Pool // of hash.Hash, HMAC-SHA256 under keys[i]
 	lifetime time.Duration
 	slot     int64 // seconds
 }
@@ -75,7 +78,11 @@ func newNonceSource(keys [][]byte, lifetime time.Duration) (*nonceSource, error)
 	if lifetime < minNonceLifetime || lifetime > maxNonceLifetime {
 		return nil, fmt.Errorf("introspection: DPoP nonce lifetime %v is outside [%v, %v]", lifetime, minNonceLifetime, maxNonceLifetime)
 	}
-	return &nonceSource{keys: own, lifetime: lifetime, slot: int64(lifetime / 2 / time.Second)}, nil
+	n := &nonceSource{keys: own, macs: make([]*sync.Pool, len(own)), lifetime: lifetime, slot: int64(lifetime / 2 / time.Second)}
+	for i, k := range own {
+		n.macs[i] = &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}
+	}
+	return n, nil
 }
 
 // current returns the nonce of the slot that now is in: the same string on
@@ -88,7 +95,8 @@ func (n *nonceSource) current(now time.Time) string {
 	}
 	var b [nonceSize]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(start))
-	copy(b[8:], n.mac(n.keys[0], b[:8]))
+	var sum [sha256.Size]byte
+	copy(b[8:], n.mac(0, b[:8], sum[:0]))
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
@@ -110,20 +118,24 @@ func (n *nonceSource) valid(nonce string, now time.Time, leeway time.Duration) b
 		return false
 	}
 	ok := false
-	for _, k := range n.keys {
+	var sum [sha256.Size]byte
+	for i := range n.keys {
 		// Every key is tried, each compared in constant time.
-		ok = hmac.Equal(n.mac(k, b[:8]), b[8:]) || ok
+		ok = hmac.Equal(n.mac(i, b[:8], sum[:0]), b[8:]) || ok
 	}
 	return ok
 }
 
-// mac returns the first 16 bytes of HMAC-SHA256 under key of nonceLabel
-// and start.
-func (n *nonceSource) mac(key, start []byte) []byte {
-	h := hmac.New(sha256.New, key)
+// mac appends to buf the HMAC-SHA256 under keys[i] of nonceLabel and start,
+// and returns its first 16 bytes.
+func (n *nonceSource) mac(i int, start, buf []byte) []byte {
+	h := n.macs[i].Get().(hash.Hash)
+	h.Reset()
 	h.Write([]byte(nonceLabel))
 	h.Write(start)
-	return h.Sum(nil)[:nonceSize-8]
+	buf = h.Sum(buf)
+	n.macs[i].Put(h)
+	return buf[:nonceSize-8]
 }
 
 // Format prints the source with REDACTED for its keys, under every verb.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,4 +256,54 @@ func TestNonceSourceHidesKeys(t *testing.T) {
 			assert.NotContains(t, buf.String(), s)
 		}
 	}
+}
+
+// TestNonceConcurrentUse makes and checks nonces of both keys of a
+// rotation from many goroutines at once, as the middleware does: each
+// check gives the answer it gives alone.
+func TestNonceConcurrentUse(t *testing.T) {
+	oldKey, newKey := nonceKey(1, 32), nonceKey(2, 32)
+	old := mustNonceSource(t, time.Minute, oldKey).current(nonceEpoch)
+	n := mustNonceSource(t, time.Minute, newKey, oldKey)
+	other := mustNonceSource(t, time.Minute, nonceKey(3, 32)).current(nonceEpoch)
+	var wrong atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 200 {
+				now := nonceEpoch.Add(time.Duration(g+i) * time.Millisecond)
+				if n.current(now) != n.current(nonceEpoch) || !n.valid(n.current(now), now, 0) ||
+					!n.valid(old, now, 0) || n.valid(other, now, 0) {
+					wrong.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.Zero(t, wrong.Load())
+}
+
+// BenchmarkNonce measures making the current nonce and checking one, with
+// two keys as during a rotation (a nonce of the old key costs both MACs).
+func BenchmarkNonce(b *testing.B) {
+	n, err := newNonceSource([][]byte{nonceKey(2, 32), nonceKey(1, 32)}, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := nonceEpoch.Add(time.Second)
+	b.Run("current", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = n.current(now)
+		}
+	})
+	b.Run("valid", func(b *testing.B) {
+		nonce := n.current(now)
+		b.ReportAllocs()
+		for b.Loop() {
+			if !n.valid(nonce, now, 0) {
+				b.Fatal("invalid")
+			}
+		}
+	})
 }
