@@ -51,6 +51,14 @@ type TokenOptions struct {
 	NotBefore time.Time
 	// TokenUse, if set, is sent as token_use (as Ory Hydra does).
 	TokenUse string
+	// DPoPKey, if set, binds the token to a DPoP key (RFC 9449 §6): the
+	// answer has token_type DPoP and cnf.jkt set to it, the key's RFC 7638
+	// thumbprint, such as [DPoPKey.Thumbprint] returns.
+	DPoPKey string
+	// Certificate, if set, binds the token to a client certificate
+	// (RFC 8705 §3): cnf has x5t#S256 set to it, the base64url SHA-256 of
+	// the certificate's DER.
+	Certificate string
 	// Extra members are added to the answer; they override the others.
 	Extra map[string]any
 }
@@ -309,6 +317,17 @@ func (s *Server) answer(r *http.Request) (int, map[string]any) {
 	}
 	if t.opts.TokenUse != "" {
 		out["token_use"] = t.opts.TokenUse
+	}
+	if t.opts.DPoPKey != "" || t.opts.Certificate != "" {
+		cnf := map[string]any{}
+		if t.opts.DPoPKey != "" {
+			cnf["jkt"] = t.opts.DPoPKey
+			out["token_type"] = "DPoP"
+		}
+		if t.opts.Certificate != "" {
+			cnf["x5t#S256"] = t.opts.Certificate
+		}
+		out["cnf"] = cnf
 	}
 	maps.Copy(out, t.opts.Extra)
 	return http.StatusOK, out
