@@ -166,7 +166,8 @@ func FuzzBearerToken(f *testing.F) {
 		}
 		r.Header["Authorization"] = []string{header}
 		r.Header["Content-Type"] = []string{contentType}
-		token, ok, reason := bearerToken(r)
+		scheme, token, reason := credentials(r, DPoPAllowed)
+		ok := scheme != ""
 		if rest, err := io.ReadAll(r.Body); err != nil || string(rest) != body {
 			t.Fatalf("the body left for the next handler is %q, want %q (%v)", rest, body, err)
 		}
@@ -182,10 +183,11 @@ func FuzzBearerToken(f *testing.F) {
 		if !validToken(token) {
 			t.Fatalf("accepted invalid token %q", token)
 		}
-		if len(header) < 7 || !strings.EqualFold(header[:7], "bearer ") {
-			t.Fatalf("accepted %q without the Bearer scheme", header)
+		n := len(scheme) + 1
+		if len(header) < n || !strings.EqualFold(header[:n], scheme+" ") {
+			t.Fatalf("accepted %q without the %s scheme", header, scheme)
 		}
-		if strings.TrimLeft(header[7:], " ") != token {
+		if strings.TrimLeft(header[n:], " ") != token {
 			t.Fatalf("token %q is not the rest of %q", token, header)
 		}
 		if hasAccessToken(r.URL.RawQuery) {

@@ -155,6 +155,15 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 		realm:            filterQuoted(o.Realm),
 		resourceMetadata: filterAttr(o.ResourceMetadataURL),
 		scope:            strings.Join(base, " "),
+		algs:             strings.Join(v.dp.algList, " "),
+		nonces:           v.dp.nonces,
+		now:              v.now,
+	}
+	if v.dp.mode != DPoPRequired {
+		c.schemes = append(c.schemes, schemeBearer)
+	}
+	if v.dp.mode != DPoPOff {
+		c.schemes = append(c.schemes, schemeDPoP)
 	}
 	logRejection := func(r *http.Request, status int, reason string) {
 		v.safely(func() {
@@ -168,18 +177,29 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				next.ServeHTTP(w, r)
 				return
 			}
-			token, ok, reason := bearerToken(r)
+			scheme, token, reason := credentials(r, v.dp.mode)
 			switch {
 			case reason != "":
 				logRejection(r, http.StatusBadRequest, reason)
-				c.reject(w, http.StatusBadRequest, "invalid_request")
+				c.reject(w, http.StatusBadRequest, "invalid_request", "")
 				return
-			case !ok:
-				logRejection(r, http.StatusUnauthorized, "no bearer credentials")
-				c.reject(w, http.StatusUnauthorized, "")
+			case scheme == "":
+				logRejection(r, http.StatusUnauthorized, "no credentials")
+				c.reject(w, http.StatusUnauthorized, "", "")
 				return
 			}
-			t, err := v.Verify(r.Context(), token)
+			p := possession{r: r}
+			var err error
+			if scheme == schemeDPoP {
+				if p.proof, err = v.checkProof(r, token); err != nil {
+					v.stats.rejected.Add(1)
+					v.logRejection(r.Context(), err)
+				}
+			}
+			var t *AccessToken
+			if err == nil {
+				t, err = v.verify(r.Context(), token, p)
+			}
 			var granted []string
 			var verifyScope *ScopeError // Verify refused the token for RequiredScopes alone
 			switch {
@@ -190,13 +210,21 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			case errors.Is(err, errMatcherPanicked):
 				challenge.WriteError(w, http.StatusInternalServerError, "server_error")
 				return
+			case errors.Is(err, ErrUseDPoPNonce):
+				c.reject(w, http.StatusUnauthorized, "use_dpop_nonce", schemeDPoP)
+				return
+			case errors.Is(err, ErrInvalidDPoPProof):
+				c.reject(w, http.StatusUnauthorized, "invalid_dpop_proof", schemeDPoP)
+				return
 			case errors.Is(err, ErrInvalidToken):
-				c.reject(w, http.StatusUnauthorized, "invalid_token")
+				c.reject(w, http.StatusUnauthorized, "invalid_token", scheme)
 				return
 			default:
-				// The authorization server failed, or the request's own
-				// context ended: either way nothing is known about the token.
+				// The authorization server or the replay store failed, or
+				// the request's own context ended: either way nothing is
+				// known about the token.
 				w.Header().Set("Retry-After", retryAfter(err))
+				c.setNonce(w)
 				challenge.WriteError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
 				return
 			}
@@ -214,7 +242,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 					return
 				case err != nil:
 					logRejection(r, http.StatusBadRequest, err.Error())
-					c.reject(w, http.StatusBadRequest, "invalid_request")
+					c.reject(w, http.StatusBadRequest, "invalid_request", scheme)
 					return
 				case slices.ContainsFunc(op.Scopes, invalidScope):
 					v.safely(func() {
@@ -240,8 +268,11 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				if se != nil {
 					logRejection(r, http.StatusForbidden, se.Error())
 				}
-				ch.reject(w, http.StatusForbidden, "insufficient_scope")
+				ch.reject(w, http.StatusForbidden, "insufficient_scope", scheme)
 			default:
+				if scheme == schemeDPoP {
+					c.setNonce(w)
+				}
 				next.ServeHTTP(w, r.WithContext(ContextWithAccessToken(r.Context(), t)))
 			}
 		})
@@ -317,34 +348,49 @@ func retryAfter(err error) string {
 	return strconv.FormatInt(int64((retry+time.Second-1)/time.Second), 10)
 }
 
-// bearerToken extracts the token from the request's one Authorization
-// header (RFC 6750 §2.1). ok is false when there are no bearer credentials.
+// The schemes of the Authorization header that [RequireBearerToken]
+// accepts.
+const (
+	schemeBearer = "Bearer"
+	schemeDPoP   = "DPoP"
+)
+
+// credentials reads the token of r from its one Authorization header,
+// presented with the Bearer scheme (RFC 6750 §2.1), unless mode is
+// DPoPRequired, or the DPoP scheme (RFC 9449 §7.1), unless mode is
+// DPoPOff. scheme is "" when r has no credentials of an accepted scheme.
 // reason says why, when the credentials are malformed: not one valid
 // b64token in one header, or a token (also, or instead) in the URI query or
 // a form-encoded body, which the MCP authorization spec forbids (query
 // strings end up in logs) and RFC 6750 §2 forbids beside a header. r.Body is
 // left for the next handler as it came.
-func bearerToken(r *http.Request) (token string, ok bool, reason string) {
+func credentials(r *http.Request, mode DPoPMode) (scheme, token, reason string) {
 	if hasAccessTokenParam(r.URL.RawQuery) {
-		return "", false, "token in the URI query"
+		return "", "", "token in the URI query"
 	}
 	values := r.Header.Values("Authorization")
 	switch {
 	case len(values) > 1:
-		return "", false, "more than one Authorization header"
+		return "", "", "more than one Authorization header"
 	case len(values) == 1:
-		scheme, rest, _ := strings.Cut(values[0], " ")
-		if strings.EqualFold(scheme, "Bearer") {
+		name, rest, _ := strings.Cut(values[0], " ")
+		switch {
+		case strings.EqualFold(name, schemeBearer) && mode != DPoPRequired:
+			scheme = schemeBearer
+		case strings.EqualFold(name, schemeDPoP) && mode != DPoPOff:
+			scheme = schemeDPoP
+		}
+		if scheme != "" {
 			token = strings.TrimLeft(rest, " ")
 			if !validToken(token) {
-				return "", false, "malformed bearer credentials"
+				return "", "", "malformed " + strings.ToLower(scheme) + " credentials"
 			}
 		}
 	}
 	if reason := formBodyToken(r); reason != "" {
-		return "", false, reason
+		return "", "", reason
 	}
-	return token, token != "", ""
+	return scheme, token, ""
 }
 
 // hasAccessTokenParam reports whether the form-encoded q has a parameter
@@ -413,12 +459,45 @@ type replayBody struct {
 
 type challenger struct {
 	realm, resourceMetadata, scope, description string
+	// schemes are the challenges to send, in order: Bearer unless DPoP is
+	// required, DPoP unless it is off.
+	schemes []string
+	algs    string // the DPoP challenge's algs
+	nonces  *nonceSource
+	now     func() time.Time
 }
 
-// reject writes an RFC 6750 §3 challenge and a short generic body.
-func (c challenger) reject(w http.ResponseWriter, status int, code string) {
+// reject writes an RFC 6750 §3 challenge for each scheme, and a short
+// generic body. The error goes on the challenge of the scheme the request
+// used, or on every challenge when used is "". With nonces on, the answer
+// carries a DPoP-Nonce header.
+func (c challenger) reject(w http.ResponseWriter, status int, code, used string) {
+	for _, scheme := range c.schemes {
+		if used == "" || used == scheme {
+			w.Header().Add("WWW-Authenticate", c.challenge(scheme, code))
+		} else {
+			w.Header().Add("WWW-Authenticate", c.challenge(scheme, ""))
+		}
+	}
+	c.setNonce(w)
+	if code == "" {
+		code = "unauthorized"
+	}
+	challenge.WriteError(w, status, code)
+}
+
+// setNonce sets the DPoP-Nonce header when nonces are on.
+func (c challenger) setNonce(w http.ResponseWriter) {
+	if c.nonces != nil {
+		w.Header().Set("DPoP-Nonce", c.nonces.current(c.now()))
+	}
+}
+
+// challenge returns the challenge of one scheme, with error code when not
+// empty.
+func (c challenger) challenge(scheme, code string) string {
 	var b strings.Builder
-	b.WriteString("Bearer")
+	b.WriteString(scheme)
 	sep := " "
 	attr := func(name, value string) {
 		if value == "" {
@@ -440,11 +519,10 @@ func (c challenger) reject(w http.ResponseWriter, status int, code string) {
 		attr("scope", c.scope)
 	}
 	attr("resource_metadata", c.resourceMetadata)
-	w.Header().Set("WWW-Authenticate", b.String())
-	if code == "" {
-		code = "unauthorized"
+	if scheme == schemeDPoP {
+		attr("algs", c.algs)
 	}
-	challenge.WriteError(w, status, code)
+	return b.String()
 }
 
 // filterAttr keeps the characters RFC 6750 §3 allows in a scope token and an

@@ -494,12 +494,12 @@ func TestRequireBearerTokenLogsOwnRejections(t *testing.T) {
 		wantStatus int
 		wantReason string // "" means the middleware logs nothing
 	}{
-		{"no credentials", "", "", 401, "no bearer credentials"},
+		{"no credentials", "", "", 401, "no credentials"},
 		{"malformed header", "Bearer a b", "", 400, "malformed bearer credentials"},
 		{"token in the query", "", "access_token=" + readOnly, 400, "token in the URI query"},
 		{"route scope missing", "Bearer " + readOnly, "", 403, "introspection: insufficient scope: missing tools"},
 		{"token refused by Verify", "Bearer unknown-" + readOnly, "", 401, ""},
-		{"other scheme", "Basic " + readOnly, "", 401, "no bearer credentials"},
+		{"other scheme", "Basic " + readOnly, "", 401, "no credentials"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

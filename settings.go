@@ -1,6 +1,7 @@
 package introspection
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,8 +30,32 @@ const (
 
 // Defaults applied by [NewVerifier] to zero-valued [Settings] fields.
 const (
-	DefaultTimeout      = 10 * time.Second
-	DefaultMaxCacheSize = 10_000
+	DefaultTimeout         = 10 * time.Second
+	DefaultMaxCacheSize    = 10_000
+	DefaultDPoPProofWindow = 5 * time.Minute
+)
+
+// MaxDPoPProofWindow bounds Settings.DPoPProofWindow: a longer window would
+// make the replay store keep proof identifiers for longer than it is
+// useful to accept a proof.
+const MaxDPoPProofWindow = time.Hour
+
+// DPoPMode says which presentations of a token a [Verifier] accepts
+// (RFC 9449 §7).
+type DPoPMode string
+
+const (
+	// DPoPAllowed accepts the Bearer scheme for tokens that are not bound
+	// to a DPoP key and the DPoP scheme, with a valid proof, for tokens
+	// that are. It is the default.
+	DPoPAllowed DPoPMode = "allowed"
+	// DPoPOff refuses the DPoP scheme, as an unknown one; tokens bound to a
+	// DPoP key are then refused with ErrProofRequired.
+	DPoPOff DPoPMode = "off"
+	// DPoPRequired accepts only DPoP-bound tokens, presented with the DPoP
+	// scheme and a valid proof; the Bearer scheme is refused, as an
+	// unknown one.
+	DPoPRequired DPoPMode = "required"
 )
 
 // Settings configures a [Verifier]. The zero value of every optional field is
@@ -111,15 +136,73 @@ type Settings struct {
 	// exactly always satisfies its requirement. Nil means exact matching
 	// only.
 	ScopeMatcher ScopeMatcher
+
+	// DPoP selects which schemes [RequireBearerToken] accepts: DPoPAllowed
+	// (the zero value), DPoPOff or DPoPRequired. Under DPoPRequired,
+	// [Verifier.Verify] refuses every token, as it holds no proof.
+	DPoP DPoPMode
+	// DPoPAlgorithms are the JWS alg values accepted in DPoP proofs, each
+	// one of DefaultDPoPAlgorithms. Nil means all of them.
+	DPoPAlgorithms []string
+	// DPoPProofWindow is how far a proof's iat may lie from now, either
+	// way, on top of Leeway. Zero means DefaultDPoPProofWindow (5 minutes,
+	// as the MCP DPoP extension asks); at most MaxDPoPProofWindow.
+	DPoPProofWindow time.Duration
+	// ReplayStore records the jti of every accepted DPoP proof, so that a
+	// proof is accepted once. Share one, such as the rediscache module's,
+	// between replicas. Nil means a store in this verifier's memory of
+	// DefaultReplayStoreSize entries.
+	ReplayStore ReplayStore
+	// DPoPNonceKeys, if set, make proofs carry a server nonce (RFC 9449
+	// §8): a proof without a valid one is refused with use_dpop_nonce and
+	// a fresh DPoP-Nonce header. Nonces are HMACs of the time, so replicas
+	// with the same keys agree without shared state. The first key makes
+	// nonces and every key checks them, so that keys can rotate. Each key
+	// must have at least 32 bytes. fmt and log/slog show only their count.
+	DPoPNonceKeys [][]byte
+	// DPoPNonceLifetime is how long a nonce is accepted. Zero means 5
+	// minutes; it must lie between 2 seconds and 24 hours. A nonce the
+	// middleware hands out stays valid for at least half of it.
+	DPoPNonceLifetime time.Duration
+	// PublicBaseURL is the scheme, host, port and optional path prefix at
+	// which clients reach this server, such as "https://mcp.example.com"
+	// or "https://example.com/tools" behind a proxy that strips "/tools".
+	// A DPoP proof's htu must equal it joined with the request's path.
+	// Empty means the URL the request arrived at: https when it came over
+	// TLS, else http, with the Host header.
+	PublicBaseURL string
+	// TrustForwardedHeaders, without PublicBaseURL, takes the scheme and
+	// host of the request URL from the first X-Forwarded-Proto and
+	// X-Forwarded-Host headers. Set it only behind a proxy that sets both
+	// and drops them from clients.
+	TrustForwardedHeaders bool
+	// ClientCertificate returns the TLS client certificate of a request,
+	// for certificate-bound tokens (RFC 8705 §3): set it behind a
+	// TLS-terminating proxy that passes the certificate on. Nil means the
+	// first certificate of r.TLS.PeerCertificates. The server must ask
+	// for certificates (tls.Config.ClientAuth RequestClientCert or
+	// stronger).
+	ClientCertificate func(r *http.Request) (*x509.Certificate, error)
 }
 
-// String returns a description of s with the client secret, and any user
-// information written into IntrospectionURL, redacted.
+// String returns a description of s with the client secret, the DPoP
+// nonce keys, and any user information written into IntrospectionURL or
+// PublicBaseURL, redacted.
 func (s Settings) String() string {
-	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v AllowInsecureHTTP:%t ScopeMatcher:%s}",
+	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t}",
 		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
 		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
-		s.NegativeCacheTTL, s.AllowInsecureHTTP, s.scopeMatching())
+		s.NegativeCacheTTL, s.AllowInsecureHTTP, s.scopeMatching(),
+		s.DPoP, s.DPoPAlgorithms, s.DPoPProofWindow, redactKeys(s.DPoPNonceKeys),
+		displayURL(s.PublicBaseURL), s.TrustForwardedHeaders)
+}
+
+// redactKeys describes keys by their count alone.
+func redactKeys(keys [][]byte) string {
+	if len(keys) == 0 {
+		return "none"
+	}
+	return strconv.Itoa(len(keys)) + " REDACTED"
 }
 
 // scopeMatching says whether s has a ScopeMatcher: "custom" when set,
@@ -152,6 +235,10 @@ func (s Settings) LogValue() slog.Value {
 		slog.Duration("cache_ttl", s.CacheTTL),
 		slog.Duration("negative_cache_ttl", s.NegativeCacheTTL),
 		slog.String("scope_matcher", s.scopeMatching()),
+		slog.String("dpop", string(s.DPoP)),
+		slog.Any("dpop_algorithms", s.DPoPAlgorithms),
+		slog.String("dpop_nonce_keys", redactKeys(s.DPoPNonceKeys)),
+		slog.String("public_base_url", displayURL(s.PublicBaseURL)),
 	)
 }
 
@@ -200,6 +287,8 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 		{"Leeway", s.Leeway},
 		{"CacheTTL", s.CacheTTL},
 		{"NegativeCacheTTL", s.NegativeCacheTTL},
+		{"DPoPProofWindow", s.DPoPProofWindow},
+		{"DPoPNonceLifetime", s.DPoPNonceLifetime},
 	} {
 		if d.v < 0 {
 			return s, nil, fmt.Errorf("introspection: %s must not be negative, got %v", d.name, d.v)
@@ -214,6 +303,9 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 			return s, nil, &settingError{"introspection: invalid required scope " + q,
 				func(p string) string { return "introspection: " + p + "REQUIRED_SCOPES holds an invalid scope " + q }}
 		}
+	}
+	if s, err = s.validateDPoP(); err != nil {
+		return s, nil, err
 	}
 	if s.Timeout == 0 {
 		s.Timeout = DefaultTimeout
@@ -316,9 +408,11 @@ func isLoopback(host string) bool {
 // followed by URL, CLIENT_ID, CLIENT_SECRET (or CLIENT_SECRET_FILE, a file
 // holding the secret), CLIENT_AUTH_METHOD, TIMEOUT, REQUIRED_SCOPES,
 // AUDIENCE, ISSUER, LEEWAY, CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL,
-// ALLOW_INSECURE_HTTP and SCOPE_SEPARATOR, which sets ScopeMatcher to
+// ALLOW_INSECURE_HTTP, SCOPE_SEPARATOR, which sets ScopeMatcher to
 // [HierarchicalScopes] with that separator (":" for the "a:b:c"
-// convention; unset means exact matching). An empty prefix means "INTROSPECTION_"; a prefix
+// convention; unset means exact matching), DPOP (off, allowed or
+// required), DPOP_ALGORITHMS, DPOP_PROOF_WINDOW, PUBLIC_BASE_URL and
+// TRUST_FORWARDED_HEADERS. An empty prefix means "INTROSPECTION_"; a prefix
 // that does not end in "_" gets one, so "NOTES" reads NOTES_URL. Durations
 // are Go durations such as "5s"; lists are separated by spaces or commas.
 // Values are trimmed of surrounding white space, except the secret, which
@@ -351,6 +445,9 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 	s.RequiredScopes = splitList(get("REQUIRED_SCOPES"))
 	s.Audience = splitList(get("AUDIENCE"))
 	s.Issuer = get("ISSUER")
+	s.DPoP = DPoPMode(get("DPOP"))
+	s.DPoPAlgorithms = splitList(get("DPOP_ALGORITHMS"))
+	s.PublicBaseURL = get("PUBLIC_BASE_URL")
 	if sep := get("SCOPE_SEPARATOR"); sep != "" {
 		m, err := HierarchicalScopes(sep)
 		if err != nil {
@@ -367,6 +464,7 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		{"LEEWAY", &s.Leeway},
 		{"CACHE_TTL", &s.CacheTTL},
 		{"NEGATIVE_CACHE_TTL", &s.NegativeCacheTTL},
+		{"DPOP_PROOF_WINDOW", &s.DPoPProofWindow},
 	} {
 		v := get(d.name)
 		if v == "" {
@@ -385,12 +483,22 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		}
 		s.MaxCacheSize = n
 	}
-	if v := get("ALLOW_INSECURE_HTTP"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return s, fmt.Errorf("introspection: %sALLOW_INSECURE_HTTP=%q is not a boolean", prefix, v)
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{
+		{"ALLOW_INSECURE_HTTP", &s.AllowInsecureHTTP},
+		{"TRUST_FORWARDED_HEADERS", &s.TrustForwardedHeaders},
+	} {
+		v := get(b.name)
+		if v == "" {
+			continue
 		}
-		s.AllowInsecureHTTP = b
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return s, fmt.Errorf("introspection: %s%s=%q is not a boolean", prefix, b.name, v)
+		}
+		*b.dst = on
 	}
 	return s, nil
 }

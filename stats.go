@@ -52,6 +52,7 @@ type Stats struct {
 var failureKinds = [...]FailureKind{
 	FailureTransport, FailureTimeout, FailureStatus, FailureRedirect,
 	FailureContentType, FailureTooLarge, FailureMalformed, FailurePanic,
+	FailureReplayStore,
 }
 
 // paddedCounter keeps a hot counter on its own cache line.

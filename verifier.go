@@ -56,6 +56,8 @@ type Verifier struct {
 	flights map[string]*flight // shared introspection requests running, by token
 	cache   store              // nil when caching is off
 	stats   counters
+
+	dp dpopConfig // never modified
 }
 
 // flight is one introspection request shared by the concurrent callers of
@@ -97,6 +99,9 @@ func NewVerifier(s Settings) (*Verifier, error) {
 	}
 	if v.now == nil {
 		v.now = time.Now
+	}
+	if v.dp, err = newDPoPConfig(s, v.now); err != nil {
+		return nil, err
 	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
@@ -200,7 +205,14 @@ func (v *Verifier) Close() error {
 // Every rejection is logged once, at debug level, with its reason and
 // without the token; a failed request is logged once at warn level,
 // however many callers share it.
-func (v *Verifier) Verify(ctx context.Context, token string) (t *AccessToken, err error) {
+func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, error) {
+	return v.verify(ctx, token, possession{})
+}
+
+// verify is Verify for a token that came with what p holds: a verified
+// DPoP proof, whose jti it records once the token is accepted, and the
+// request, for its TLS client certificate.
+func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *AccessToken, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			t = nil
@@ -222,7 +234,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (t *AccessToken, er
 		now := v.now()
 		if a, ok := v.cache.get(ctx, token, now); ok {
 			v.stats.cacheHits.Add(1)
-			return v.check(ctx, a, token, false, now)
+			return v.check(ctx, a, token, p, false, now)
 		}
 		v.stats.cacheMisses.Add(1)
 	}
@@ -230,7 +242,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (t *AccessToken, er
 	if err != nil {
 		return nil, err
 	}
-	return v.check(ctx, a, token, exclusive, v.now())
+	return v.check(ctx, a, token, p, exclusive, v.now())
 }
 
 // VerifyToken is Verify without the reason, as FastMCP's verify_token: it
@@ -524,10 +536,13 @@ func (v *Verifier) cacheTTL(a *answer, now time.Time) time.Duration {
 	return ttl
 }
 
-// check decides whether the answer a accepts token at now, and logs a
-// rejection.
-func (v *Verifier) check(ctx context.Context, a *answer, token string, exclusive bool, now time.Time) (*AccessToken, error) {
+// check decides whether the answer a accepts token, presented with p, at
+// now, and logs a rejection.
+func (v *Verifier) check(ctx context.Context, a *answer, token string, p possession, exclusive bool, now time.Time) (*AccessToken, error) {
 	err := v.reject(a, now)
+	if err == nil {
+		err = v.checkBinding(ctx, a, p)
+	}
 	if err == nil {
 		se, panicked := v.missingScopes(ctx, a.scopes, v.s.RequiredScopes)
 		switch {
@@ -549,6 +564,11 @@ func (v *Verifier) check(ctx context.Context, a *answer, token string, exclusive
 		}
 		v.logRejection(ctx, err)
 		return nil, err
+	}
+	if p.proof != nil {
+		if err := v.claimProof(ctx, p.proof); err != nil {
+			return nil, err
+		}
 	}
 	v.stats.accepted.Add(1)
 	return a.accessToken(token, !exclusive), nil
@@ -576,9 +596,6 @@ func (v *Verifier) reject(a *answer, now time.Time) error {
 		return audienceIn(aud, v.s.Audience)
 	}) {
 		return ErrAudienceMismatch
-	}
-	if a.bound() {
-		return ErrProofRequired
 	}
 	return nil
 }
