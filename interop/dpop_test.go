@@ -23,7 +23,11 @@ import (
 // TestDPoPInterop runs RFC 9449 end to end with parties that are not ours:
 // oidc-provider issues DPoP-bound opaque access tokens to a client that
 // proves possession of its key, and the npm package dpop makes that key and
-// every proof. The middleware refuses the bound token as a Bearer token.
+// every proof. The middleware, with no DPoP settings (the allowed mode),
+// accepts the bound token with its proof and refuses it as a Bearer token,
+// with a proof of another key, with a replayed proof, and with a proof for
+// another URL or method. Every request is answered from the cache, so each
+// proof is checked on a cache hit.
 func TestDPoPInterop(t *testing.T) {
 	p := oidcprovider.Start(t)
 
@@ -101,7 +105,12 @@ func TestDPoPInterop(t *testing.T) {
 		wantCodes []int  // one per send
 		wantError string // error attribute of the last answer's challenge, on its scheme
 	}{
+		{"bound token with its proof", []send{{"DPoP", withProof}}, []int{200}, ""},
 		{"bound token as Bearer", []send{{"Bearer", -1}}, []int{401}, "invalid_token"},
+		{"proof made by another key", []send{{"DPoP", otherKey}}, []int{401}, "invalid_token"},
+		{"same proof twice", []send{{"DPoP", replayed}, {"DPoP", replayed}}, []int{200, 401}, "invalid_dpop_proof"},
+		{"proof for another URL", []send{{"DPoP", otherURL}}, []int{401}, "invalid_dpop_proof"},
+		{"proof for another method", []send{{"DPoP", otherMethod}}, []int{401}, "invalid_dpop_proof"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,6 +147,39 @@ func TestDPoPInterop(t *testing.T) {
 		})
 	}
 	assert.Equal(t, uint64(1), v.Stats().UpstreamRequests, "one introspection, then cache hits")
+}
+
+// TestDPoPInteropEd25519 shows that a proof with alg Ed25519 (RFC 9864),
+// which the dpop package sends for an Ed25519 key, is accepted for a token
+// that oidc-provider bound to that key.
+func TestDPoPInteropEd25519(t *testing.T) {
+	p := oidcprovider.Start(t)
+	v := verifier(t, p, nil)
+	var handled atomic.Int64
+	srv := httptest.NewServer(introspection.RequireBearerToken(v, nil)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		handled.Add(1)
+	})))
+	t.Cleanup(srv.Close)
+
+	got := p.DPoPToken(t, oidcprovider.DPoPOptions{
+		Scopes: []string{"mcp:tools"},
+		Alg:    "Ed25519",
+		Proofs: []oidcprovider.ProofRequest{{Method: http.MethodPost, URL: srv.URL + "/mcp"}},
+	})
+	require.Equal(t, "Ed25519", proofHeader(t, got.Proofs[0])["alg"])
+	cnf, _ := p.Introspect(t, got.AccessToken)["cnf"].(map[string]any)
+	require.Equal(t, jwkThumbprint(t, got.Proofs[0]), cnf["jkt"])
+
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/mcp", strings.NewReader("{}"))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "DPoP "+got.AccessToken)
+	req.Header.Set("DPoP", got.Proofs[0])
+	resp, err := srv.Client().Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "WWW-Authenticate: %q", resp.Header.Values("WWW-Authenticate"))
+	assert.Equal(t, int64(1), handled.Load())
 }
 
 // challengeFor returns the challenge of scheme among the WWW-Authenticate
