@@ -38,6 +38,19 @@ const provider = new Provider(issuer, {
       redirect_uris: [],
       scope: 'mcp:tools mcp:echo',
     },
+    // A client whose access tokens are DPoP-bound (RFC 9449): it must send a
+    // DPoP proof to the token endpoint, and its tokens' introspection
+    // answers carry cnf.jkt, the thumbprint of the proof's key.
+    // dpopclient.mjs gets its tokens and makes its proofs.
+    {
+      client_id: 'dpop-app',
+      client_secret: 'dpop-app-secret',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      scope: 'mcp:tools mcp:echo',
+      dpop_bound_access_tokens: true,
+    },
   ],
   scopes: ['mcp:tools', 'mcp:echo', 'profile'],
   features: {
@@ -45,6 +58,9 @@ const provider = new Provider(issuer, {
     introspection: { enabled: true },
     revocation: { enabled: true },
     devInteractions: { enabled: false },
+    // RFC 9449: a client that sends a DPoP proof to the token endpoint gets
+    // a DPoP-bound token; no server nonce is asked for.
+    dPoP: { enabled: true },
     // RFC 8707: a token requested with resource=URL carries aud=URL and
     // stays opaque, as an MCP client's token for an MCP server does. A
     // token requested without resource has no aud.

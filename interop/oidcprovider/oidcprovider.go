@@ -43,6 +43,14 @@ const (
 	MCPClientSecret = "mcp-client-secret"
 )
 
+// Credentials of the client that server.mjs registers with
+// dpop_bound_access_tokens: the token endpoint gives it access tokens only
+// for a DPoP proof (RFC 9449), and they are bound to the proof's key.
+const (
+	DPoPClientID     = "dpop-app"
+	DPoPClientSecret = "dpop-app-secret"
+)
+
 // Provider is a running oidc-provider.
 type Provider struct {
 	// Issuer is its base URL on 127.0.0.1.
@@ -56,8 +64,8 @@ type Provider struct {
 }
 
 // Dir returns the directory interop/oidc, which holds server.mjs,
-// mcpclient.mjs and their node_modules, found from this file's place in the
-// repository.
+// mcpclient.mjs, dpopclient.mjs and their node_modules, found from this
+// file's place in the repository.
 func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Join(filepath.Dir(file), "..", "oidc")
@@ -188,7 +196,16 @@ func (p *Provider) Revoke(t testing.TB, token string) {
 	p.post(t, "/token/revocation", url.Values{"token": {token}, "token_type_hint": {"access_token"}}, nil)
 }
 
+// post sends form to path as the app client.
 func (p *Provider) post(t testing.TB, path string, form url.Values, out any) {
+	t.Helper()
+	p.postAs(t, appID, appSecret, path, form, out)
+}
+
+// postAs sends form to path with the client's credentials in HTTP Basic,
+// RFC 6749 §2.3.1 form-encoded, and decodes the answer into out unless out
+// is nil.
+func (p *Provider) postAs(t testing.TB, id, secret, path string, form url.Values, out any) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -197,7 +214,7 @@ func (p *Provider) post(t testing.TB, path string, form url.Values, out any) {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(appID, appSecret)
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
