@@ -3,6 +3,7 @@ package introspection
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -11,7 +12,7 @@ import (
 // envNames are the variables SettingsFromEnv reads, without the prefix.
 var envNames = []string{"URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "CLIENT_AUTH_METHOD", "TIMEOUT",
 	"REQUIRED_SCOPES", "AUDIENCE", "ISSUER", "LEEWAY", "CACHE_TTL", "MAX_CACHE_SIZE", "NEGATIVE_CACHE_TTL", "ALLOW_INSECURE_HTTP",
-	"SCOPE_SEPARATOR"}
+	"SCOPE_SEPARATOR", "DPOP", "DPOP_ALGORITHMS", "DPOP_PROOF_WINDOW", "PUBLIC_BASE_URL", "TRUST_FORWARDED_HEADERS"}
 
 // clearEnv empties every variable SettingsFromEnv reads under each prefix.
 func clearEnv(t *testing.T, prefixes ...string) {
@@ -231,6 +232,69 @@ func TestSettingsFromEnvScopeSeparator(t *testing.T) {
 			assert.Equal(t, tc.implies, s.ScopeMatcher("files", "files:read"))
 			assert.Equal(t, tc.dotted, s.ScopeMatcher("files", "files.read"))
 			assert.False(t, s.ScopeMatcher("files:read", "files"))
+		})
+	}
+}
+
+// TestSettingsFromEnvDPoP shows the DPoP variables: read into their fields,
+// and a bad value an error that names the variable.
+func TestSettingsFromEnvDPoP(t *testing.T) {
+	base := map[string]string{"URL": "https://as.example/introspect", "CLIENT_ID": "rs", "CLIENT_SECRET": "s"}
+	set := func(t *testing.T, vars map[string]string) {
+		clearEnv(t, "INTROSPECTION_")
+		for k, v := range base {
+			t.Setenv("INTROSPECTION_"+k, v)
+		}
+		for k, v := range vars {
+			t.Setenv("INTROSPECTION_"+k, v)
+		}
+	}
+	t.Run("read", func(t *testing.T) {
+		set(t, map[string]string{
+			"DPOP": "required", "DPOP_ALGORITHMS": "ES256, EdDSA", "DPOP_PROOF_WINDOW": "2m",
+			"PUBLIC_BASE_URL": "https://MCP.example:443/", "TRUST_FORWARDED_HEADERS": "true",
+		})
+		s, err := SettingsFromEnv("")
+		require.NoError(t, err)
+		assert.Equal(t, DPoPRequired, s.DPoP)
+		assert.Equal(t, []string{"ES256", "EdDSA"}, s.DPoPAlgorithms)
+		assert.Equal(t, 2*time.Minute, s.DPoPProofWindow)
+		assert.Equal(t, "https://MCP.example:443/", s.PublicBaseURL)
+		assert.True(t, s.TrustForwardedHeaders)
+		v, err := NewVerifier(s)
+		require.NoError(t, err)
+		defer v.Close()
+		assert.Equal(t, DPoPRequired, v.DPoPMode())
+		assert.Equal(t, []string{"ES256", "EdDSA"}, v.DPoPAlgorithms())
+	})
+	t.Run("unset", func(t *testing.T) {
+		set(t, nil)
+		s, err := SettingsFromEnv("")
+		require.NoError(t, err)
+		v, err := NewVerifier(s)
+		require.NoError(t, err)
+		defer v.Close()
+		assert.Equal(t, DPoPAllowed, v.DPoPMode())
+	})
+	for _, tc := range []struct {
+		name, value, want string
+		inEnv             bool // SettingsFromEnv refuses it; else NewVerifier does
+	}{
+		{"DPOP", "on", `introspection: unknown INTROSPECTION_DPOP mode "on" (want "off", "allowed" or "required")`, false},
+		{"DPOP_PROOF_WINDOW", "5", `introspection: INTROSPECTION_DPOP_PROOF_WINDOW="5" is not a non-negative duration such as 5s`, true},
+		{"TRUST_FORWARDED_HEADERS", "maybe", `introspection: INTROSPECTION_TRUST_FORWARDED_HEADERS="maybe" is not a boolean`, true},
+		{"PUBLIC_BASE_URL", "https://mcp.example/?a", `introspection: invalid INTROSPECTION_PUBLIC_BASE_URL: it must not have a query or a fragment`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set(t, map[string]string{tc.name: tc.value})
+			s, err := SettingsFromEnv("")
+			if tc.inEnv {
+				assert.EqualError(t, err, tc.want)
+				return
+			}
+			require.NoError(t, err)
+			_, err = NewVerifier(s)
+			assert.EqualError(t, EnvError("", err), tc.want)
 		})
 	}
 }

@@ -81,8 +81,16 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 // asks for, all under Settings.ScopeMatcher. The handler finds the token
 // with [AccessTokenFromContext]. opts may be nil.
 //
+// With Settings.DPoP DPoPAllowed (the default) or DPoPRequired it also
+// takes a token presented with the DPoP scheme (RFC 9449 §7.1) and one
+// DPoP header holding a valid proof, checked on every request, cached
+// answer or not; see [Settings] for the modes. A token bound to a key or a
+// client certificate is accepted only with its proof.
+//
 // It answers, with a WWW-Authenticate challenge per RFC 6750 §3 carrying
-// realm, scope and resource_metadata (RFC 9728 §5.1) where set:
+// realm, scope and resource_metadata (RFC 9728 §5.1) where set, one for
+// each scheme the mode takes (Bearer, then DPoP with algs), the error on
+// that of the scheme the request used:
 //   - 401 without error when the request has no bearer credentials;
 //   - 400 error="invalid_request" for malformed bearer credentials, more
 //     than one Authorization header, or a token in the URI query or in a
@@ -91,6 +99,9 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 //     parameters. A form-encoded body over 64 KiB gets 400 too; a shorter
 //     one is handed on to the handler as it came;
 //   - 401 error="invalid_token" when v rejects the token;
+//   - 401 error="invalid_dpop_proof" on the DPoP challenge when the proof
+//     is missing, invalid or used before, and error="use_dpop_nonce"
+//     with a DPoP-Nonce header when it lacks a valid server nonce;
 //   - 403 error="insufficient_scope" when a scope is missing, with scope
 //     listing every scope the request needs (Settings.RequiredScopes, then
 //     opts.Scopes, then the operation's, each once and never
