@@ -112,7 +112,10 @@ func Metadata(t *testing.T, ex Example) {
 			endpoint := "http://" + listen + mcpPath
 			r := send(t, http.MethodPost, endpoint, "", "", initializeRequest)
 			assert.Equal(t, http.StatusUnauthorized, r.status)
-			assert.Equal(t, []string{`Bearer realm="mcp", scope="mcp:tools", resource_metadata="` + metadataURL + `"`}, r.challenge)
+			assert.Equal(t, []string{
+				`Bearer realm="mcp", scope="mcp:tools", resource_metadata="` + metadataURL + `"`,
+				`DPoP realm="mcp", scope="mcp:tools", resource_metadata="` + metadataURL + `", ` + dpopAlgs,
+			}, r.challenge)
 
 			u, err := url.Parse(resource)
 			require.NoError(t, err)
