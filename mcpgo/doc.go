@@ -5,8 +5,11 @@
 //
 // The one way to wire it: the core middleware checks the token (RFC 6750
 // challenges, 503 during an outage, scopes, per-tool scopes through
-// MiddlewareOptions.Operation), [WithCaller] behind it binds the session to
+// MiddlewareOptions.Operation, and the proof of a DPoP-bound token, RFC
+// 9449, per Settings.DPoP), [WithCaller] behind it binds the session to
 // the token's caller, and the metadata handler stays outside both.
+// WithCaller reads no Authorization header, so a token sent with the DPoP
+// scheme works as one sent with Bearer.
 //
 //	v, err := introspection.NewVerifier(settings)
 //	if err != nil {

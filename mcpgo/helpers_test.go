@@ -61,13 +61,24 @@ type arrival struct {
 // server.NewStreamableHTTPServer.
 func newStack(t *testing.T, opts *mcpgo.Options, httpOpts ...server.StreamableHTTPOption) *stack {
 	t.Helper()
+	return newStackWith(t, nil, opts, httpOpts...)
+}
+
+// newStackWith is newStack with the verifier's settings changed by edit,
+// when not nil.
+func newStackWith(t *testing.T, edit func(*introspection.Settings), opts *mcpgo.Options, httpOpts ...server.StreamableHTTPOption) *stack {
+	t.Helper()
 	st := &stack{as: introspectiontest.NewServer()}
 	t.Cleanup(st.as.Close)
-	v, err := introspection.NewVerifier(introspection.Settings{
+	s := introspection.Settings{
 		IntrospectionURL: st.as.IntrospectionURL,
 		ClientID:         introspectiontest.ClientID,
 		ClientSecret:     introspectiontest.ClientSecret,
-	})
+	}
+	if edit != nil {
+		edit(&s)
+	}
+	v, err := introspection.NewVerifier(s)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = v.Close() })
 	ts := httptest.NewServer(introspection.RequireBearerToken(v, nil)(mcpgo.WithCaller(st.recording(st.mcpHandler(t, httpOpts...)), opts)))

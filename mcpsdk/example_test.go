@@ -51,7 +51,9 @@ func printWhoami(url, token string) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		fmt.Println(strings.TrimSpace(fmt.Sprint(resp.StatusCode, " ", resp.Header.Get("WWW-Authenticate"))))
+		// One line per challenge: the verifier's middleware sends a DPoP
+		// one after the Bearer one unless Settings.DPoP is off.
+		fmt.Println(strings.TrimSpace(fmt.Sprint(resp.StatusCode, " ", strings.Join(resp.Header.Values("WWW-Authenticate"), "\n"))))
 		return
 	}
 	var rpc struct {
@@ -111,7 +113,8 @@ func ExampleWithTokenInfo() {
 	}
 	defer v.Close()
 
-	// Ours in front: RFC 6750 error attributes, and 503 during an outage.
+	// Ours in front: RFC 6750 error attributes, DPoP-bound tokens (RFC 9449),
+	// and 503 during an outage.
 	// Its MiddlewareOptions.Operation, from introspection.MCPOperation, adds
 	// per-tool scopes.
 	srv := httptest.NewServer(introspection.RequireBearerToken(v, &introspection.MiddlewareOptions{
@@ -127,6 +130,7 @@ func ExampleWithTokenInfo() {
 	// Output:
 	// 200 hello alice
 	// 401 Bearer error="invalid_token", scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+	// DPoP scope="mcp:tools", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", algs="ES256 ES384 ES512 RS256 PS256 EdDSA Ed25519"
 	// 503
 }
 

@@ -50,9 +50,22 @@
 //	token without mcp:tools       403 error="insufficient_scope"    403, no error attribute
 //	token naming no caller        401 error="invalid_token"         401, no error attribute
 //	authorization server failing  503 with Retry-After              500 "authorization server unavailable"
+//	DPoP token with its proof     200                               401, no error attribute
+//	DPoP token as Bearer          401 error="invalid_token"         401, no error attribute
 //
 // Every 401 and 403 there carries resource_metadata: WithTokenInfo's 401
 // for a token naming no caller carries its [Options].ResourceMetadataURL.
+//
+// A DPoP token is one bound to the client's key (cnf.jkt, RFC 9449), sent
+// as "Authorization: DPoP <token>" with a proof in a DPoP header. Only the
+// first wiring serves DPoP clients: the middleware in front checks the
+// proof per Settings.DPoP, and WithTokenInfo shows the SDK's middleware
+// behind it the verified token with the Bearer scheme, the only one that
+// middleware reads, while the SDK's handler gets the request's own
+// headers. The SDK's own middleware takes Bearer only and never hands a
+// proof on, so with [TokenVerifier] a bound token is refused, also as
+// Bearer ([introspection.Verifier.Verify] refuses it with
+// [introspection.ErrProofRequired]), and under DPoPRequired every token is.
 //
 // The SDK checks TokenInfo.Expiration again, against time.Now and without
 // the verifier's Settings.Leeway. So that it never refuses a token the
@@ -67,6 +80,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/mcpauth/introspection/internal/challenge"
@@ -117,6 +131,12 @@ type Options struct {
 // verifier has accepted the token. A token that names no caller
 // ([introspection.AccessToken.Caller] is empty) is reported as
 // auth.ErrInvalidToken too: TokenInfo.UserID is the caller.
+//
+// That middleware reads only the Bearer scheme, so no DPoP proof reaches
+// this verifier: a token bound to a key (DPoP, or a client certificate)
+// is refused as auth.ErrInvalidToken, and under Settings.DPoP
+// DPoPRequired every token is. Serve DPoP clients with the wiring of the
+// package doc.
 //
 // The TokenInfo's Expiration is the token's exp plus Settings.Leeway, the
 // last instant v accepts it. A nil v fails closed: every token is answered
@@ -218,6 +238,11 @@ type infoKey struct{}
 // [Options].ResourceMetadataURL) makes every request, CORS preflights
 // included, get 500 without reaching h.
 //
+// A request with the DPoP scheme (RFC 9449 §7.1), whose proof the
+// middleware in front checked, reaches the SDK's middleware with the same
+// token under the Bearer scheme, the only one it reads; h gets the
+// request with its own headers.
+//
 // It does not introspect again and checks nothing else again: exp (with
 // Settings.Leeway), scopes and audience were checked by the middleware in
 // front, so the SDK's own expiry check is turned off. TokenInfo.Expiration
@@ -246,7 +271,7 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 		ResourceMetadataURL:    o.ResourceMetadataURL,
 		AllowMissingExpiration: true,          // the verifier allows tokens without exp
 		ClockSkew:              checkedExpiry, // and has checked exp with its Leeway
-	})(h)
+	})(restoreHeader(h))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, ok := introspection.AccessTokenFromContext(r.Context())
 		if !ok && challenge.IsPreflight(r) {
@@ -263,7 +288,49 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 			refuse(w)
 			return
 		}
-		checked.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
+		ctx := context.WithValue(r.Context(), infoKey{}, info)
+		if bearer, ok := asBearer(r.Header.Values("Authorization")); ok {
+			// The SDK's middleware reads only the Bearer scheme: show it
+			// the DPoP token, whose proof the middleware in front checked,
+			// as one, and give h the request's own header back.
+			ctx = context.WithValue(ctx, headerKey{}, r.Header)
+			r = r.WithContext(ctx)
+			r.Header = r.Header.Clone()
+			r.Header.Set("Authorization", bearer)
+			checked.ServeHTTP(w, r)
+			return
+		}
+		checked.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// headerKey is the context key under which WithTokenInfo keeps the header
+// of a DPoP request while the SDK's middleware sees it as a Bearer one.
+type headerKey struct{}
+
+// asBearer returns the one Authorization header of the DPoP scheme (RFC
+// 9449 §7.1) as the same credentials with the Bearer scheme, and false
+// for any other header.
+func asBearer(authorization []string) (string, bool) {
+	if len(authorization) != 1 {
+		return "", false
+	}
+	scheme, token, ok := strings.Cut(authorization[0], " ")
+	if !ok || !strings.EqualFold(scheme, "DPoP") {
+		return "", false
+	}
+	return "Bearer " + token, true
+}
+
+// restoreHeader returns h, handed the request with the header it came
+// with when WithTokenInfo changed its scheme for the SDK's middleware.
+func restoreHeader(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if header, ok := r.Context().Value(headerKey{}).(http.Header); ok {
+			r = r.WithContext(r.Context())
+			r.Header = header
+		}
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -172,7 +172,10 @@ func TestOurMiddlewareInFront(t *testing.T) {
 
 	resp := post(t, srv.URL, "unknown-token")
 	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
-	assert.Equal(t, `Bearer error="invalid_token", scope="mcp:tools"`, resp.Header.Get("WWW-Authenticate"))
+	assert.Equal(t, []string{
+		`Bearer error="invalid_token", scope="mcp:tools"`,
+		`DPoP scope="mcp:tools", algs="ES256 ES384 ES512 RS256 PS256 EdDSA Ed25519"`,
+	}, resp.Header.Values("WWW-Authenticate"), "the error on the scheme used, and a DPoP challenge too")
 
 	as.SetFault(introspectiontest.Fault{Status: 500})
 	resp = post(t, srv.URL, good)

@@ -56,7 +56,10 @@ func TestWiringsAnswerAsDocumented(t *testing.T) {
 		authorization string // "{token}" is replaced by a token issued with token
 		token         introspectiontest.TokenOptions
 		outage        bool
-		ours, sdk     answer
+		// bound binds the token to a new DPoP key, whose proof for the
+		// request goes with it in a DPoP header.
+		bound     bool
+		ours, sdk answer
 		// sdkAllowingNoExp, if set, is the SDK's answer with AllowMissingExpiration.
 		sdkAllowingNoExp *answer
 	}{
@@ -77,6 +80,10 @@ func TestWiringsAnswerAsDocumented(t *testing.T) {
 			ours:  answer{401, "invalid_token"}, sdk: answer{401, ""}},
 		{row: "authorization server failing", authorization: "Bearer {token}", token: good, outage: true,
 			ours: answer{503, ""}, sdk: answer{500, ""}},
+		{row: "DPoP token with its proof", authorization: "DPoP {token}", token: good, bound: true,
+			ours: answer{200, ""}, sdk: answer{401, ""}},
+		{row: "DPoP token as Bearer", authorization: "Bearer {token}", token: good, bound: true,
+			ours: answer{401, "invalid_token"}, sdk: answer{401, ""}},
 	}
 
 	src, err := os.ReadFile("mcpsdk.go")
@@ -117,8 +124,18 @@ func TestWiringsAnswerAsDocumented(t *testing.T) {
 					t.Cleanup(srv.Close)
 					req, err := http.NewRequest(http.MethodPost, srv.URL, strings.NewReader("{}"))
 					require.NoError(t, err)
+					opts := tc.token
+					var key *introspectiontest.DPoPKey
+					if tc.bound {
+						key = introspectiontest.NewDPoPKey()
+						opts.DPoPKey = key.Thumbprint()
+					}
+					token := as.Issue(opts)
 					if tc.authorization != "" {
-						req.Header.Set("Authorization", strings.Replace(tc.authorization, "{token}", as.Issue(tc.token), 1))
+						req.Header.Set("Authorization", strings.Replace(tc.authorization, "{token}", token, 1))
+					}
+					if key != nil {
+						req.Header.Set("DPoP", key.Proof(req.Method, req.URL.String(), token))
 					}
 					if tc.outage {
 						as.SetFault(introspectiontest.Fault{Status: http.StatusInternalServerError})

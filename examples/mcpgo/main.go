@@ -16,6 +16,15 @@
 // MCP_PUBLIC_URL, the public base URL (the -public-url flag wins);
 // MCP_AUTHORIZATION_SERVER, the issuer announced in the metadata (default
 // INTROSPECTION_ISSUER).
+//
+// DPoP (RFC 9449): INTROSPECTION_DPOP=allowed, the default, serves tokens
+// bound to a client's key with the DPoP scheme and a proof, and unbound
+// ones as Bearer; required serves DPoP-bound tokens only; off serves
+// Bearer only and refuses bound tokens. A proof names the URL the client
+// sent its request to: the public base URL and the path, unless
+// INTROSPECTION_PUBLIC_BASE_URL or INTROSPECTION_TRUST_FORWARDED_HEADERS
+// says otherwise. The metadata lists the proofs' algorithms and, under
+// required, says that tokens must be DPoP-bound.
 package main
 
 import (
@@ -115,6 +124,12 @@ func run(ctx context.Context, addr, publicURL string, out io.Writer) error {
 		// authorization spec requires.
 		settings.Audience = []string{resource}
 	}
+	if settings.PublicBaseURL == "" && !settings.TrustForwardedHeaders {
+		// A DPoP proof names the URL its request was sent to (htu): the
+		// public one, whatever address and Host header a proxy in front
+		// passes on.
+		settings.PublicBaseURL = base
+	}
 	if _, set := os.LookupEnv("INTROSPECTION_CACHE_TTL"); !set {
 		// Without a cache every HTTP request asks the authorization server:
 		// one session of the go-sdk's client costs 3 (protocol 2026-07-28)
@@ -174,7 +189,11 @@ func newHandler(v *introspection.Verifier, publicURL, authorizationServer string
 		Resource:             publicURL + mcpPath,
 		AuthorizationServers: []string{authorizationServer},
 		ScopesSupported:      []string{scopeTools, scopeEcho},
-		ResourceName:         "introspection example (mcp-go)",
+		// DPoP (RFC 9449): the proofs' algorithms, and whether tokens
+		// must be bound to a key, as INTROSPECTION_DPOP says.
+		DPOPSigningAlgValuesSupported: v.DPoPAlgorithms(),
+		DPOPBoundAccessTokensRequired: v.DPoPMode() == introspection.DPoPRequired,
+		ResourceName:                  "introspection example (mcp-go)",
 	})
 	if err != nil {
 		return nil, nil, err

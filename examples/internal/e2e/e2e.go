@@ -48,6 +48,10 @@ const (
 // mcpPath is where the examples serve MCP.
 const mcpPath = "/mcp"
 
+// dpopAlgs is the algs attribute of the examples' DPoP challenges: every
+// algorithm the verifier accepts by default.
+const dpopAlgs = `algs="ES256 ES384 ES512 RS256 PS256 EdDSA Ed25519"`
+
 // Settings returns the verifier settings that the examples run with when
 // INTROSPECTION_* names only as, for their resource URL resource.
 func Settings(as *introspectiontest.Server, resource string) introspection.Settings {
@@ -333,6 +337,8 @@ var examplesEnv = []string{
 	"INTROSPECTION_CLIENT_AUTH_METHOD", "INTROSPECTION_TIMEOUT", "INTROSPECTION_REQUIRED_SCOPES", "INTROSPECTION_AUDIENCE",
 	"INTROSPECTION_ISSUER", "INTROSPECTION_LEEWAY", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_MAX_CACHE_SIZE",
 	"INTROSPECTION_NEGATIVE_CACHE_TTL", "INTROSPECTION_ALLOW_INSECURE_HTTP", "INTROSPECTION_SCOPE_SEPARATOR",
+	"INTROSPECTION_DPOP", "INTROSPECTION_DPOP_ALGORITHMS", "INTROSPECTION_DPOP_PROOF_WINDOW",
+	"INTROSPECTION_PUBLIC_BASE_URL", "INTROSPECTION_TRUST_FORWARDED_HEADERS",
 }
 
 // clearEnv unsets every variable the examples read, for the test.

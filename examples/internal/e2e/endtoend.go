@@ -63,7 +63,10 @@ func Run(t *testing.T, ex Example, s introspection.Settings, issue Issue, revoke
 	t.Run("no token: 401 with a challenge", func(t *testing.T) {
 		r := send(t, http.MethodPost, endpoint, "", "", whoamiRequest)
 		assert.Equal(t, http.StatusUnauthorized, r.status)
-		assert.Equal(t, []string{`Bearer realm="mcp", scope="` + ScopeTools + `", resource_metadata="` + metadata + `"`}, r.challenge)
+		assert.Equal(t, []string{
+			`Bearer realm="mcp", scope="` + ScopeTools + `", resource_metadata="` + metadata + `"`,
+			`DPoP realm="mcp", scope="` + ScopeTools + `", resource_metadata="` + metadata + `", ` + dpopAlgs,
+		}, r.challenge, "a challenge per scheme, DPoP being allowed by default")
 		_, err := Whoami(ctx, endpoint, "")
 		assert.Error(t, err)
 	})

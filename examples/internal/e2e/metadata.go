@@ -24,6 +24,8 @@ type metadataDoc struct {
 	Resource             string   `json:"resource"`
 	AuthorizationServers []string `json:"authorization_servers"`
 	ScopesSupported      []string `json:"scopes_supported"`
+	DPoPAlgorithms       []string `json:"dpop_signing_alg_values_supported"`
+	DPoPRequired         *bool    `json:"dpop_bound_access_tokens_required"`
 }
 
 // getMetadata fetches the metadata from the server listening at listen,
@@ -103,7 +105,7 @@ func Metadata(t *testing.T, ex Example) {
 			}
 			assert.Equal(t, resource, srv.endpoint, "the printed endpoint is the resource")
 			want := metadataDoc{Resource: resource, AuthorizationServers: []string{authorizationServer},
-				ScopesSupported: []string{ScopeTools, ScopeEcho}}
+				ScopesSupported: []string{ScopeTools, ScopeEcho}, DPoPAlgorithms: introspection.DefaultDPoPAlgorithms}
 			assert.Equal(t, want, getMetadata(t, listen, wellKnown+mcpPath), "at the path-suffixed URL")
 			assert.Equal(t, want, getMetadata(t, listen, wellKnown), "at the root URL")
 
@@ -112,7 +114,10 @@ func Metadata(t *testing.T, ex Example) {
 			endpoint := "http://" + listen + mcpPath
 			r := send(t, http.MethodPost, endpoint, "", "", initializeRequest)
 			assert.Equal(t, http.StatusUnauthorized, r.status)
-			assert.Equal(t, []string{`Bearer realm="mcp", scope="mcp:tools", resource_metadata="` + metadataURL + `"`}, r.challenge)
+			assert.Equal(t, []string{
+				`Bearer realm="mcp", scope="mcp:tools", resource_metadata="` + metadataURL + `"`,
+				`DPoP realm="mcp", scope="mcp:tools", resource_metadata="` + metadataURL + `", ` + dpopAlgs,
+			}, r.challenge)
 
 			u, err := url.Parse(resource)
 			require.NoError(t, err)

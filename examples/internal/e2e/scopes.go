@@ -15,13 +15,14 @@ import (
 // testTimeout bounds the MCP calls of one test.
 const testTimeout = 30 * time.Second
 
-// assertInsufficientScope checks a 403 with one challenge that says
-// insufficient_scope, names every scope in scope, the metadata URL and,
-// when tool is set, the tool.
+// assertInsufficientScope checks a 403 to a Bearer request, DPoP being
+// allowed: a Bearer challenge that says insufficient_scope, names every
+// scope in scope, the metadata URL and, when tool is set, the tool; then a
+// DPoP challenge without error that names the same scopes.
 func assertInsufficientScope(t *testing.T, r reply, scope, tool, metadataURL string) {
 	t.Helper()
 	require.Equal(t, http.StatusForbidden, r.status, r.body)
-	require.Len(t, r.challenge, 1, "one challenge")
+	require.Len(t, r.challenge, 2, "a Bearer and a DPoP challenge")
 	c := r.challenge[0]
 	assert.True(t, strings.HasPrefix(c, "Bearer "), c)
 	assert.Contains(t, c, `error="insufficient_scope"`)
@@ -30,6 +31,8 @@ func assertInsufficientScope(t *testing.T, r reply, scope, tool, metadataURL str
 	if tool != "" {
 		assert.Contains(t, c, `error_description="tool '`+tool+`'`)
 	}
+	assert.Equal(t, `DPoP realm="mcp", scope="`+scope+`", resource_metadata="`+metadataURL+`", `+dpopAlgs, r.challenge[1],
+		"the error goes on the scheme the request used")
 }
 
 // PerToolScopes checks who may call which tool: every request needs
