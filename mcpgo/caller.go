@@ -113,13 +113,13 @@ func WithCaller(h http.Handler, opts *Options) http.Handler {
 				h.ServeHTTP(w, r)
 				return
 			}
-			refuse(w)
+			refuse(w, r)
 			return
 		}
 		user, ok := userID(t, o.UserIDWithIssuer)
 		if !ok {
 			// A session cannot be bound to nobody.
-			refuse(w)
+			refuse(w, r)
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), userIDKey{}, user))

@@ -285,7 +285,7 @@ func WithTokenInfo(h http.Handler, opts *Options) http.Handler {
 			info = tokenInfo(t, o)
 		}
 		if info == nil {
-			refuse(w)
+			refuse(w, r)
 			return
 		}
 		ctx := context.WithValue(r.Context(), infoKey{}, info)

@@ -3,7 +3,10 @@
 // answer alike.
 package challenge
 
-import "net/http"
+import (
+	"net/http"
+	"strings"
+)
 
 // IsPreflight reports whether r is a CORS preflight request (Fetch
 // standard): OPTIONS with Origin and Access-Control-Request-Method. A
@@ -47,17 +50,23 @@ var FailClosed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 
 // InvalidToken returns a writer of the 401 error="invalid_token" answer,
 // whose challenge carries resourceMetadataURL as resource_metadata when it
-// is set. ok is false when resourceMetadataURL cannot be sent as is.
-func InvalidToken(resourceMetadataURL string) (refuse func(http.ResponseWriter), ok bool) {
+// is set. The challenge is of the scheme the request's Authorization
+// header used: DPoP (RFC 9449 §7.1) for the DPoP scheme, else Bearer. ok is
+// false when resourceMetadataURL cannot be sent as is.
+func InvalidToken(resourceMetadataURL string) (refuse func(http.ResponseWriter, *http.Request), ok bool) {
 	if !ValidAttr(resourceMetadataURL) {
 		return nil, false
 	}
-	value := `Bearer error="invalid_token"`
+	attrs := ` error="invalid_token"`
 	if resourceMetadataURL != "" {
-		value += `, resource_metadata="` + resourceMetadataURL + `"`
+		attrs += `, resource_metadata="` + resourceMetadataURL + `"`
 	}
-	return func(w http.ResponseWriter) {
-		w.Header().Set("WWW-Authenticate", value)
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme := "Bearer"
+		if name, _, _ := strings.Cut(r.Header.Get("Authorization"), " "); strings.EqualFold(name, "DPoP") {
+			scheme = "DPoP"
+		}
+		w.Header().Set("WWW-Authenticate", scheme+attrs)
 		WriteError(w, http.StatusUnauthorized, "invalid_token")
 	}, true
 }

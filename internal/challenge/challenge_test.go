@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestIsPreflight(t *testing.T) {
@@ -55,4 +56,30 @@ func TestValidAttr(t *testing.T) {
 	} {
 		assert.Equal(t, want, ValidAttr(s), "%q", s)
 	}
+}
+
+// TestInvalidTokenAnswersInTheRequestsScheme shows that the 401 challenge
+// is of the scheme the request used: DPoP for the DPoP scheme, in any case,
+// else Bearer; and that a metadata URL that cannot be sent is refused.
+func TestInvalidTokenAnswersInTheRequestsScheme(t *testing.T) {
+	refuse, ok := InvalidToken("https://mcp.example/.well-known/oauth-protected-resource")
+	require.True(t, ok)
+	for _, tc := range []struct{ authorization, want string }{
+		{"", `Bearer error="invalid_token", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource"`},
+		{"Bearer abc", `Bearer error="invalid_token", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource"`},
+		{"DPoP abc", `DPoP error="invalid_token", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource"`},
+		{"dpop abc", `DPoP error="invalid_token", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource"`},
+		{"DPoPx abc", `Bearer error="invalid_token", resource_metadata="https://mcp.example/.well-known/oauth-protected-resource"`},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		if tc.authorization != "" {
+			r.Header.Set("Authorization", tc.authorization)
+		}
+		w := httptest.NewRecorder()
+		refuse(w, r)
+		assert.Equal(t, http.StatusUnauthorized, w.Code)
+		assert.Equal(t, []string{tc.want}, w.Header().Values("WWW-Authenticate"), tc.authorization)
+	}
+	_, ok = InvalidToken(`https://mcp.example/"`)
+	assert.False(t, ok)
 }
