@@ -55,7 +55,13 @@ func (s Settings) validateDPoP() (Settings, error) {
 	if s.DPoPAlgorithms == nil {
 		s.DPoPAlgorithms = DefaultDPoPAlgorithms
 	}
-	s.DPoPAlgorithms = slices.Clone(s.DPoPAlgorithms)
+	var algs []string // each once, in order
+	for _, alg := range s.DPoPAlgorithms {
+		if !slices.Contains(algs, alg) {
+			algs = append(algs, alg)
+		}
+	}
+	s.DPoPAlgorithms = algs
 	if s.DPoPProofWindow == 0 {
 		s.DPoPProofWindow = DefaultDPoPProofWindow
 	}
@@ -197,7 +203,9 @@ func (v *Verifier) certificateThumbprint(ctx context.Context, r *http.Request) s
 func (v *Verifier) claimProof(ctx context.Context, p *dpopProof) error {
 	sum := sha256.Sum256([]byte(p.thumbprint + "\x00" + p.jti))
 	key := "dpop:" + base64.RawURLEncoding.EncodeToString(sum[:])
-	ttl := max(p.iat.Add(v.dp.window).Sub(v.now()), time.Second)
+	// The proof stays acceptable until iat + window here, and, on a
+	// replica whose clock is up to Leeway behind, for Leeway more.
+	ttl := max(p.iat.Add(v.dp.window+v.s.Leeway).Sub(v.now()), time.Second)
 	var first bool
 	var err error
 	if v.dp.ownReplay {
@@ -231,14 +239,15 @@ func (v *Verifier) claimBounded(ctx context.Context, key string, ttl time.Durati
 	}
 	done := make(chan result, 1)
 	go func() {
-		var r result
+		r := result{err: errors.New("replay store ended its goroutine without an answer")}
 		defer func() {
 			if p := recover(); p != nil {
 				r = result{err: v.recovered(ctx, "ReplayStore", p)}
 			}
 			done <- r
 		}()
-		r.first, r.err = v.dp.replay.Claim(ctx, key, ttl)
+		first, err := v.dp.replay.Claim(ctx, key, ttl)
+		r = result{first: first, err: err}
 	}()
 	select {
 	case r := <-done:
@@ -251,7 +260,27 @@ func (v *Verifier) claimBounded(ctx context.Context, key string, ttl time.Durati
 // checkProof verifies the DPoP proof of a request that presented token
 // with the DPoP scheme, nonce included, but does not record its jti: that
 // happens once the token is accepted.
-func (v *Verifier) checkProof(r *http.Request, token string) (*dpopProof, error) {
+//
+// It counts and logs a refusal. A panic (in Settings.Now) is recovered,
+// counted and logged, and fails the request as a FailurePanic.
+func (v *Verifier) checkProof(r *http.Request, token string) (p *dpopProof, err error) {
+	defer func() {
+		if rec := recover(); rec != nil {
+			p, err = nil, &IntrospectionError{Kind: FailurePanic, Err: v.recovered(r.Context(), "DPoP proof check", rec)}
+			v.stats.failure(FailurePanic)
+			v.stats.failed.Add(1)
+			return
+		}
+		if err != nil {
+			v.stats.rejected.Add(1)
+			v.logRejection(r.Context(), err)
+		}
+	}()
+	return v.proof(r, token)
+}
+
+// proof is checkProof without its accounting.
+func (v *Verifier) proof(r *http.Request, token string) (*dpopProof, error) {
 	proofs := r.Header.Values("DPoP")
 	if len(proofs) != 1 {
 		return nil, &DPoPProofError{Reason: "the request must have exactly one DPoP header"}
@@ -278,12 +307,54 @@ func (v *Verifier) checkProof(r *http.Request, token string) (*dpopProof, error)
 	return &p, nil
 }
 
+// currentNonce returns the nonce to send now, when nonces are on. ok is
+// false when Settings.Now panicked: the panic is recovered, counted and
+// logged.
+func (v *Verifier) currentNonce(ctx context.Context) (nonce string, ok bool) {
+	if v.dp.nonces == nil {
+		return "", true
+	}
+	defer func() {
+		if rec := recover(); rec != nil {
+			_ = v.recovered(ctx, "DPoP nonce", rec)
+			v.stats.failure(FailurePanic)
+			v.stats.failed.Add(1)
+			nonce, ok = "", false
+		}
+	}()
+	return v.dp.nonces.current(v.now()), true
+}
+
+// requestPath returns the path of r as the client sent it, percent-encoding
+// included, for comparing with a proof's htu: net/url's EscapedPath
+// encodes the whole path afresh when it holds a character such as '|'
+// that clients send as is, and so differs from what they signed.
+func requestPath(r *http.Request) string {
+	raw := r.RequestURI
+	if !strings.HasPrefix(raw, "/") {
+		// The absolute form, scheme://authority/path?query.
+		if _, rest, ok := strings.Cut(raw, "://"); ok {
+			if i := strings.IndexByte(rest, '/'); i >= 0 {
+				raw = rest[i:]
+			} else {
+				raw = "/"
+			}
+		} else {
+			raw = r.URL.EscapedPath()
+		}
+	}
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	if !strings.HasPrefix(raw, "/") {
+		raw = "/" + raw
+	}
+	return raw
+}
+
 // requestURL returns the normalised URL a proof's htu must name for r.
 func (v *Verifier) requestURL(r *http.Request) (string, error) {
-	path := r.URL.EscapedPath()
-	if !strings.HasPrefix(path, "/") {
-		path = "/" + path
-	}
+	path := requestPath(r)
 	if v.dp.publicBase != "" {
 		return normalizeHTU(v.dp.publicBase + path)
 	}

@@ -167,8 +167,6 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 		resourceMetadata: filterAttr(o.ResourceMetadataURL),
 		scope:            strings.Join(base, " "),
 		algs:             strings.Join(v.dp.algList, " "),
-		nonces:           v.dp.nonces,
-		now:              v.now,
 	}
 	if v.dp.mode != DPoPRequired {
 		c.schemes = append(c.schemes, schemeBearer)
@@ -188,6 +186,15 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				next.ServeHTTP(w, r)
 				return
 			}
+			// With nonces on, every answer carries the current one
+			// (RFC 9449 §8.2), whatever it is.
+			if nonce, ok := v.currentNonce(r.Context()); !ok {
+				w.Header().Set("Retry-After", strconv.Itoa(int(defaultRetryAfter/time.Second)))
+				challenge.WriteError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
+				return
+			} else if nonce != "" {
+				w.Header().Set("DPoP-Nonce", nonce)
+			}
 			scheme, token, reason := credentials(r, v.dp.mode)
 			switch {
 			case reason != "":
@@ -202,10 +209,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			p := possession{r: r}
 			var err error
 			if scheme == schemeDPoP {
-				if p.proof, err = v.checkProof(r, token); err != nil {
-					v.stats.rejected.Add(1)
-					v.logRejection(r.Context(), err)
-				}
+				p.proof, err = v.checkProof(r, token)
 			}
 			var t *AccessToken
 			if err == nil {
@@ -235,7 +239,6 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				// the request's own context ended: either way nothing is
 				// known about the token.
 				w.Header().Set("Retry-After", retryAfter(err))
-				c.setNonce(w)
 				challenge.WriteError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
 				return
 			}
@@ -281,9 +284,6 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				}
 				ch.reject(w, http.StatusForbidden, "insufficient_scope", scheme)
 			default:
-				if scheme == schemeDPoP {
-					c.setNonce(w)
-				}
 				next.ServeHTTP(w, r.WithContext(ContextWithAccessToken(r.Context(), t)))
 			}
 		})
@@ -474,14 +474,11 @@ type challenger struct {
 	// required, DPoP unless it is off.
 	schemes []string
 	algs    string // the DPoP challenge's algs
-	nonces  *nonceSource
-	now     func() time.Time
 }
 
 // reject writes an RFC 6750 §3 challenge for each scheme, and a short
 // generic body. The error goes on the challenge of the scheme the request
-// used, or on every challenge when used is "". With nonces on, the answer
-// carries a DPoP-Nonce header.
+// used, or on every challenge when used is "".
 func (c challenger) reject(w http.ResponseWriter, status int, code, used string) {
 	for _, scheme := range c.schemes {
 		if used == "" || used == scheme {
@@ -490,18 +487,10 @@ func (c challenger) reject(w http.ResponseWriter, status int, code, used string)
 			w.Header().Add("WWW-Authenticate", c.challenge(scheme, ""))
 		}
 	}
-	c.setNonce(w)
 	if code == "" {
 		code = "unauthorized"
 	}
 	challenge.WriteError(w, status, code)
-}
-
-// setNonce sets the DPoP-Nonce header when nonces are on.
-func (c challenger) setNonce(w http.ResponseWriter) {
-	if c.nonces != nil {
-		w.Header().Set("DPoP-Nonce", c.nonces.current(c.now()))
-	}
 }
 
 // challenge returns the challenge of one scheme, with error code when not

@@ -2,6 +2,8 @@ package rediscache
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"time"
 
@@ -24,7 +26,9 @@ var _ introspection.ReplayStore = (*Cache)(nil)
 // server that share a Redis refuse a DPoP proof replayed to any of them.
 // It records key under the prefix and "dpop-jti:" with one SET … NX PX,
 // which Redis runs atomically, for ttl rounded up to whole milliseconds.
-// It reports false when the key was there already, and an error, never
+// It reports false when the key was there already, also when the client
+// resent the SET after losing its reply (each claim writes its own random
+// value and, when NX finds the key, reads it back), and an error, never
 // true, when Redis fails or does not answer within Options.Timeout. It
 // refuses a key that is empty, longer than 64 bytes or not of
 // [A-Za-z0-9_:-], and a ttl that is not positive.
@@ -38,14 +42,31 @@ func (c *Cache) Claim(ctx context.Context, key string, ttl time.Duration) (bool,
 	ms := (ttl + time.Millisecond - 1) / time.Millisecond // PX 0 is an error
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	err := c.rdb.Do(ctx, "SET", c.prefix+replayNamespace+key, "1", "NX", "PX", int64(ms)).Err()
-	if errors.Is(err, redis.Nil) {
-		return false, nil // NX: the key was there
+	// Each claim stores its own random value: when the client resends a
+	// SET whose reply was lost, NX finds the key the first attempt wrote,
+	// and the value tells that it is this claim's.
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return false, err
 	}
-	if err != nil {
+	mine := hex.EncodeToString(nonce[:])
+	full := c.prefix + replayNamespace + key
+	err := c.rdb.Do(ctx, "SET", full, mine, "NX", "PX", int64(ms)).Err()
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, redis.Nil) {
 		return false, c.fail(ctx, "SET NX", err)
 	}
-	return true, nil
+	// NX: the key was there, from another claim or from a resent one.
+	got, err := c.rdb.Get(ctx, full).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return false, nil // it expired in between: it was there, so not new
+	case err != nil:
+		return false, c.fail(ctx, "GET", err)
+	}
+	return got == mine, nil
 }
 
 // validReplayKey reports whether key is 1 to 64 bytes of [A-Za-z0-9_:-].
