@@ -929,3 +929,28 @@ func TestCertificateThumbprint(t *testing.T) {
 	assert.Equal(t, "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0", certificateThumbprint([]byte("abc")))
 	assert.Equal(t, "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU", certificateThumbprint(nil))
 }
+
+// TestDPoPProofConcurrent verifies proofs from many goroutines at once:
+// verifyProof shares nothing that it changes (run with -race).
+func TestDPoPProofConcurrent(t *testing.T) {
+	signers := testProofSigners()
+	proofs := map[string]string{}
+	for _, alg := range DefaultDPoPAlgorithms {
+		proofs[alg] = signers[alg].proof(nil, nil)
+	}
+	bad := signers["ES256"].proof(nil, withMember("htm", "GET"))
+	c := proofTestCheck()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for alg, p := range proofs {
+				got, err := verifyProof(p, c)
+				assert.NoError(t, err, alg)
+				assert.Equal(t, thumbprintOf(signers[alg].jwk), got.thumbprint)
+				_, err = verifyProof(bad, c)
+				assert.EqualError(t, err, "introspection: invalid DPoP proof: htm does not match the request method")
+			}
+		})
+	}
+	wg.Wait()
+}
