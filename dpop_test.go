@@ -316,6 +316,7 @@ func TestDPoPProofAccepts(t *testing.T) {
 		signer     string
 		header     func(map[string]any)
 		claims     func(map[string]any)
+		raw        func(s *proofSigner) (header, payload string) // the JSON texts, instead
 		check      func(*proofCheck)
 		thumbprint string // when known from elsewhere than the key
 		iat        time.Time
@@ -342,6 +343,21 @@ func TestDPoPProofAccepts(t *testing.T) {
 		{name: "htu with dot segments and percent-encoded unreserved characters", claims: withMember("htu", "https://mcp.example.com/a/../%6Dcp")},
 		{name: "unknown header and claim members are ignored", header: withMember("kid", "k1"), claims: withMember("exp", "never")},
 		{name: "member names are case-sensitive: HTM is not htm", claims: withMember("HTM", "GET")},
+		{name: "escapes in member names and values", raw: func(s *proofSigner) (string, string) {
+			return `{"\u0074yp":"\u0064pop\u002bjwt","alg":"ES256","jwk":` + jwkText(s) + `}`,
+				validClaims(`,"nonce":"n\u00e9\/1"`)
+		}, nonce: "n\u00e9/1"},
+		{name: "white space around members and values", raw: func(s *proofSigner) (string, string) {
+			h, err := json.MarshalIndent(s.header(), " ", "\t")
+			if err != nil {
+				panic(err)
+			}
+			c, err := json.MarshalIndent(proofTestClaims(), "\r\n", "  ")
+			if err != nil {
+				panic(err)
+			}
+			return "\n " + string(h) + " ", "\t" + string(c) + "\r\n"
+		}},
 		{name: "jwk with optional members keeps its thumbprint", header: func(h map[string]any) {
 			withJWKMember("kid", "2011-04-29")(h)
 			withJWKMember("alg", "ES256")(h)
@@ -356,6 +372,10 @@ func TestDPoPProofAccepts(t *testing.T) {
 				tc.check(&c)
 			}
 			proof := s.proof(tc.header, tc.claims)
+			if tc.raw != nil {
+				h, p := tc.raw(s)
+				proof = s.signProof([]byte(h), []byte(p))
+			}
 			got, err := verifyProof(proof, c)
 			require.NoError(t, err)
 			assert.Equal(t, thumbprintOf(s.jwk), got.thumbprint, "thumbprint computed as RFC 7638 says")
@@ -527,6 +547,10 @@ func proofRejectionCases() []proofCase {
 		}, reason: "proof is longer than 8192 bytes"},
 		{name: "empty", edit: func(testing.TB, string) string { return "" }, reason: "proof is not three dot-separated parts"},
 		{name: "two parts", edit: func(_ testing.TB, p string) string { return p[:strings.LastIndexByte(p, '.')] }, reason: "proof is not three dot-separated parts"},
+		{name: "an empty part before the signature", edit: func(_ testing.TB, p string) string {
+			i := strings.LastIndexByte(p, '.')
+			return p[:i] + "." + p[i:]
+		}, reason: "proof is not three dot-separated parts"},
 		{name: "an extra part", edit: func(_ testing.TB, p string) string { return p + ".e30" }, reason: "proof is not three dot-separated parts"},
 		{name: "JWS JSON serialisation", edit: func(testing.TB, string) string { return `{"payload":"e30","signatures":[]}` }, reason: "proof is not three dot-separated parts"},
 		{name: "padding in the signature", edit: func(_ testing.TB, p string) string { return p + "==" }, reason: "proof is not base64url without padding"},
@@ -547,6 +571,7 @@ func proofRejectionCases() []proofCase {
 		{name: "a part of 4n+1 characters", edit: func(testing.TB, string) string { return "e30.e30AA.AA" }, reason: "proof is not base64url without padding"},
 
 		// The header as JSON.
+		{name: "empty header", edit: func(_ testing.TB, p string) string { return p[strings.IndexByte(p, '.'):] }, reason: "header is not valid JSON"},
 		{name: "header not UTF-8", raw: func(s *proofSigner) (string, string) { return validHeader(s, `,"x":"`+"\xff"+`"`), validClaims("") }, reason: "header is not valid UTF-8"},
 		{name: "header not JSON", raw: func(s *proofSigner) (string, string) { return `{"typ":"dpop+jwt",`, validClaims("") }, reason: "header is not valid JSON"},
 		{name: "header with trailing data", raw: func(s *proofSigner) (string, string) { return validHeader(s, "") + "{}", validClaims("") }, reason: "header is not valid JSON"},
@@ -609,6 +634,10 @@ func proofRejectionCases() []proofCase {
 		{name: "EC x with a leading zero byte", header: func(h map[string]any) {
 			withJWKMember("x", b64url(append([]byte{0}, unb64(es256.jwk["x"].(string))...)))(h)
 		}, reason: "jwk is not a valid key"},
+		{name: "EC x far too long", header: withJWKMember("x", strings.Repeat("A", 300)), reason: "jwk is not a valid key"},
+		{name: "Ed25519 x far too long", signer: "EdDSA", header: withJWKMember("x", strings.Repeat("A", 300)), reason: "jwk is not a valid key"},
+		{name: "Ed25519 x not a string", signer: "EdDSA", header: withJWKMember("x", nil), reason: "jwk is not a valid key"},
+		{name: "RSA n not a string", signer: "RS256", header: withJWKMember("n", []int{1}), reason: "jwk is not a valid key"},
 		{name: "EC point not on the curve", header: withJWKMember("y", flipLastBit(es256.jwk["y"].(string))), reason: "jwk point is not on the curve"},
 		{name: "EC point (0, 0)", header: func(h map[string]any) {
 			withJWKMember("x", b64url(make([]byte, 32)))(h)
@@ -624,6 +653,9 @@ func proofRejectionCases() []proofCase {
 		{name: "RSA exponent 1", signer: "RS256", header: withJWKMember("e", "AQ"), reason: "jwk RSA exponent is not valid"},
 		{name: "RSA exponent even", signer: "RS256", header: withJWKMember("e", "AQAA"), reason: "jwk RSA exponent is not valid"},
 		{name: "RSA exponent 2^32+1", signer: "RS256", header: withJWKMember("e", "AQAAAAE"), reason: "jwk RSA exponent is not valid"},
+		{name: "RSA exponent 3 goes on to the signature", signer: "RS256", header: withJWKMember("e", "Aw"), reason: "signature does not verify"},
+		{name: "RSA exponent 2^31-1 goes on to the signature", signer: "RS256", header: withJWKMember("e", "f____w"), reason: "signature does not verify"},
+		{name: "RSA exponent 2^31+1", signer: "RS256", header: withJWKMember("e", "gAAAAQ"), reason: "jwk RSA exponent is not valid"},
 		{name: "RSA exponent of 9 bytes", signer: "RS256", header: withJWKMember("e", "AQAAAAAAAAAB"), reason: "jwk RSA exponent is not valid"},
 		{name: "RSA exponent not a string", signer: "RS256", header: withJWKMember("e", 65537), reason: "jwk is not a valid key"},
 		{name: "RSA n not base64url", signer: "RS256", header: withJWKMember("n", "n+/="), reason: "jwk is not a valid key"},
@@ -655,6 +687,7 @@ func proofRejectionCases() []proofCase {
 		{name: "payload not UTF-8", raw: func(s *proofSigner) (string, string) {
 			return validHeader(s, ""), validClaims(`,"x":"` + "\xc3\x28" + `"`)
 		}, reason: "payload is not valid UTF-8"},
+		{name: "empty payload", raw: func(s *proofSigner) (string, string) { return validHeader(s, ""), "" }, reason: "payload is not valid JSON"},
 		{name: "payload not JSON", raw: func(s *proofSigner) (string, string) { return validHeader(s, ""), validClaims(",") }, reason: "payload is not valid JSON"},
 		{name: "payload an array", raw: func(s *proofSigner) (string, string) { return validHeader(s, ""), "[" + validClaims("") + "]" }, reason: "payload is not a JSON object"},
 		{name: "duplicate claim", raw: func(s *proofSigner) (string, string) { return validHeader(s, ""), validClaims(`,"htm":"GET"`) }, reason: "payload has a member more than once"},
@@ -689,6 +722,10 @@ func proofRejectionCases() []proofCase {
 		{name: "iat half a second too far in the future", claims: withMember("iat", float64(proofTestNow.Add(proofTestWin).Unix())+0.5), reason: "iat is too far in the future"},
 		{name: "iat a string", claims: withMember("iat", strconv.FormatInt(proofTestNow.Unix(), 10)), reason: "iat is missing or not a NumericDate"},
 		{name: "missing iat", claims: withoutMember("iat"), reason: "iat is missing or not a NumericDate"},
+		{name: "iat 0", claims: withMember("iat", 0), reason: "iat is too far in the past"},
+		{name: "iat the last second of year 9999", claims: withMember("iat", maxNumericDate), reason: "iat is too far in the future"},
+		{name: "iat null", claims: withMember("iat", nil), reason: "iat is missing or not a NumericDate"},
+		{name: "iat an object", claims: withMember("iat", map[string]int{"s": 1}), reason: "iat is missing or not a NumericDate"},
 		{name: "iat negative", claims: withMember("iat", -1), reason: "iat is missing or not a NumericDate"},
 		{name: "iat past year 9999", claims: withMember("iat", maxNumericDate+1), reason: "iat is missing or not a NumericDate"},
 		{name: "iat out of range", claims: withMember("iat", json.Number("1e400")), reason: "iat is missing or not a NumericDate"},
@@ -796,6 +833,11 @@ func TestNormalizeHTU(t *testing.T) {
 		{in: "https://mcp.example.com:0443/mcp", want: "https://mcp.example.com/mcp"},
 		{in: "https://mcp.example.com:08443/mcp", want: "https://mcp.example.com:8443/mcp"},
 		{in: "https://mcp.example.com:65535/mcp", want: "https://mcp.example.com:65535/mcp"},
+		{in: "https://mcp.example.com:9099/mcp", want: "https://mcp.example.com:9099/mcp"},
+		{in: "https://AZaz09-._~!$&'()*+,;=.example/", want: "https://azaz09-._~!$&'()*+,;=.example/"},
+		{in: "https://mcp.example.com/AZaz09-._~", want: "https://mcp.example.com/AZaz09-._~"},
+		{in: "https://mcp.example.com/%41%5A%61%7A%30%39%2d%2e%5f%7e", want: "https://mcp.example.com/AZaz09-._~"},
+		{in: "https://mcp.example.com/%40%5B%60%7B%2F%3A%2f%3a%ff", want: "https://mcp.example.com/%40%5B%60%7B%2F%3A%2F%3A%FF"},
 		{in: "https://mcp.example.com", want: "https://mcp.example.com/"},
 		{in: "https://mcp.example.com?x=1", want: "https://mcp.example.com/"},
 		{in: "https://mcp.example.com/mcp?x=1&y=/a?b#frag", want: "https://mcp.example.com/mcp"},
@@ -844,6 +886,7 @@ func TestNormalizeHTU(t *testing.T) {
 		{in: "https://[::1/mcp", err: errHTUBadHost},
 		{in: "https://[::1]x/mcp", err: errHTUBadHost},
 		{in: "https://mcp.example.com:65536/mcp", err: errHTUBadPort},
+		{in: "https://mcp.example.com:100000/mcp", err: errHTUBadPort},
 		{in: "https://mcp.example.com:0/mcp", err: errHTUBadPort},
 		{in: "https://mcp.example.com:443x/mcp", err: errHTUBadPort},
 		{in: "https://mcp.example.com:-443/mcp", err: errHTUBadPort},
@@ -885,4 +928,29 @@ func TestNormalizeHTU(t *testing.T) {
 func TestCertificateThumbprint(t *testing.T) {
 	assert.Equal(t, "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0", certificateThumbprint([]byte("abc")))
 	assert.Equal(t, "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU", certificateThumbprint(nil))
+}
+
+// TestDPoPProofConcurrent verifies proofs from many goroutines at once:
+// verifyProof shares nothing that it changes (run with -race).
+func TestDPoPProofConcurrent(t *testing.T) {
+	signers := testProofSigners()
+	proofs := map[string]string{}
+	for _, alg := range DefaultDPoPAlgorithms {
+		proofs[alg] = signers[alg].proof(nil, nil)
+	}
+	bad := signers["ES256"].proof(nil, withMember("htm", "GET"))
+	c := proofTestCheck()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for alg, p := range proofs {
+				got, err := verifyProof(p, c)
+				assert.NoError(t, err, alg)
+				assert.Equal(t, thumbprintOf(signers[alg].jwk), got.thumbprint)
+				_, err = verifyProof(bad, c)
+				assert.EqualError(t, err, "introspection: invalid DPoP proof: htm does not match the request method")
+			}
+		})
+	}
+	wg.Wait()
 }
