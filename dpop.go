@@ -42,9 +42,15 @@ const (
 	// maxJTILength is the longest jti, in bytes, a proof may carry.
 	maxJTILength = 256
 	// minRSABits and maxRSABits bound the modulus of an RSA key in a
-	// proof: shorter keys are weak, longer ones only cost time.
+	// proof: shorter keys are weak, and longer ones, with a large
+	// exponent, make each proof cost a client's choice of time: a proof is
+	// checked before the token is, so any client can send one. With these
+	// bounds an RS256 proof costs at most a few times an ES256 one.
 	minRSABits = 2048
-	maxRSABits = 8192
+	maxRSABits = 4096
+	// maxRSAExponent is the largest RSA public exponent accepted: 65537,
+	// which every common key uses; a larger one makes verifying cost more.
+	maxRSAExponent = 65537
 )
 
 // The reasons a DPoP proof is refused, as [DPoPProofError.Reason]. Each is
@@ -67,7 +73,7 @@ const (
 	reasonJWKCurve         = "jwk curve does not fit alg"
 	reasonJWKInvalid       = "jwk is not a valid key"
 	reasonJWKPoint         = "jwk point is not on the curve"
-	reasonRSASize          = "jwk RSA modulus is not 2048 to 8192 bits"
+	reasonRSASize          = "jwk RSA modulus is not 2048 to 4096 bits"
 	reasonRSAExponent      = "jwk RSA exponent is not valid"
 	reasonSignatureLength  = "signature has the wrong length"
 	reasonSignature        = "signature does not verify"
@@ -150,8 +156,8 @@ func proofError(reason string) (dpopProof, error) {
 //     never none or an HMAC algorithm; crit is refused whatever it lists.
 //   - jwk is a public key of the type and curve alg names: EC (RFC 7518
 //     §6.2) with full-size coordinates of a point on the curve; RSA
-//     (§6.3) of 2048 to 8192 bits in minimal form with an odd exponent
-//     from 3 to 2³¹-1; OKP Ed25519 (RFC 8037 §2). A jwk with a member of a
+//     (§6.3) of 2048 to 4096 bits in minimal form with an odd exponent
+//     from 3 to 65537; OKP Ed25519 (RFC 8037 §2). A jwk with a member of a
 //     private or symmetric key (d, p, q, dp, dq, qi, oth, k) or of kty oct
 //     is refused.
 //   - The signature verifies: ECDSA as r||s of the curve's size (RFC 7518
@@ -386,7 +392,7 @@ func (k proofKey) parseEC(alg proofAlg) (proofKey, string) {
 
 // parseRSA reads an RSA public key, RFC 7518 §6.3.1: n and e in minimal
 // form (no leading zero octet), n of minRSABits to maxRSABits, e odd and
-// from 3 to 2³¹-1.
+// from 3 to maxRSAExponent.
 func (k proofKey) parseRSA() (proofKey, string) {
 	var ok bool
 	if k.n, ok = jsonString(k.n); !ok {
@@ -415,7 +421,7 @@ func (k proofKey) parseRSA() (proofKey, string) {
 	for _, b := range e {
 		exp = exp<<8 | uint64(b)
 	}
-	if exp < 3 || exp > math.MaxInt32 || exp%2 == 0 {
+	if exp < 3 || exp > maxRSAExponent || exp%2 == 0 {
 		return k, reasonRSAExponent
 	}
 	k.rsa = &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(exp)}
@@ -756,16 +762,9 @@ var (
 // malformed percent-encoding, a percent-encoded host, an IPv6 zone, or a
 // port that is not a number from 1 to 65535.
 func normalizeHTU(raw string) (string, error) {
-	if i := strings.IndexByte(raw, '#'); i >= 0 {
-		if !uriText(raw[i+1:], "/?") {
-			return "", errHTUBadEscape
-		}
-		raw = raw[:i]
-	}
-	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		if !uriText(raw[i+1:], "/?") {
-			return "", errHTUBadEscape
-		}
+	// The query and the fragment are ignored (RFC 9449 §4.3), whatever
+	// they hold.
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
 		raw = raw[:i]
 	}
 	colon := strings.IndexByte(raw, ':')
