@@ -259,15 +259,6 @@ func confirmation(claims map[string]any) (jkt, x5t string, err error) {
 	return jkt, x5t, nil
 }
 
-// bound reports whether the token is sender-constrained: bound to a DPoP
-// key (cnf.jkt, or token_type DPoP, RFC 9449 §6) or to a client
-// certificate (cnf x5t#S256, RFC 8705 §3). Binding is decided by cnf as
-// much as by token_type, since some servers answer token_type Bearer for a
-// certificate-bound token.
-func (a *answer) bound() bool {
-	return a.jkt != "" || a.x5t != "" || strings.EqualFold(a.tokenType, "DPoP")
-}
-
 func stringMember(claims map[string]any, name string) (string, error) {
 	switch v := claims[name].(type) {
 	case nil:

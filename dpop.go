@@ -909,7 +909,7 @@ const lenientChars = "[]^|"
 // §6.2.2.1, §6.2.2.2), and encodes the characters of lenientChars. s must
 // pass uriText.
 func normalizePercent(s string) string {
-	if strings.IndexByte(s, '%') < 0 && strings.IndexAny(s, lenientChars) < 0 {
+	if strings.IndexByte(s, '%') < 0 && !strings.ContainsAny(s, lenientChars) {
 		return s
 	}
 	b := make([]byte, 0, len(s)+8)
