@@ -39,6 +39,11 @@ type AccessToken struct {
 	// Claims is the whole introspection response, as decoded by
 	// encoding/json (numbers are float64).
 	Claims map[string]any `json:"claims,omitempty"`
+	// Stale reports that the verdict came from an answer past its cache
+	// entry's end, used because the authorization server could not answer
+	// (see Settings.StaleIfError). A handler may refuse stale tokens for
+	// sensitive operations.
+	Stale bool `json:"-"`
 }
 
 // HasScope reports whether scope was granted to the token exactly, as

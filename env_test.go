@@ -12,7 +12,8 @@ import (
 // envNames are the variables SettingsFromEnv reads, without the prefix.
 var envNames = []string{"URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "CLIENT_AUTH_METHOD", "TIMEOUT",
 	"REQUIRED_SCOPES", "AUDIENCE", "ISSUER", "LEEWAY", "CACHE_TTL", "MAX_CACHE_SIZE", "NEGATIVE_CACHE_TTL", "ALLOW_INSECURE_HTTP",
-	"SCOPE_SEPARATOR", "DPOP", "DPOP_ALGORITHMS", "DPOP_PROOF_WINDOW", "PUBLIC_BASE_URL", "TRUST_FORWARDED_HEADERS"}
+	"SCOPE_SEPARATOR", "DPOP", "DPOP_ALGORITHMS", "DPOP_PROOF_WINDOW", "PUBLIC_BASE_URL", "TRUST_FORWARDED_HEADERS",
+	"STALE_IF_ERROR"}
 
 // clearEnv empties every variable SettingsFromEnv reads under each prefix.
 func clearEnv(t *testing.T, prefixes ...string) {
@@ -295,6 +296,53 @@ func TestSettingsFromEnvDPoP(t *testing.T) {
 			require.NoError(t, err)
 			_, err = NewVerifier(s)
 			assert.EqualError(t, EnvError("", err), tc.want)
+		})
+	}
+}
+
+// TestSettingsFromEnvStaleIfError shows STALE_IF_ERROR: read into
+// StaleIfError, zero and unset off, a bad or negative value an error that
+// names the variable, and without CACHE_TTL an error that names both.
+func TestSettingsFromEnvStaleIfError(t *testing.T) {
+	base := map[string]string{"URL": "https://as.example/introspect", "CLIENT_ID": "rs", "CLIENT_SECRET": "s", "CACHE_TTL": "1m"}
+	tests := []struct {
+		value   string
+		unset   string // a variable of base left unset
+		want    time.Duration
+		envErr  string // SettingsFromEnv refuses it
+		initErr string // NewVerifier refuses it, as EnvError says
+	}{
+		{value: "", want: 0},
+		{value: "0s", want: 0},
+		{value: "5m", want: 5 * time.Minute},
+		{value: " 1ns ", want: time.Nanosecond},
+		{value: "-1ns", envErr: `introspection: NOTES_STALE_IF_ERROR="-1ns" is not a non-negative duration such as 5s`},
+		{value: "5", envErr: `introspection: NOTES_STALE_IF_ERROR="5" is not a non-negative duration such as 5s`},
+		{value: "5m", unset: "CACHE_TTL", initErr: "introspection: NOTES_STALE_IF_ERROR needs NOTES_CACHE_TTL: stale answers are cache entries kept longer"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.value+" "+tc.unset, func(t *testing.T) {
+			clearEnv(t, "NOTES_")
+			for k, v := range base {
+				if k != tc.unset {
+					t.Setenv("NOTES_"+k, v)
+				}
+			}
+			t.Setenv("NOTES_STALE_IF_ERROR", tc.value)
+			s, err := SettingsFromEnv("NOTES")
+			if tc.envErr != "" {
+				assert.EqualError(t, err, tc.envErr)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, s.StaleIfError)
+			v, err := NewVerifier(s)
+			if tc.initErr != "" {
+				assert.EqualError(t, EnvError("NOTES", err), tc.initErr)
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, v.Close())
 		})
 	}
 }

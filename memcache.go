@@ -22,6 +22,7 @@ type memoryCache struct {
 	capacity int64
 	count    atomic.Int64 // entries in all shards, plus reservations being made
 	intern   *interner
+	stale    time.Duration
 }
 
 const sweepInterval = time.Minute

@@ -127,6 +127,17 @@ type Settings struct {
 	// cache, for example a store shared by several replicas. It is used
 	// only when CacheTTL or NegativeCacheTTL is set.
 	Cache Cache
+	// StaleIfError, if set, lets the verifier use a cached answer whose
+	// entry ended less than StaleIfError ago when the authorization server
+	// cannot answer (no answer in time, a transport error, a 5xx or 429, a
+	// redirect, an answer that is not RFC 7662); a 4xx or any answer of the
+	// server, active false included, is never replaced by a stale one.
+	// Every check runs again on a stale answer at the current time, an
+	// active one is never used at or past the token's exp, and the
+	// accepted token has Stale set. Entries are kept this much longer,
+	// within MaxCacheSize. It needs CacheTTL. Zero means off; negative is
+	// an error.
+	StaleIfError time.Duration
 
 	// ScopeMatcher decides whether a granted scope implies a required one,
 	// for scope hierarchies: [HierarchicalScopes] for the "a:b:c"

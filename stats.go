@@ -32,6 +32,11 @@ type Stats struct {
 	// CacheSkipped counts lookups and stores left out while a caller's
 	// Cache cools down after an error.
 	CacheSkipped uint64
+	// StaleServed counts verdicts, accepted or refused, given from an
+	// answer past its cache entry's end because the authorization server
+	// could not answer (Settings.StaleIfError). Each is counted as accepted
+	// or refused too, never as failed.
+	StaleServed uint64
 
 	// UpstreamRequests counts introspection requests sent.
 	UpstreamRequests uint64
