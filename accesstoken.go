@@ -95,12 +95,17 @@ func (t *AccessToken) CallerWithIssuer() string {
 }
 
 // String returns a description of t without the token, also where the
-// authorization server's answer repeats it.
+// authorization server's answer repeats it. It ends in " Stale:true" for
+// a token served stale.
 func (t *AccessToken) String() string {
 	if t == nil {
 		return "<nil>"
 	}
-	return scrub("introspection.AccessToken{ClientID:"+t.ClientID+" Subject:"+t.Subject+" Token:REDACTED}", t.Token)
+	stale := ""
+	if t.Stale {
+		stale = " Stale:true"
+	}
+	return scrub("introspection.AccessToken{ClientID:"+t.ClientID+" Subject:"+t.Subject+" Token:REDACTED"+stale+"}", t.Token)
 }
 
 // accessTokenFields has the fields of AccessToken and none of its methods,
@@ -128,8 +133,9 @@ func (t AccessToken) Format(f fmt.State, verb rune) {
 }
 
 // LogValue implements [slog.LogValuer]: the client, subject, username,
-// issuer, token type, scopes, audience and expiry of t, without the token
-// (REDACTED where one of them repeats it) and without Claims.
+// issuer, token type, scopes, audience and expiry of t, and stale=true for
+// a token served stale, without the token (REDACTED where one of them
+// repeats it) and without Claims.
 func (t *AccessToken) LogValue() slog.Value {
 	if t == nil {
 		return slog.StringValue("<nil>")
@@ -142,7 +148,7 @@ func (t *AccessToken) LogValue() slog.Value {
 		}
 		return out
 	}
-	attrs := make([]slog.Attr, 0, 8)
+	attrs := make([]slog.Attr, 0, 9)
 	attrs = append(attrs, slog.String("client_id", hide(t.ClientID)))
 	for _, a := range [...]struct{ key, value string }{
 		{"sub", t.Subject}, {"username", t.Username}, {"iss", t.Issuer}, {"token_type", t.TokenType},
@@ -159,6 +165,9 @@ func (t *AccessToken) LogValue() slog.Value {
 	}
 	if !t.ExpiresAt.IsZero() {
 		attrs = append(attrs, slog.Time("expires_at", t.ExpiresAt))
+	}
+	if t.Stale {
+		attrs = append(attrs, slog.Bool("stale", true))
 	}
 	return slog.GroupValue(attrs...)
 }

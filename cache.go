@@ -35,6 +35,20 @@ import (
 // as strictly. A value that fails them counts as a cache error and is
 // deleted.
 //
+// With Settings.StaleIfError, values record until when the answer is fresh:
+// a line "fresh_until=" and that time in Unix milliseconds (1 to 18
+// digits), then the JSON answer, such as
+//
+//	fresh_until=1764072060000
+//	{"active":true,"client_id":"app","exp":1764075600}
+//
+// and the TTL handed to Set is the fresh TTL plus StaleIfError, never past
+// an active token's exp, so that the value can be served stale when the
+// authorization server cannot answer. A value without the line, as earlier
+// versions and verifiers without StaleIfError write it, is fresh for as
+// long as the Cache keeps it. Earlier versions read a value with the line
+// as a bad value (counted, deleted, and the authorization server asked).
+//
 // Every call gets a context that ends after one second, and the verifier
 // stops waiting then even if the Cache ignores its context (such a call
 // keeps running on a goroutine of its own until it returns). Callers get
@@ -61,6 +75,11 @@ type store interface {
 	get(ctx context.Context, token string, now time.Time) (*answer, bool)
 	set(ctx context.Context, token string, a *answer, ttl time.Duration)
 	len() int
+	// lookup returns the entry for token, fresh or kept to be served
+	// stale, and until when it is fresh (zero: while it is kept).
+	lookup(ctx context.Context, token string, now time.Time) (a *answer, freshUntil time.Time, ok bool)
+	// forget removes the entry for token.
+	forget(ctx context.Context, token string)
 }
 
 // CacheKey returns the key under which the verifier hands answers for token
@@ -97,6 +116,7 @@ type sharedStore struct {
 	v         *Verifier
 	cooldown  time.Duration
 	timeout   time.Duration // bounds each call of c
+	stale     time.Duration // Settings.StaleIfError: how long values are kept past their end
 	downUntil atomic.Int64  // Unix nanoseconds before which c is not used
 }
 
@@ -145,9 +165,17 @@ func (s *sharedStore) call(ctx context.Context, op string, f func(context.Contex
 	return err
 }
 
-func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answer, bool) {
-	if !s.available() {
+func (s *sharedStore) get(ctx context.Context, token string, now time.Time) (*answer, bool) {
+	a, freshUntil, ok := s.lookup(ctx, token, now)
+	if !ok || !freshUntil.IsZero() && !now.Before(freshUntil) {
 		return nil, false
+	}
+	return a, true
+}
+
+func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*answer, time.Time, bool) {
+	if !s.available() {
+		return nil, time.Time{}, false
 	}
 	key := s.v.CacheKey(token)
 	var (
@@ -161,29 +189,35 @@ func (s *sharedStore) get(ctx context.Context, token string, _ time.Time) (*answ
 	})
 	if err != nil {
 		s.cacheError(ctx, "get", err)
-		return nil, false
+		return nil, time.Time{}, false
 	}
 	if !ok {
-		return nil, false
+		return nil, time.Time{}, false
 	}
-	a, err := decodeStored(b)
+	a, freshUntil, err := decodeStored(b)
 	if err != nil {
 		s.cacheError(ctx, "decode", err)
 		if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
 			s.cacheError(ctx, "delete", err)
 		}
-		return nil, false
+		return nil, time.Time{}, false
 	}
-	return a, true
+	return a, freshUntil, true
 }
 
 // decodeStored decodes a value read from a Cache with the limits of an
-// answer read from the network.
-func decodeStored(b []byte) (*answer, error) {
-	if len(b) > maxBodySize {
-		return nil, fmt.Errorf("value is larger than %d bytes", maxBodySize)
+// answer read from the network, and the time it stops being fresh (zero:
+// while the Cache keeps it).
+func decodeStored(b []byte) (*answer, time.Time, error) {
+	freshUntil, b, err := splitFreshUntil(b)
+	if err != nil {
+		return nil, time.Time{}, err
 	}
-	return decodeAnswer(b)
+	if len(b) > maxBodySize {
+		return nil, time.Time{}, fmt.Errorf("value is larger than %d bytes", maxBodySize)
+	}
+	a, err := decodeAnswer(b)
+	return a, freshUntil, err
 }
 
 func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time.Duration) {
@@ -191,10 +225,18 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 		return
 	}
 	b, err := json.Marshal(a.claims)
-	if err == nil && (bytes.Contains(b, []byte(token)) || len(b) > maxBodySize) {
+	tooLarge := len(b) > maxBodySize
+	if err == nil && s.stale > 0 {
+		b, ttl = withFreshUntil(b, a, s.v.now(), ttl, s.stale)
+	}
+	if err == nil && (bytes.Contains(b, []byte(token)) || tooLarge) {
 		// The answer names the token itself (no RFC 7662 member does),
 		// which a shared store must never hold, or it grew past what a
-		// read accepts when encoded again: it is not stored.
+		// read accepts when encoded again: it is not stored, and an
+		// older answer must not be served stale in its place.
+		if s.stale > 0 {
+			s.forget(ctx, token)
+		}
 		return
 	}
 	if err == nil {

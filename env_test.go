@@ -318,7 +318,7 @@ func TestSettingsFromEnvStaleIfError(t *testing.T) {
 		{value: " 1ns ", want: time.Nanosecond},
 		{value: "-1ns", envErr: `introspection: NOTES_STALE_IF_ERROR="-1ns" is not a non-negative duration such as 5s`},
 		{value: "5", envErr: `introspection: NOTES_STALE_IF_ERROR="5" is not a non-negative duration such as 5s`},
-		{value: "5m", unset: "CACHE_TTL", initErr: "introspection: NOTES_STALE_IF_ERROR needs NOTES_CACHE_TTL: stale answers are cache entries kept longer"},
+		{value: "5m", unset: "CACHE_TTL", want: 5 * time.Minute, initErr: "introspection: NOTES_STALE_IF_ERROR needs NOTES_CACHE_TTL: stale answers are cache entries kept longer"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.value+" "+tc.unset, func(t *testing.T) {

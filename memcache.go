@@ -13,8 +13,9 @@ import (
 // only sets an entry's visited bit under a read lock, so parallel hits, even
 // on one hot token, never wait for each other's writes; eviction skips
 // visited entries once, so entries used recently or often stay while entries
-// seen once leave first. Expired entries are evicted first and swept
-// from a shard at most once a minute when it is written to.
+// seen once leave first. Entries past their end, expired or kept only to be
+// served stale (Settings.StaleIfError), are evicted first; expired ones are
+// swept from a shard at most once a minute when it is written to.
 type memoryCache struct {
 	seed     maphash.Seed
 	shards   []memShard
@@ -22,7 +23,7 @@ type memoryCache struct {
 	capacity int64
 	count    atomic.Int64 // entries in all shards, plus reservations being made
 	intern   *interner
-	stale    time.Duration
+	stale    time.Duration // Settings.StaleIfError: how long entries are kept past their end
 }
 
 const sweepInterval = time.Minute
@@ -55,7 +56,8 @@ type memShard struct {
 type memEntry struct {
 	key        string
 	a          *answer
-	expires    time.Time
+	fresh      time.Time     // until which it is a hit
+	stale      time.Duration // how long past fresh it is kept to be served stale
 	visited    atomic.Bool
 	prev, next *memEntry // prev is newer, next is older; guarded by the shard's mu
 }
@@ -88,12 +90,14 @@ func (c *memoryCache) get(_ context.Context, token string, now time.Time) (*answ
 	if e == nil {
 		return nil, false
 	}
-	if !now.Before(e.expires) {
-		sh.mu.Lock()
-		if sh.m[token] == e {
-			sh.remove(e)
+	if !now.Before(e.fresh) {
+		if !now.Before(e.end()) {
+			sh.mu.Lock()
+			if sh.m[token] == e {
+				sh.remove(e)
+			}
+			sh.mu.Unlock()
 		}
-		sh.mu.Unlock()
 		return nil, false
 	}
 	if !e.visited.Load() {
@@ -102,20 +106,16 @@ func (c *memoryCache) get(_ context.Context, token string, now time.Time) (*answ
 	return e.a, true
 }
 
-func (c *memoryCache) set(_ context.Context, token string, a *answer, ttl time.Duration) {
+func (c *memoryCache) set(ctx context.Context, token string, a *answer, ttl time.Duration) {
 	if a.size > maxCachedAnswer || a.values > maxCachedValues {
 		// Too large to keep; an older answer for the token must not stay
 		// in place of this one.
-		sh := c.shard(token)
-		sh.mu.Lock()
-		if old := sh.m[token]; old != nil {
-			sh.remove(old)
-		}
-		sh.mu.Unlock()
+		c.forget(ctx, token)
 		return
 	}
 	now := c.now()
-	e := &memEntry{key: token, a: a.compact(c.intern), expires: now.Add(ttl)}
+	fresh := now.Add(ttl)
+	e := &memEntry{key: token, a: a.compact(c.intern), fresh: fresh, stale: staleFor(a, fresh, c.stale)}
 	sh := c.shard(token)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -158,14 +158,15 @@ func (c *memoryCache) len() int {
 	return n
 }
 
-// evict removes one entry: the first expired or unvisited one that the hand
-// reaches going from old to new, clearing visited bits on its way.
+// evict removes one entry: the first unvisited one, or one past its end,
+// that the hand reaches going from old to new, clearing visited bits on its
+// way.
 func (sh *memShard) evict(now time.Time) {
 	o := sh.hand
 	if o == nil {
 		o = sh.tail
 	}
-	for o.visited.Load() && now.Before(o.expires) {
+	for o.visited.Load() && now.Before(o.fresh) {
 		o.visited.Store(false)
 		o = o.prev
 		if o == nil {
@@ -180,12 +181,16 @@ func (sh *memShard) evict(now time.Time) {
 func (sh *memShard) sweep(now time.Time) {
 	for e := sh.tail; e != nil; {
 		prev := e.prev
-		if !now.Before(e.expires) {
+		if !now.Before(e.end()) {
 			sh.remove(e)
 		}
 		e = prev
 	}
 }
+
+// end returns when e leaves the cache: once it has been kept past its fresh
+// end for as long as it may be served stale.
+func (e *memEntry) end() time.Time { return e.fresh.Add(e.stale) }
 
 func (sh *memShard) remove(e *memEntry) {
 	if sh.hand == e {

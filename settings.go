@@ -200,10 +200,10 @@ type Settings struct {
 // nonce keys, and any user information written into IntrospectionURL or
 // PublicBaseURL, redacted.
 func (s Settings) String() string {
-	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t}",
+	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v StaleIfError:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t}",
 		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
 		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
-		s.NegativeCacheTTL, s.AllowInsecureHTTP, s.scopeMatching(),
+		s.NegativeCacheTTL, s.StaleIfError, s.AllowInsecureHTTP, s.scopeMatching(),
 		s.DPoP, s.DPoPAlgorithms, s.DPoPProofWindow, redactKeys(s.DPoPNonceKeys),
 		displayURL(s.PublicBaseURL), s.TrustForwardedHeaders)
 }
@@ -245,6 +245,7 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("issuer", s.Issuer),
 		slog.Duration("cache_ttl", s.CacheTTL),
 		slog.Duration("negative_cache_ttl", s.NegativeCacheTTL),
+		slog.Duration("stale_if_error", s.StaleIfError),
 		slog.String("scope_matcher", s.scopeMatching()),
 		slog.String("dpop", string(s.DPoP)),
 		slog.Any("dpop_algorithms", s.DPoPAlgorithms),
@@ -298,6 +299,7 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 		{"Leeway", s.Leeway},
 		{"CacheTTL", s.CacheTTL},
 		{"NegativeCacheTTL", s.NegativeCacheTTL},
+		{"StaleIfError", s.StaleIfError},
 		{"DPoPProofWindow", s.DPoPProofWindow},
 		{"DPoPNonceLifetime", s.DPoPNonceLifetime},
 	} {
@@ -307,6 +309,9 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 	}
 	if s.MaxCacheSize < 0 {
 		return s, nil, fmt.Errorf("introspection: MaxCacheSize must not be negative, got %d", s.MaxCacheSize)
+	}
+	if s.StaleIfError > 0 && s.CacheTTL == 0 {
+		return s, nil, staleNeedsCacheTTL()
 	}
 	for _, sc := range s.RequiredScopes {
 		if !validScope(sc) {
@@ -419,7 +424,7 @@ func isLoopback(host string) bool {
 // followed by URL, CLIENT_ID, CLIENT_SECRET (or CLIENT_SECRET_FILE, a file
 // holding the secret), CLIENT_AUTH_METHOD, TIMEOUT, REQUIRED_SCOPES,
 // AUDIENCE, ISSUER, LEEWAY, CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL,
-// ALLOW_INSECURE_HTTP, SCOPE_SEPARATOR, which sets ScopeMatcher to
+// STALE_IF_ERROR, ALLOW_INSECURE_HTTP, SCOPE_SEPARATOR, which sets ScopeMatcher to
 // [HierarchicalScopes] with that separator (":" for the "a:b:c"
 // convention; unset means exact matching), DPOP (off, allowed or
 // required), DPOP_ALGORITHMS, DPOP_PROOF_WINDOW, PUBLIC_BASE_URL and
@@ -475,6 +480,7 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		{"LEEWAY", &s.Leeway},
 		{"CACHE_TTL", &s.CacheTTL},
 		{"NEGATIVE_CACHE_TTL", &s.NegativeCacheTTL},
+		{"STALE_IF_ERROR", &s.StaleIfError},
 		{"DPOP_PROOF_WINDOW", &s.DPoPProofWindow},
 	} {
 		v := get(d.name)

@@ -703,6 +703,7 @@ func TestStaleNotServedToACallerWhoLeft(t *testing.T) {
 	assert.Zero(t, st.StaleServed)
 	assert.Equal(t, uint64(1), st.Canceled)
 	assert.Zero(t, st.Failed)
+	as.Close() // ends the shared request
 }
 
 // TestStaleEntriesCountAgainstMaxCacheSize shows that entries kept for
@@ -720,12 +721,12 @@ func TestStaleEntriesCountAgainstMaxCacheSize(t *testing.T) {
 	c.set(ctx, "fresh-1", a, staleTestTTL)
 	c.set(ctx, "fresh-2", a, staleTestTTL)
 	require.Equal(t, 3, c.len(), "at the bound")
-	_, _, ok := c.lookup(ctx, "old") // used, stale
+	_, _, ok := c.lookup(ctx, "old", clock.Now()) // used, stale
 	require.True(t, ok)
 
 	c.set(ctx, "new", a, staleTestTTL)
 	assert.Equal(t, 3, c.len(), "one past the bound")
-	_, _, ok = c.lookup(ctx, "old")
+	_, _, ok = c.lookup(ctx, "old", clock.Now())
 	assert.False(t, ok, "the entry past its end left first")
 	for _, k := range []string{"fresh-1", "fresh-2", "new"} {
 		_, ok := c.get(ctx, k, clock.Now())
@@ -745,11 +746,11 @@ func TestStaleEntriesLeaveAtTheirEnd(t *testing.T) {
 	clock.Advance(staleTestTTL + staleTestWindow - time.Nanosecond)
 	_, ok := c.get(ctx, "tok", clock.Now())
 	assert.False(t, ok, "past its end, not fresh")
-	_, fresh, ok := c.lookup(ctx, "tok")
+	_, fresh, ok := c.lookup(ctx, "tok", clock.Now())
 	require.True(t, ok, "kept until StaleIfError has passed")
 	assert.Equal(t, clock.Now().Add(-staleTestWindow+time.Nanosecond), fresh)
 	clock.Advance(time.Nanosecond)
-	_, _, ok = c.lookup(ctx, "tok")
+	_, _, ok = c.lookup(ctx, "tok", clock.Now())
 	assert.False(t, ok)
 	clock.Advance(sweepInterval)
 	c.set(ctx, "other", a, staleTestTTL) // sweeps

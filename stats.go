@@ -71,6 +71,7 @@ type counters struct {
 	cacheHits, cacheMisses, cacheErrors, cacheSkipped       paddedCounter
 	upstream, collapsed                                     paddedCounter
 	panics                                                  atomic.Uint64
+	staleServed                                             atomic.Uint64
 	failures                                                [len(failureKinds)]atomic.Uint64
 }
 
@@ -99,6 +100,7 @@ func (v *Verifier) Stats() Stats {
 		UpstreamRequests:  c.upstream.Load(),
 		CollapsedWaiters:  c.collapsed.Load(),
 		Panics:            c.panics.Load(),
+		StaleServed:       c.staleServed.Load(),
 		Failures:          make(map[FailureKind]uint64, len(failureKinds)),
 	}
 	s.Verifications = s.Accepted + s.Rejected + s.InsufficientScope + s.Failed + s.Canceled

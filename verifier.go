@@ -57,6 +57,8 @@ type Verifier struct {
 	cache   store              // nil when caching is off
 	stats   counters
 
+	staleLog staleLog // warnings about stale answers served
+
 	dp dpopConfig // never modified
 }
 
@@ -82,7 +84,8 @@ type flight struct {
 
 // NewVerifier validates s and returns a Verifier. It rejects a missing or
 // unsafe IntrospectionURL, missing credentials, an unknown ClientAuthMethod,
-// negative durations and a negative MaxCacheSize.
+// negative durations, a negative MaxCacheSize and StaleIfError without
+// CacheTTL.
 func NewVerifier(s Settings) (*Verifier, error) {
 	s, endpoint, err := s.validate()
 	if err != nil {
@@ -120,9 +123,11 @@ func NewVerifier(s Settings) (*Verifier, error) {
 
 	if s.CacheTTL > 0 || s.NegativeCacheTTL > 0 {
 		if s.Cache != nil {
-			v.cache = &sharedStore{c: s.Cache, v: v, cooldown: cacheCooldown, timeout: cacheCallTimeout}
+			v.cache = &sharedStore{c: s.Cache, v: v, cooldown: cacheCooldown, timeout: cacheCallTimeout, stale: s.StaleIfError}
 		} else {
-			v.cache = newMemoryCache(s.MaxCacheSize, v.now)
+			mc := newMemoryCache(s.MaxCacheSize, v.now)
+			mc.stale = s.StaleIfError
+			v.cache = mc
 		}
 	}
 	return v, nil
@@ -202,6 +207,9 @@ func (v *Verifier) Close() error {
 // or with ctx's own error when ctx ends first.
 //
 // A cached answer is checked again at the current time on every call.
+// With Settings.StaleIfError, when the server cannot answer, a cached
+// answer past its entry's end may give the verdict; an accepted token then
+// has Stale set.
 // Every rejection is logged once, at debug level, with its reason and
 // without the token; a failed request is logged once at warn level,
 // however many callers share it.
@@ -240,7 +248,7 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 	}
 	a, exclusive, err := v.fetch(ctx, token)
 	if err != nil {
-		return nil, err
+		return v.staleIfError(ctx, token, p, err)
 	}
 	return v.check(ctx, a, token, p, exclusive, v.now())
 }
@@ -294,8 +302,7 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 		v.stats.collapsed.Add(1)
 	}
 	if f.err != nil {
-		v.stats.failed.Add(1)
-		return nil, false, f.err
+		return nil, false, f.err // counted by staleIfError, unless a stale answer gives the verdict
 	}
 	return f.a, !joined && !f.shared && v.cache == nil, nil
 }
@@ -416,6 +423,7 @@ func (v *Verifier) resolve(ctx context.Context, token string) (a *answer, ttl ti
 	if v.cache != nil {
 		at = v.now()
 		ttl = v.cacheTTL(a, at)
+		v.forgetStale(ctx, token, ttl)
 	}
 	return a, ttl, at, nil
 }
@@ -432,6 +440,8 @@ func (v *Verifier) store(ctx context.Context, token string, a *answer, until tim
 	}()
 	if ttl = min(ttl, until.Sub(v.now())); ttl > 0 {
 		v.cache.set(ctx, token, a, ttl)
+	} else {
+		v.forgetStale(ctx, token, ttl)
 	}
 }
 
