@@ -606,6 +606,8 @@ func TestStaleVerdictsLoggedOncePerInterval(t *testing.T) {
 	}
 	assert.Len(t, logs.matching(msg), 1)
 	assert.Equal(t, "1", served(0))
+	cause, _ := attr(logs.matching(msg)[0], "error")
+	assert.Contains(t, cause, "HTTP 503", "why the server failed")
 	clock.Advance(staleLogInterval - time.Nanosecond)
 	verify()
 	assert.Len(t, logs.matching(msg), 1, "within the interval")
