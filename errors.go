@@ -107,6 +107,7 @@ const (
 	FailureMalformed   FailureKind = "malformed"    // not a JSON object of the RFC 7662 shape
 	FailurePanic       FailureKind = "panic"        // the HTTPClient's transport, Settings.Now or Settings.ScopeMatcher panicked
 	FailureReplayStore FailureKind = "replay_store" // Settings.ReplayStore failed, so a DPoP proof's jti could not be recorded
+	FailureUnavailable FailureKind = "unavailable"  // the circuit breaker is open: no request was sent; RetryAfter is the time to the next probe
 )
 
 // IntrospectionError reports that the authorization server gave no usable

@@ -79,6 +79,22 @@ type Settings struct {
 	// Timeout bounds each introspection request, including reading the
 	// answer. Zero means 10 seconds.
 	Timeout time.Duration
+	// BreakerThreshold is the number of consecutive failures of the
+	// authorization server (no answer, a timeout, a 5xx or 429 status, an
+	// answer that is not a usable one) after which its circuit breaker
+	// opens: Verify then fails at once with [FailureUnavailable], sending
+	// nothing, until a probe request succeeds (see [FailureUnavailable]).
+	// Zero means DefaultBreakerThreshold (5); negative means no breaker.
+	BreakerThreshold int
+	// BreakerMinBackoff is how long the breaker stays open the first time,
+	// before its first probe. Zero means 1 second.
+	BreakerMinBackoff time.Duration
+	// BreakerMaxBackoff caps the breaker's backoff, which doubles with
+	// every failed probe, each interval jittered by up to 20% either way
+	// within [BreakerMinBackoff, BreakerMaxBackoff]; a longer Retry-After
+	// of the server is honoured, up to an hour. Zero means 1 minute; at
+	// most one hour, and not shorter than BreakerMinBackoff.
+	BreakerMaxBackoff time.Duration
 	// RequiredScopes must all be granted to the token, each exactly or,
 	// with ScopeMatcher set, through a scope that implies it. Each must be
 	// an RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E). Nil means

@@ -42,6 +42,12 @@ type Stats struct {
 	// request (not per waiting caller). A panic on a caller's own
 	// goroutine (in Settings.Now) counts once per call, as FailurePanic.
 	Failures map[FailureKind]uint64
+	// Breaker is the state of the circuit breaker; BreakerClosed when
+	// Settings.BreakerThreshold turns it off.
+	Breaker BreakerState
+	// BreakerOpened counts the breaker's transitions to open: after
+	// BreakerThreshold failures, and after each failed probe.
+	BreakerOpened uint64
 	// Panics counts panics recovered in the verifier's dependencies: a
 	// Cache, the HTTPClient's transport, the Logger's handler,
 	// Settings.Now and Settings.ScopeMatcher, and in the OperationFunc of
@@ -52,7 +58,7 @@ type Stats struct {
 var failureKinds = [...]FailureKind{
 	FailureTransport, FailureTimeout, FailureStatus, FailureRedirect,
 	FailureContentType, FailureTooLarge, FailureMalformed, FailurePanic,
-	FailureReplayStore,
+	FailureReplayStore, FailureUnavailable,
 }
 
 // paddedCounter keeps a hot counter on its own cache line.

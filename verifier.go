@@ -56,6 +56,7 @@ type Verifier struct {
 	flights map[string]*flight // shared introspection requests running, by token
 	cache   store              // nil when caching is off
 	stats   counters
+	breaker *breaker // nil when Settings.BreakerThreshold is negative
 
 	dp dpopConfig // never modified
 }
@@ -96,6 +97,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 		now:            s.Now,
 		log:            s.Logger,
 		flights:        make(map[string]*flight),
+		breaker:        &breaker{},
 	}
 	if v.now == nil {
 		v.now = time.Now
