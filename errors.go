@@ -127,7 +127,8 @@ type IntrospectionError struct {
 	ErrorDescription string
 	// RetryAfter is the server's Retry-After as a delay, when it sent one:
 	// never negative, and at most one hour (a longer or unparsable value
-	// from the server is capped).
+	// from the server is capped). For FailureUnavailable it is the time
+	// until the circuit breaker lets the next probe through.
 	RetryAfter time.Duration
 	// Err is the underlying cause, if any.
 	Err error

@@ -117,11 +117,13 @@ type Settings struct {
 	HTTPClient *http.Client
 	// Logger receives a debug record for each rejected token, warnings for
 	// failed introspection and cache errors, and an error record, with its
-	// stack, for each panic recovered in a dependency. If nil, nothing is
-	// logged.
+	// stack, for each panic recovered in a dependency. The circuit breaker
+	// logs each transition once: opening at warn, the others at info. If
+	// nil, nothing is logged.
 	// Neither the token nor the secret is ever logged.
 	Logger *slog.Logger
-	// Now returns the current time for exp, nbf and cache expiry checks.
+	// Now returns the current time for exp, nbf and cache expiry checks,
+	// and the circuit breaker's intervals.
 	// If nil, time.Now is used.
 	Now func() time.Time
 	// AllowInsecureHTTP permits an http:// IntrospectionURL to a host that
@@ -300,6 +302,8 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 		v    time.Duration
 	}{
 		{"Timeout", s.Timeout},
+		{"BreakerMinBackoff", s.BreakerMinBackoff},
+		{"BreakerMaxBackoff", s.BreakerMaxBackoff},
 		{"Leeway", s.Leeway},
 		{"CacheTTL", s.CacheTTL},
 		{"NegativeCacheTTL", s.NegativeCacheTTL},
@@ -321,6 +325,9 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 		}
 	}
 	if s, err = s.validateDPoP(); err != nil {
+		return s, nil, err
+	}
+	if s, err = s.validateBreaker(); err != nil {
 		return s, nil, err
 	}
 	if s.Timeout == 0 {
@@ -427,8 +434,10 @@ func isLoopback(host string) bool {
 // ALLOW_INSECURE_HTTP, SCOPE_SEPARATOR, which sets ScopeMatcher to
 // [HierarchicalScopes] with that separator (":" for the "a:b:c"
 // convention; unset means exact matching), DPOP (off, allowed or
-// required), DPOP_ALGORITHMS, DPOP_PROOF_WINDOW, PUBLIC_BASE_URL and
-// TRUST_FORWARDED_HEADERS. An empty prefix means "INTROSPECTION_"; a prefix
+// required), DPOP_ALGORITHMS, DPOP_PROOF_WINDOW, PUBLIC_BASE_URL,
+// TRUST_FORWARDED_HEADERS, BREAKER_THRESHOLD (an integer; negative turns
+// the circuit breaker off), BREAKER_MIN_BACKOFF and BREAKER_MAX_BACKOFF.
+// An empty prefix means "INTROSPECTION_"; a prefix
 // that does not end in "_" gets one, so "NOTES" reads NOTES_URL. Durations
 // are Go durations such as "5s"; lists are separated by spaces or commas.
 // Values are trimmed of surrounding white space, except the secret, which
@@ -477,6 +486,8 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		dst  *time.Duration
 	}{
 		{"TIMEOUT", &s.Timeout},
+		{"BREAKER_MIN_BACKOFF", &s.BreakerMinBackoff},
+		{"BREAKER_MAX_BACKOFF", &s.BreakerMaxBackoff},
 		{"LEEWAY", &s.Leeway},
 		{"CACHE_TTL", &s.CacheTTL},
 		{"NEGATIVE_CACHE_TTL", &s.NegativeCacheTTL},
@@ -498,6 +509,13 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 			return s, fmt.Errorf("introspection: %sMAX_CACHE_SIZE=%q is not a non-negative integer", prefix, v)
 		}
 		s.MaxCacheSize = n
+	}
+	if v := get("BREAKER_THRESHOLD"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return s, fmt.Errorf("introspection: %sBREAKER_THRESHOLD=%q is not an integer", prefix, v)
+		}
+		s.BreakerThreshold = n
 	}
 	for _, b := range []struct {
 		name string

@@ -41,6 +41,8 @@ type Stats struct {
 	// Failures counts failed introspection requests by kind, one per
 	// request (not per waiting caller). A panic on a caller's own
 	// goroutine (in Settings.Now) counts once per call, as FailurePanic.
+	// FailureUnavailable counts the shared requests the circuit breaker
+	// did not send.
 	Failures map[FailureKind]uint64
 	// Breaker is the state of the circuit breaker; BreakerClosed when
 	// Settings.BreakerThreshold turns it off.
@@ -102,6 +104,7 @@ func (v *Verifier) Stats() Stats {
 		Panics:            c.panics.Load(),
 		Failures:          make(map[FailureKind]uint64, len(failureKinds)),
 	}
+	s.Breaker, s.BreakerOpened = v.breakerStats()
 	s.Verifications = s.Accepted + s.Rejected + s.InsufficientScope + s.Failed + s.Canceled
 	if v.cache != nil {
 		s.CacheEntries = v.cache.len()
