@@ -801,6 +801,8 @@ func TestBreakerStatsAndLogTransitions(t *testing.T) {
 	recs := h.matching("circuit breaker opened")
 	failures, _ := attr(recs[0], "failures")
 	assert.Equal(t, "2", failures)
+	kind, _ := attr(recs[0], "kind")
+	assert.Equal(t, "status", kind)
 	retry, _ := attr(recs[1], "retry_in")
 	assert.Equal(t, "2s", retry)
 	openFor, _ := attr(h.matching("circuit breaker closed")[0], "open_for")
