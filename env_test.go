@@ -13,7 +13,7 @@ import (
 var envNames = []string{"URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "CLIENT_AUTH_METHOD", "TIMEOUT",
 	"REQUIRED_SCOPES", "AUDIENCE", "ISSUER", "LEEWAY", "CACHE_TTL", "MAX_CACHE_SIZE", "NEGATIVE_CACHE_TTL", "ALLOW_INSECURE_HTTP",
 	"SCOPE_SEPARATOR", "DPOP", "DPOP_ALGORITHMS", "DPOP_PROOF_WINDOW", "PUBLIC_BASE_URL", "TRUST_FORWARDED_HEADERS",
-	"STALE_IF_ERROR"}
+	"STALE_IF_ERROR", "BREAKER_THRESHOLD", "BREAKER_MIN_BACKOFF", "BREAKER_MAX_BACKOFF"}
 
 // clearEnv empties every variable SettingsFromEnv reads under each prefix.
 func clearEnv(t *testing.T, prefixes ...string) {
@@ -343,6 +343,76 @@ func TestSettingsFromEnvStaleIfError(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.NoError(t, v.Close())
+		})
+	}
+}
+
+// TestSettingsFromEnvBreaker shows the circuit breaker's variables: read
+// into their fields, and a bad value an error that names the variable.
+func TestSettingsFromEnvBreaker(t *testing.T) {
+	base := map[string]string{"URL": "https://as.example/introspect", "CLIENT_ID": "rs", "CLIENT_SECRET": "s"}
+	set := func(t *testing.T, vars map[string]string) {
+		clearEnv(t, "INTROSPECTION_")
+		for k, v := range base {
+			t.Setenv("INTROSPECTION_"+k, v)
+		}
+		for k, v := range vars {
+			t.Setenv("INTROSPECTION_"+k, v)
+		}
+	}
+	for _, tc := range []struct {
+		threshold string
+		want      int
+	}{{"7", 7}, {"-1", -1}, {"0", 0}, {" 1 ", 1}} {
+		t.Run("read "+tc.threshold, func(t *testing.T) {
+			set(t, map[string]string{"BREAKER_THRESHOLD": tc.threshold, "BREAKER_MIN_BACKOFF": "2s", "BREAKER_MAX_BACKOFF": "30s"})
+			s, err := SettingsFromEnv("")
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, s.BreakerThreshold)
+			assert.Equal(t, 2*time.Second, s.BreakerMinBackoff)
+			assert.Equal(t, 30*time.Second, s.BreakerMaxBackoff)
+			v, err := NewVerifier(s)
+			require.NoError(t, err)
+			assert.NoError(t, v.Close())
+		})
+	}
+	t.Run("unset", func(t *testing.T) {
+		set(t, nil)
+		s, err := SettingsFromEnv("")
+		require.NoError(t, err)
+		assert.Zero(t, s.BreakerThreshold)
+		assert.Zero(t, s.BreakerMinBackoff)
+		assert.Zero(t, s.BreakerMaxBackoff)
+	})
+	for _, tc := range []struct {
+		name  string
+		vars  map[string]string
+		want  string
+		inEnv bool // SettingsFromEnv refuses it; else NewVerifier does
+	}{
+		{"threshold not a number", map[string]string{"BREAKER_THRESHOLD": "five"},
+			`introspection: INTROSPECTION_BREAKER_THRESHOLD="five" is not an integer`, true},
+		{"threshold a fraction", map[string]string{"BREAKER_THRESHOLD": "2.5"},
+			`introspection: INTROSPECTION_BREAKER_THRESHOLD="2.5" is not an integer`, true},
+		{"negative min", map[string]string{"BREAKER_MIN_BACKOFF": "-1ns"},
+			`introspection: INTROSPECTION_BREAKER_MIN_BACKOFF="-1ns" is not a non-negative duration such as 5s`, true},
+		{"max not a duration", map[string]string{"BREAKER_MAX_BACKOFF": "60"},
+			`introspection: INTROSPECTION_BREAKER_MAX_BACKOFF="60" is not a non-negative duration such as 5s`, true},
+		{"min above max", map[string]string{"BREAKER_MIN_BACKOFF": "2m", "BREAKER_MAX_BACKOFF": "1m"},
+			"introspection: INTROSPECTION_BREAKER_MIN_BACKOFF (2m0s) must not be longer than INTROSPECTION_BREAKER_MAX_BACKOFF (1m0s)", false},
+		{"max past one hour", map[string]string{"BREAKER_MAX_BACKOFF": "61m"},
+			"introspection: INTROSPECTION_BREAKER_MAX_BACKOFF must be at most 1h0m0s, got 1h1m0s", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			set(t, tc.vars)
+			s, err := SettingsFromEnv("")
+			if tc.inEnv {
+				assert.EqualError(t, err, tc.want)
+				return
+			}
+			require.NoError(t, err)
+			_, err = NewVerifier(s)
+			assert.EqualError(t, EnvError("", err), tc.want)
 		})
 	}
 }

@@ -107,6 +107,7 @@ const (
 	FailureMalformed   FailureKind = "malformed"    // not a JSON object of the RFC 7662 shape
 	FailurePanic       FailureKind = "panic"        // the HTTPClient's transport, Settings.Now or Settings.ScopeMatcher panicked
 	FailureReplayStore FailureKind = "replay_store" // Settings.ReplayStore failed, so a DPoP proof's jti could not be recorded
+	FailureUnavailable FailureKind = "unavailable"  // the circuit breaker is open: no request was sent; RetryAfter is the time to the next probe
 )
 
 // IntrospectionError reports that the authorization server gave no usable
@@ -126,7 +127,8 @@ type IntrospectionError struct {
 	ErrorDescription string
 	// RetryAfter is the server's Retry-After as a delay, when it sent one:
 	// never negative, and at most one hour (a longer or unparsable value
-	// from the server is capped).
+	// from the server is capped). For FailureUnavailable it is the time
+	// until the circuit breaker lets the next probe through.
 	RetryAfter time.Duration
 	// Err is the underlying cause, if any.
 	Err error

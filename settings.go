@@ -79,6 +79,22 @@ type Settings struct {
 	// Timeout bounds each introspection request, including reading the
 	// answer. Zero means 10 seconds.
 	Timeout time.Duration
+	// BreakerThreshold is the number of consecutive failures of the
+	// authorization server (no answer, a timeout, a 5xx or 429 status, an
+	// answer that is not a usable one) after which its circuit breaker
+	// opens: Verify then fails at once with [FailureUnavailable], sending
+	// nothing, until a probe request succeeds (see [FailureUnavailable]).
+	// Zero means DefaultBreakerThreshold (5); negative means no breaker.
+	BreakerThreshold int
+	// BreakerMinBackoff is how long the breaker stays open the first time,
+	// before its first probe. Zero means 1 second.
+	BreakerMinBackoff time.Duration
+	// BreakerMaxBackoff caps the breaker's backoff, which doubles with
+	// every failed probe, each interval jittered by up to 20% either way
+	// within [BreakerMinBackoff, BreakerMaxBackoff]; a longer Retry-After
+	// of the server is honoured, up to an hour. Zero means 1 minute; at
+	// most one hour, and not shorter than BreakerMinBackoff.
+	BreakerMaxBackoff time.Duration
 	// RequiredScopes must all be granted to the token, each exactly or,
 	// with ScopeMatcher set, through a scope that implies it. Each must be
 	// an RFC 6749 §3.3 scope-token (%x21 / %x23-5B / %x5D-7E). Nil means
@@ -101,11 +117,13 @@ type Settings struct {
 	HTTPClient *http.Client
 	// Logger receives a debug record for each rejected token, warnings for
 	// failed introspection and cache errors, and an error record, with its
-	// stack, for each panic recovered in a dependency. If nil, nothing is
-	// logged.
+	// stack, for each panic recovered in a dependency. The circuit breaker
+	// logs each transition once: opening at warn, the others at info. If
+	// nil, nothing is logged.
 	// Neither the token nor the secret is ever logged.
 	Logger *slog.Logger
-	// Now returns the current time for exp, nbf and cache expiry checks.
+	// Now returns the current time for exp, nbf and cache expiry checks,
+	// and the circuit breaker's intervals.
 	// If nil, time.Now is used.
 	Now func() time.Time
 	// AllowInsecureHTTP permits an http:// IntrospectionURL to a host that
@@ -296,6 +314,8 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 		v    time.Duration
 	}{
 		{"Timeout", s.Timeout},
+		{"BreakerMinBackoff", s.BreakerMinBackoff},
+		{"BreakerMaxBackoff", s.BreakerMaxBackoff},
 		{"Leeway", s.Leeway},
 		{"CacheTTL", s.CacheTTL},
 		{"NegativeCacheTTL", s.NegativeCacheTTL},
@@ -321,6 +341,9 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 		}
 	}
 	if s, err = s.validateDPoP(); err != nil {
+		return s, nil, err
+	}
+	if s, err = s.validateBreaker(); err != nil {
 		return s, nil, err
 	}
 	if s.Timeout == 0 {
@@ -427,8 +450,10 @@ func isLoopback(host string) bool {
 // STALE_IF_ERROR, ALLOW_INSECURE_HTTP, SCOPE_SEPARATOR, which sets ScopeMatcher to
 // [HierarchicalScopes] with that separator (":" for the "a:b:c"
 // convention; unset means exact matching), DPOP (off, allowed or
-// required), DPOP_ALGORITHMS, DPOP_PROOF_WINDOW, PUBLIC_BASE_URL and
-// TRUST_FORWARDED_HEADERS. An empty prefix means "INTROSPECTION_"; a prefix
+// required), DPOP_ALGORITHMS, DPOP_PROOF_WINDOW, PUBLIC_BASE_URL,
+// TRUST_FORWARDED_HEADERS, BREAKER_THRESHOLD (an integer; negative turns
+// the circuit breaker off), BREAKER_MIN_BACKOFF and BREAKER_MAX_BACKOFF.
+// An empty prefix means "INTROSPECTION_"; a prefix
 // that does not end in "_" gets one, so "NOTES" reads NOTES_URL. Durations
 // are Go durations such as "5s"; lists are separated by spaces or commas.
 // Values are trimmed of surrounding white space, except the secret, which
@@ -477,6 +502,8 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		dst  *time.Duration
 	}{
 		{"TIMEOUT", &s.Timeout},
+		{"BREAKER_MIN_BACKOFF", &s.BreakerMinBackoff},
+		{"BREAKER_MAX_BACKOFF", &s.BreakerMaxBackoff},
 		{"LEEWAY", &s.Leeway},
 		{"CACHE_TTL", &s.CacheTTL},
 		{"NEGATIVE_CACHE_TTL", &s.NegativeCacheTTL},
@@ -499,6 +526,13 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 			return s, fmt.Errorf("introspection: %sMAX_CACHE_SIZE=%q is not a non-negative integer", prefix, v)
 		}
 		s.MaxCacheSize = n
+	}
+	if v := get("BREAKER_THRESHOLD"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return s, fmt.Errorf("introspection: %sBREAKER_THRESHOLD=%q is not an integer", prefix, v)
+		}
+		s.BreakerThreshold = n
 	}
 	for _, b := range []struct {
 		name string

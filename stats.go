@@ -46,7 +46,15 @@ type Stats struct {
 	// Failures counts failed introspection requests by kind, one per
 	// request (not per waiting caller). A panic on a caller's own
 	// goroutine (in Settings.Now) counts once per call, as FailurePanic.
+	// FailureUnavailable counts the shared requests the circuit breaker
+	// did not send.
 	Failures map[FailureKind]uint64
+	// Breaker is the state of the circuit breaker; BreakerClosed when
+	// Settings.BreakerThreshold turns it off.
+	Breaker BreakerState
+	// BreakerOpened counts the breaker's transitions to open: after
+	// BreakerThreshold failures, and after each failed probe.
+	BreakerOpened uint64
 	// Panics counts panics recovered in the verifier's dependencies: a
 	// Cache, the HTTPClient's transport, the Logger's handler,
 	// Settings.Now and Settings.ScopeMatcher, and in the OperationFunc of
@@ -57,7 +65,7 @@ type Stats struct {
 var failureKinds = [...]FailureKind{
 	FailureTransport, FailureTimeout, FailureStatus, FailureRedirect,
 	FailureContentType, FailureTooLarge, FailureMalformed, FailurePanic,
-	FailureReplayStore,
+	FailureReplayStore, FailureUnavailable,
 }
 
 // paddedCounter keeps a hot counter on its own cache line.
@@ -103,6 +111,7 @@ func (v *Verifier) Stats() Stats {
 		StaleServed:       c.staleServed.Load(),
 		Failures:          make(map[FailureKind]uint64, len(failureKinds)),
 	}
+	s.Breaker, s.BreakerOpened = v.breakerStats()
 	s.Verifications = s.Accepted + s.Rejected + s.InsufficientScope + s.Failed + s.Canceled
 	if v.cache != nil {
 		s.CacheEntries = v.cache.len()

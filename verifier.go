@@ -56,6 +56,7 @@ type Verifier struct {
 	flights map[string]*flight // shared introspection requests running, by token
 	cache   store              // nil when caching is off
 	stats   counters
+	breaker *breaker // nil when Settings.BreakerThreshold is negative
 
 	staleLog staleLog // warnings about stale answers served
 
@@ -73,6 +74,7 @@ type flight struct {
 	shared bool // joined > 0 when the answer was published
 
 	published bool      // a, err and shared are set; guarded by Verifier.mu
+	attempt   *attempt  // the breaker's leave for the request, once sent; guarded by Verifier.mu
 	deadline  time.Time // by which the flight is over, unless a dependency ignores its context
 
 	// While the answer is stored, later callers join the flight and get
@@ -99,6 +101,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 		now:            s.Now,
 		log:            s.Logger,
 		flights:        make(map[string]*flight),
+		breaker:        newBreaker(s),
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -330,7 +333,7 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 		}
 		v.mu.Unlock()
 	}()
-	a, ttl, at, err := v.resolve(ctx, token)
+	a, ttl, at, err := v.resolve(ctx, token, f)
 	if v.publish(ctx, token, f, a, err, ttl, at) && err == nil && ttl > 0 {
 		v.store(ctx, token, a, f.until, ttl)
 	}
@@ -355,13 +358,16 @@ func (v *Verifier) publish(ctx context.Context, token string, f *flight, a *answ
 	if !store && v.flights[token] == f {
 		delete(v.flights, token)
 	}
+	att := f.attempt
 	v.mu.Unlock()
+	v.settle(ctx, att, err)
 	if err != nil {
 		ie, ok := err.(*IntrospectionError)
 		if ok {
 			v.stats.failure(ie.Kind)
 		}
-		if _, panicked := errors.AsType[*panicError](err); !panicked {
+		// The breaker logs its own refusals, once per transition.
+		if _, panicked := errors.AsType[*panicError](err); !panicked && (!ok || ie.Kind != FailureUnavailable) {
 			// A panic is logged already, with its stack.
 			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
 		}
@@ -395,7 +401,7 @@ var errNoAnswer = errors.New("the shared request ended without an answer")
 // resolve returns the answer for token and how long from at to cache it
 // (zero: not at all): from the cache, if an earlier flight filled it since
 // the caller's lookup, else from the authorization server.
-func (v *Verifier) resolve(ctx context.Context, token string) (a *answer, ttl time.Duration, at time.Time, err error) {
+func (v *Verifier) resolve(ctx context.Context, token string, f *flight) (a *answer, ttl time.Duration, at time.Time, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			a, ttl = nil, 0
@@ -407,8 +413,7 @@ func (v *Verifier) resolve(ctx context.Context, token string) (a *answer, ttl ti
 			return a, 0, at, nil
 		}
 	}
-	v.stats.upstream.Add(1)
-	a, err = v.introspect(ctx, token)
+	a, err = v.send(ctx, token, f)
 	if err != nil {
 		var ie *IntrospectionError
 		if errors.As(err, &ie) {
