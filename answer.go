@@ -138,8 +138,9 @@ func internName(k string) string {
 }
 
 // decodeAnswer parses and type-checks an introspection response: strict
-// where RFC 7662 is strict (active is a JSON boolean, members have their
-// types), tolerant where servers differ (scope as string or array, scp as a
+// where RFC 7662 is strict (active is a JSON boolean, members of an active
+// answer have their types; an inactive answer is taken as it is), tolerant
+// where servers differ (scope as string or array, scp as a
 // fallback, aud as string or array, fractional NumericDates, null members
 // treated as absent).
 func decodeAnswer(body []byte) (*answer, error) {
@@ -179,6 +180,13 @@ func decodeAnswer(body []byte) (*answer, error) {
 		return nil, errors.New(`answer member "active" is not a JSON boolean`)
 	}
 	a.active = active
+	if !active {
+		// The server answered, and its answer refuses the token: what the
+		// other members hold, of whatever type, changes nothing. Read as
+		// malformed, such an answer would count against the breaker and
+		// let a stale, older active answer be served in its place.
+		return a, nil
+	}
 
 	var err error
 	for _, f := range []struct {

@@ -219,7 +219,10 @@ func outcomeOf(err error) breakerOutcome {
 	case FailureTransport, FailureTimeout, FailureRedirect, FailureContentType, FailureTooLarge, FailureMalformed:
 		return failed
 	case FailureStatus:
-		if ie.StatusCode >= 500 || ie.StatusCode == http.StatusTooManyRequests {
+		// A 4xx other than 429 is an answer about the request (the
+		// credentials, the token); 5xx, 429 and a success status other
+		// than 200 are no answer, as serverCouldNotAnswer reads them too.
+		if ie.StatusCode >= 500 || ie.StatusCode == http.StatusTooManyRequests || ie.StatusCode < 400 {
 			return failed
 		}
 		return answered

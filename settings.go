@@ -153,8 +153,8 @@ type Settings struct {
 	// Every check runs again on a stale answer at the current time, an
 	// active one is never used at or past the token's exp, and the
 	// accepted token has Stale set. Entries are kept this much longer,
-	// within MaxCacheSize. It needs CacheTTL. Zero means off; negative is
-	// an error.
+	// within MaxCacheSize. It needs CacheTTL. Zero means off; negative, or
+	// longer than MaxStaleIfError (a week), is an error.
 	StaleIfError time.Duration
 
 	// ScopeMatcher decides whether a granted scope implies a required one,
@@ -332,6 +332,9 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 	}
 	if s.StaleIfError > 0 && s.CacheTTL == 0 {
 		return s, nil, staleNeedsCacheTTL()
+	}
+	if s.StaleIfError > MaxStaleIfError {
+		return s, nil, fmt.Errorf("introspection: StaleIfError %v is longer than %v", s.StaleIfError, MaxStaleIfError)
 	}
 	for _, sc := range s.RequiredScopes {
 		if !validScope(sc) {

@@ -29,6 +29,11 @@ const staleLogInterval = 10 * time.Second
 // answer is a JSON object, which never begins with a letter.
 const freshUntilPrefix = "fresh_until="
 
+// MaxStaleIfError bounds Settings.StaleIfError: answers are not served
+// stale for more than a week after their entry ended, and the TTL a Cache
+// is handed stays far from overflowing.
+const MaxStaleIfError = 7 * 24 * time.Hour
+
 // maxFreshUntilDigits keeps the milliseconds within an int64.
 const maxFreshUntilDigits = 18
 

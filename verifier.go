@@ -82,6 +82,11 @@ type flight struct {
 	// Verifier.mu.
 	storing bool
 	until   time.Time
+
+	// forget is set when the server's answer is not to be kept, so that an
+	// older cached answer for the token is dropped rather than served
+	// stale in its place. Written by the flight's goroutine only.
+	forget bool
 }
 
 // NewVerifier validates s and returns a Verifier. It rejects a missing or
@@ -334,8 +339,13 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 		v.mu.Unlock()
 	}()
 	a, ttl, at, err := v.resolve(ctx, token, f)
-	if v.publish(ctx, token, f, a, err, ttl, at) && err == nil && ttl > 0 {
+	switch published := v.publish(ctx, token, f, a, err, ttl, at); {
+	case published && err == nil && ttl > 0:
 		v.store(ctx, token, a, f.until, ttl)
+	case err == nil && f.forget:
+		// After the callers have their answer, which does not wait for
+		// the cache.
+		v.forgetStale(ctx, token, 0)
 	}
 }
 
@@ -428,7 +438,7 @@ func (v *Verifier) resolve(ctx context.Context, token string, f *flight) (a *ans
 	if v.cache != nil {
 		at = v.now()
 		ttl = v.cacheTTL(a, at)
-		v.forgetStale(ctx, token, ttl)
+		f.forget = ttl <= 0
 	}
 	return a, ttl, at, nil
 }
