@@ -218,12 +218,13 @@ type Settings struct {
 // nonce keys, and any user information written into IntrospectionURL or
 // PublicBaseURL, redacted.
 func (s Settings) String() string {
-	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v StaleIfError:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t}",
+	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v StaleIfError:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t BreakerThreshold:%d BreakerMinBackoff:%v BreakerMaxBackoff:%v}",
 		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod, s.Timeout,
 		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
 		s.NegativeCacheTTL, s.StaleIfError, s.AllowInsecureHTTP, s.scopeMatching(),
 		s.DPoP, s.DPoPAlgorithms, s.DPoPProofWindow, redactKeys(s.DPoPNonceKeys),
-		displayURL(s.PublicBaseURL), s.TrustForwardedHeaders)
+		displayURL(s.PublicBaseURL), s.TrustForwardedHeaders,
+		s.BreakerThreshold, s.BreakerMinBackoff, s.BreakerMaxBackoff)
 }
 
 // redactKeys describes keys by their count alone.
@@ -269,6 +270,9 @@ func (s Settings) LogValue() slog.Value {
 		slog.Any("dpop_algorithms", s.DPoPAlgorithms),
 		slog.String("dpop_nonce_keys", redactKeys(s.DPoPNonceKeys)),
 		slog.String("public_base_url", displayURL(s.PublicBaseURL)),
+		slog.Int("breaker_threshold", s.BreakerThreshold),
+		slog.Duration("breaker_min_backoff", s.BreakerMinBackoff),
+		slog.Duration("breaker_max_backoff", s.BreakerMaxBackoff),
 	)
 }
 
