@@ -58,9 +58,17 @@ type Provider struct {
 	// IntrospectionURL is its RFC 7662 endpoint.
 	IntrospectionURL string
 
+	port int
+
+	mu   sync.Mutex // guards proc
+	proc *process   // the running node process
+}
+
+// process is one run of server.mjs.
+type process struct {
 	cmd      *exec.Cmd
 	stopOnce sync.Once
-	done     chan struct{}
+	done     chan struct{} // closed when it has exited
 }
 
 // Dir returns the directory interop/oidc, which holds server.mjs,
@@ -102,20 +110,38 @@ func Node(t testing.TB, pkg string) string {
 // ends.
 func Start(t testing.TB) *Provider {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Provider{port: l.Addr().(*net.TCPAddr).Port}
+	_ = l.Close()
+	p.Issuer = fmt.Sprintf("http://127.0.0.1:%d", p.port)
+	p.IntrospectionURL = p.Issuer + "/token/introspection"
+	t.Cleanup(p.Stop)
+	p.launch(t)
+	return p
+}
+
+// Restart starts oidc-provider again on the same port, after stopping it
+// if it still runs. Its clients are the same; the tokens it issued before
+// are unknown to it, since it keeps them in memory.
+func (p *Provider) Restart(t testing.TB) {
+	t.Helper()
+	p.Stop()
+	p.launch(t)
+}
+
+// launch runs server.mjs on p's port and waits until it is ready.
+func (p *Provider) launch(t testing.TB) {
+	t.Helper()
 	node := Node(t, "oidc-provider")
 	d := Dir()
 	// server.mjs is stat-ed so that go test's cache notices when it changes.
 	if _, err := os.Stat(filepath.Join(d, "server.mjs")); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-
-	cmd := exec.Command(node, "server.mjs", fmt.Sprint(port))
+	cmd := exec.Command(node, "server.mjs", fmt.Sprint(p.port))
 	cmd.Dir = d
 	cmd.Stderr = nil // oidc-provider's warnings about the runtime and dev keys
 	out, err := cmd.StdoutPipe()
@@ -125,7 +151,10 @@ func Start(t testing.TB) *Provider {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &Provider{cmd: cmd, done: make(chan struct{})}
+	proc := &process{cmd: cmd, done: make(chan struct{})}
+	p.mu.Lock()
+	p.proc = proc
+	p.mu.Unlock()
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -137,29 +166,36 @@ func Start(t testing.TB) *Provider {
 	}()
 	go func() {
 		_ = cmd.Wait()
-		close(p.done)
+		close(proc.done)
 	}()
-	t.Cleanup(p.Stop)
 	select {
-	case p.Issuer = <-ready:
-	case <-p.done:
+	case issuer := <-ready:
+		if issuer != p.Issuer {
+			t.Fatalf("oidc-provider is ready as %s, want %s", issuer, p.Issuer)
+		}
+	case <-proc.done:
 		t.Fatal("oidc-provider exited before it was ready")
 	case <-time.After(30 * time.Second):
 		t.Fatal("oidc-provider was not ready within 30s")
 	}
-	p.IntrospectionURL = p.Issuer + "/token/introspection"
-	return p
 }
 
-// Stop ends the provider and waits for it.
+// Stop ends the provider and waits for it. Once it returns, the port
+// refuses connections until [Provider.Restart].
 func (p *Provider) Stop() {
-	p.stopOnce.Do(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	p.mu.Lock()
+	proc := p.proc
+	p.mu.Unlock()
+	if proc == nil {
+		return
+	}
+	proc.stopOnce.Do(func() {
+		_ = proc.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-p.done:
+		case <-proc.done:
 		case <-time.After(5 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
+			_ = proc.cmd.Process.Kill()
+			<-proc.done
 		}
 	})
 }
