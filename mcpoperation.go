@@ -254,8 +254,18 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return buf, nil
 }
 
-// read returns the Operation of a request body.
+// read returns the Operation of a request body: of the message that
+// quickMessage reads, or else as readCarefully reads it.
 func (p *mcpPeek) read(body []byte) (Operation, error) {
+	var m rpcMessage
+	if quickMessage(body, &m) {
+		return p.messageOperation(&m)
+	}
+	return p.readCarefully(body)
+}
+
+// readCarefully returns the Operation of a request body, read by readRPC.
+func (p *mcpPeek) readCarefully(body []byte) (Operation, error) {
 	ops := opList{peek: p}
 	switch err := readRPC(body, &ops); {
 	case errors.Is(err, errJSONSyntax):
