@@ -533,23 +533,21 @@ name: // A member name begins at d[i], maybe after white space.
 			break
 		}
 		x := binary.LittleEndian.Uint64(d[j : j+8])
-		q, b := x^(lsbs*'"'), x^(lsbs*'\\')
-		quotes := (q - lsbs) &^ q
-		stops := (quotes | (b-lsbs)&^b | (x-lsbs*0x20)&^x) & msbs
+		y, b := x^(lsbs*0x02), x^(lsbs*'\\')
+		stops := ((y-lsbs*0x21)&^y | (b-lsbs)&^b) & msbs
 		if stops == 0 {
 			hi |= x
 			continue
 		}
-		first := stops & -stops
-		if first&quotes == 0 { // a backslash or a control character
+		if end = int(j) + bits.TrailingZeros64(stops)/8; d[end] != '"' {
+			// A backslash or a control character.
 			if end, _ = strLong(d, i); end < 0 {
 				return false
 			}
 			hi = msbs
 			break
 		}
-		hi |= x & (first - 1)
-		end = int(j) + bits.TrailingZeros64(first)/8
+		hi |= x & (stops&-stops - 1)
 		break
 	}
 	if open == 3 || open == 7 && inParams {
@@ -670,9 +668,10 @@ value: // A value begins at d[i], maybe after white space.
 	goto after
 
 str: // A string value begins at d[i]: find the quote at d[end] that ends it.
-	// Eight bytes at a time: flag in stops each byte that is a quote, a
-	// backslash or a control character (the lowest flag is a true one)
-	// and in quotes each quote, and note in hi the high bits of the bytes
+	// Eight bytes at a time: flag in stops each byte that is a quote or a
+	// control character (x^0x02 in each byte moves the quote to 0x20 and
+	// keeps the control characters below it) or a backslash, the lowest
+	// flag being a true one, and note in hi the high bits of the bytes
 	// before the end.
 	hi = 0
 	for j := uint(i) + 1; ; j += 8 {
@@ -687,23 +686,21 @@ str: // A string value begins at d[i]: find the quote at d[end] that ends it.
 			break
 		}
 		x := binary.LittleEndian.Uint64(d[j : j+8])
-		q, b := x^(lsbs*'"'), x^(lsbs*'\\')
-		quotes := (q - lsbs) &^ q
-		stops := (quotes | (b-lsbs)&^b | (x-lsbs*0x20)&^x) & msbs
+		y, b := x^(lsbs*0x02), x^(lsbs*'\\')
+		stops := ((y-lsbs*0x21)&^y | (b-lsbs)&^b) & msbs
 		if stops == 0 {
 			hi |= x
 			continue
 		}
-		first := stops & -stops
-		if first&quotes == 0 { // a backslash or a control character
+		if end = int(j) + bits.TrailingZeros64(stops)/8; d[end] != '"' {
+			// A backslash or a control character.
 			if end, _ = strLong(d, i); end < 0 {
 				return false
 			}
 			hi = msbs
 			break
 		}
-		hi |= x & (first - 1)
-		end = int(j) + bits.TrailingZeros64(first)/8
+		hi |= x & (stops&-stops - 1)
 		break
 	}
 	if role != roleOther {

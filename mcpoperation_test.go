@@ -586,6 +586,50 @@ func TestMCPOperationBoundsBodySize(t *testing.T) {
 	})
 }
 
+// TestMCPOperationFindsEveryToolAndMethod checks that, among many tools and
+// methods whose names share their length, their first and their last
+// bytes or all but one byte, each call is mapped to its own tool's or
+// method's scopes, and a name that is not in the mapping, however close to
+// one that is, or longer than any name can be, to none of its own.
+func TestMCPOperationFindsEveryToolAndMethod(t *testing.T) {
+	methodOf := func(name string) string { return "m/" + name[max(0, len(name)-(maxMCPName-2)):] }
+	var names []string
+	for i := range 40 {
+		digits := strconv.Itoa(1000 + i)
+		names = append(names,
+			"t"+digits,               // short, alike but for one byte
+			"tool_"+digits+"_suffix", // alike in the first and last eight bytes
+			strings.Repeat("a", 60)+digits+strings.Repeat("z", 60), // differ only in the middle
+			strings.Repeat("b", maxMCPName-4)+digits,               // as long as a name can be
+			string(rune('a'+i%26))+"-"+string(rune('A'+i/26)),      // three bytes
+		)
+	}
+	m := MCPScopes{Tools: map[string][]string{}, Methods: map[string][]string{}}
+	for i, name := range names {
+		m.Tools[name] = []string{"tool" + strconv.Itoa(i)}
+		m.Methods[methodOf(name)] = []string{"method" + strconv.Itoa(i)}
+	}
+	op := newMCPOperation(t, m)
+	for i, name := range names {
+		got, _, err := peekBody(t, op, callTool(`"`+name+`"`))
+		require.NoError(t, err)
+		assert.Equal(t, Operation{Name: `tool "` + name + `"`, Scopes: []string{"tool" + strconv.Itoa(i)}}, got)
+		method := methodOf(name)
+		got, _, err = peekBody(t, op, rpc(`"`+method+`"`, `{}`))
+		require.NoError(t, err)
+		assert.Equal(t, Operation{Name: `method "` + method + `"`, Scopes: []string{"method" + strconv.Itoa(i)}}, got)
+	}
+	anyTool := Operation{Name: `method "tools/call"`}
+	for _, name := range []string{"t999", "t10000", "T1000", "tool_1000_suffi", "tool_1000_suffix_", strings.Repeat("b", maxMCPName-4) + "1000x", "a-a", "a-", "x", "1"} {
+		got, _, err := peekBody(t, op, callTool(`"`+name+`"`))
+		require.NoError(t, err)
+		assert.Equal(t, anyTool, got, name)
+		got, _, err = peekBody(t, op, rpc(`"m/`+name+`"`, `{}`))
+		require.NoError(t, err)
+		assert.Equal(t, Operation{}, got, name)
+	}
+}
+
 // TestMCPOperationValidatesMapping checks that MCPOperation refuses a scope
 // that is not an RFC 6749 §3.3 scope-token, offline_access, a tool name
 // the MCP spec does not allow, an unusable method name and a negative
