@@ -1,7 +1,6 @@
 package introspection
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -282,9 +281,22 @@ func (p *mcpPeek) operation(r *http.Request) (Operation, error) {
 	return p.read(body)
 }
 
-// peekedBody is a request body that was read and put back.
-type peekedBody struct{ bytes.Reader }
+// peekedBody is a request body that was read and put back: the bytes not
+// read yet.
+type peekedBody struct{ rest []byte }
 
+// Read reads the next len(p) bytes, or all that is left, into p; at the end
+// of the body it returns io.EOF, as a bytes.Reader does.
+func (b *peekedBody) Read(p []byte) (int, error) {
+	if len(b.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.rest)
+	b.rest = b.rest[n:]
+	return n, nil
+}
+
+// Close does nothing: the body was closed when it was read.
 func (*peekedBody) Close() error { return nil }
 
 // readBody reads r.Body, of at most limit bytes, closes it and puts its
@@ -324,9 +336,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		}
 	}
 	_ = r.Body.Close()
-	b := new(peekedBody)
-	b.Reset(buf)
-	r.Body = b
+	r.Body = &peekedBody{rest: buf}
 	return buf, nil
 }
 
