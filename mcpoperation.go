@@ -135,11 +135,12 @@ func newMCPPeek(m MCPScopes) (*mcpPeek, error) {
 	return p, nil
 }
 
-// opTable maps names of 1 to maxMCPName bytes to their Operations, and
-// finds the one a body names without a map's hashing and probing: it is
-// open addressing over a power-of-two number of slots, at least twice the
-// number of names, probed one after the other from a hash of the name. It
-// is read-only once built.
+// opTable maps names of 1 to maxMCPName bytes to their Operations: open
+// addressing over a power-of-two number of slots, at least twice as many
+// as names, probed one after the other from the nameHash of the name. It
+// finds the Operation of a short name in about half the instructions of a
+// map lookup, and does not hash a name too long to be in it. It is
+// read-only once built.
 type opTable struct {
 	slots []opSlot
 }
