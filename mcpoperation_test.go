@@ -824,6 +824,33 @@ func BenchmarkMCPOperation(b *testing.B) {
 	})
 }
 
+// BenchmarkMCPOperationScan measures the peek's reading of a typical
+// tools/call already in memory, without reading the body or putting it
+// back: the one-pass reading that such a request takes, and the careful
+// scanner that other bodies take.
+func BenchmarkMCPOperationScan(b *testing.B) {
+	p, err := newMCPPeek(testMCPScopes())
+	require.NoError(b, err)
+	body := []byte(typicalToolCall)
+	for _, bc := range []struct {
+		name string
+		read func([]byte) (Operation, error)
+	}{
+		{"quick", p.read},
+		{"careful", p.readCarefully},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if op, err := bc.read(body); err != nil || op.Name != opEcho.Name {
+					b.Fatal(op, err)
+				}
+			}
+		})
+	}
+}
+
 // TestMCPOperationAllocations checks that reading a typical tools/call
 // allocates only the copy of the body and the body handed on, and that the
 // scanner itself allocates nothing.
