@@ -396,6 +396,392 @@ func (s *rpcScan) path(raw []byte, form uint8, inParams bool) uint8 {
 	return roleOther
 }
 
+// maxQuickDepth is how deeply quickMessage follows arrays and objects: one
+// bit for each, under a bit that marks the top, in a word. A body nested
+// deeper is read by readRPC.
+const maxQuickDepth = 62
+
+// Words of up to eight bytes, little-endian, that quickMessage compares
+// with the body.
+const (
+	// The names that clients send on the path, as they follow the quote
+	// that begins them: the name, its closing quote and, when it fits, the
+	// colon (arguments has 's"' after the word).
+	keyMethod   = 'm' | 'e'<<8 | 't'<<16 | 'h'<<24 | 'o'<<32 | 'd'<<40 | '"'<<48 | ':'<<56
+	keyParams   = 'p' | 'a'<<8 | 'r'<<16 | 'a'<<24 | 'm'<<32 | 's'<<40 | '"'<<48 | ':'<<56
+	keyJSONRPC  = 'j' | 's'<<8 | 'o'<<16 | 'n'<<24 | 'r'<<32 | 'p'<<40 | 'c'<<48 | '"'<<56
+	keyID       = 'i' | 'd'<<8 | '"'<<16 | ':'<<24
+	keyName     = 'n' | 'a'<<8 | 'm'<<16 | 'e'<<24 | '"'<<32 | ':'<<40
+	keyArgument = 'a' | 'r'<<8 | 'g'<<16 | 'u'<<24 | 'm'<<32 | 'e'<<40 | 'n'<<48 | 't'<<56
+	keyMeta     = '_' | 'm'<<8 | 'e'<<16 | 't'<<24 | 'a'<<32 | '"'<<40 | ':'<<48
+
+	// The values that clients send: "tools/call" and, after jsonrpc",
+	// :"2.0", each in two words.
+	valueToolsCall0 = '"' | 't'<<8 | 'o'<<16 | 'o'<<24 | 'l'<<32 | 's'<<40 | '/'<<48 | 'c'<<56
+	valueToolsCall1 = 'a' | 'l'<<8 | 'l'<<16 | '"'<<24
+	valueJSONRPC0   = ':' | '"'<<8 | '2'<<16 | '.'<<24
+	valueJSONRPC1   = '0' | '"'<<8
+
+	// The names on the path, and the bits that make an ASCII letter lower
+	// case: an ASCII name folds to one of them exactly when, with these
+	// bits set, it is that word.
+	wordMethod = 'm' | 'e'<<8 | 't'<<16 | 'h'<<24 | 'o'<<32 | 'd'<<40
+	wordParams = 'p' | 'a'<<8 | 'r'<<16 | 'a'<<24 | 'm'<<32 | 's'<<40
+	wordName   = 'n' | 'a'<<8 | 'm'<<16 | 'e'<<24
+	lower4     = 0x20202020
+	lower6     = 0x202020202020
+)
+
+// quickMessage reads the body d when it is one message object of the
+// common shape, in one pass without a call for each value, into m, and
+// returns true. It returns false for any other body, which readRPC must
+// then read: a batch or a first value that is not an object; a body that
+// is not JSON, is nested deeper than maxQuickDepth, or has more than white
+// space after the object; a member name on the path to the method or the
+// tool (a name of the message or of its params object) that is not ASCII,
+// holds an escape or folds to method, params or name without being that
+// name; a method, params or name member twice; a method or a params.name
+// that is not a string of ASCII without escapes; params that is not an
+// object. What it reads into m is then what readRPC reads: it reads no
+// other body.
+//
+// Where it is in the grammar is where it is in the code: a member name
+// begins at name, a name has ended at colon, a value begins at value, a
+// string value at str, and a value has ended at after.
+func quickMessage(d []byte, m *rpcMessage) bool {
+	var (
+		i int
+		c byte
+		// open holds a bit for each array and object open, set for an
+		// object, the innermost lowest, under a bit that marks the top: 3
+		// in the message, 7 in an object in it.
+		open     uint64
+		inParams bool   // the message's params object is open
+		role     uint8  // the role of the value at d[i]
+		end      int    // the index of the quote that ends a string
+		hi       uint64 // the high bits of the bytes of a string
+	)
+	if i = space(d, 0); uint(i) >= uint(len(d)) || d[i] != '{' {
+		return false
+	}
+	open = 3
+	if i = space(d, i+1); at(d, i) == '}' {
+		goto after
+	}
+
+name: // A member name begins at d[i], maybe after white space.
+	if uint(i) >= uint(len(d)) {
+		return false
+	}
+	if d[i] != '"' {
+		if i = space(d, i); at(d, i) != '"' {
+			return false
+		}
+	}
+	// The names that clients send on the path are compared eight bytes at
+	// a time, with the quote that ends them and, for most, the colon.
+	if uint(i)+9 <= uint(len(d)) && (open == 3 || open == 7 && inParams) {
+		w := binary.LittleEndian.Uint64(d[i+1 : i+9])
+		if open == 3 {
+			switch {
+			case w == keyMethod && !m.hasMethod:
+				m.hasMethod, role = true, roleMethod
+				i += 9
+				goto value
+			case w == keyParams && !m.hasParams:
+				m.hasParams, role = true, roleParams
+				i += 9
+				goto value
+			case w == keyJSONRPC:
+				if uint(i)+15 <= uint(len(d)) && binary.LittleEndian.Uint32(d[i+9:i+13]) == valueJSONRPC0 &&
+					binary.LittleEndian.Uint16(d[i+13:i+15]) == valueJSONRPC1 {
+					i += 15
+					goto after
+				}
+				end = i + 8
+				goto colon
+			case uint32(w) == keyID:
+				i += 5
+				goto value
+			}
+		} else {
+			switch {
+			case w&(1<<48-1) == keyName && !m.hasName:
+				m.hasName, role = true, roleName
+				i += 7
+				goto value
+			case w == keyArgument && uint(i)+11 <= uint(len(d)) && d[i+9] == 's' && d[i+10] == '"':
+				end = i + 10
+				goto colon
+			case w&(1<<56-1) == keyMeta:
+				i += 8
+				goto value
+			}
+		}
+	}
+	// Another name is read as str reads a string.
+	hi = 0
+	for j := uint(i) + 1; ; j += 8 {
+		if j+8 > uint(len(d)) {
+			var plain bool
+			if end, plain = strLong(d, i); end < 0 {
+				return false
+			}
+			if !plain {
+				hi = msbs
+			}
+			break
+		}
+		x := binary.LittleEndian.Uint64(d[j : j+8])
+		y, b := x^(lsbs*0x02), x^(lsbs*'\\')
+		stops := ((y-lsbs*0x21)&^y | (b-lsbs)&^b) & msbs
+		if stops == 0 {
+			hi |= x
+			continue
+		}
+		if end = int(j) + bits.TrailingZeros64(stops)/8; d[end] != '"' {
+			// A backslash or a control character.
+			if end, _ = strLong(d, i); end < 0 {
+				return false
+			}
+			hi = msbs
+			break
+		}
+		hi |= x & (stops&-stops - 1)
+		break
+	}
+	if open == 3 || open == 7 && inParams {
+		if hi&msbs != 0 {
+			return false
+		}
+		if n := end - i - 1; open == 3 && n == len("method") {
+			if uint(i)+9 > uint(len(d)) { // not JSON: no room for the rest
+				return false
+			}
+			switch v := binary.LittleEndian.Uint64(d[i+1:i+9]) & (1<<48 - 1); {
+			case v == wordMethod && !m.hasMethod:
+				m.hasMethod, role = true, roleMethod
+			case v == wordParams && !m.hasParams:
+				m.hasParams, role = true, roleParams
+			case v|lower6 == wordMethod || v|lower6 == wordParams:
+				return false
+			}
+		} else if open == 7 && n == len("name") {
+			switch v := binary.LittleEndian.Uint32(d[i+1 : i+5]); {
+			case v == wordName && !m.hasName:
+				m.hasName, role = true, roleName
+			case v|lower4 == wordName:
+				return false
+			}
+		}
+	}
+
+colon: // A member name ends at d[end].
+	if i = end + 1; at(d, i) != ':' {
+		if i = space(d, i); at(d, i) != ':' {
+			return false
+		}
+	}
+	i++
+
+value: // A value begins at d[i], maybe after white space.
+	if uint(i) >= uint(len(d)) {
+		return false
+	}
+	if c = d[i]; c <= ' ' {
+		i = space(d, i)
+		c = at(d, i)
+	}
+	if c == '"' {
+		if role == roleOther {
+			goto str
+		}
+		if role == roleMethod && uint(i)+12 <= uint(len(d)) &&
+			binary.LittleEndian.Uint64(d[i:i+8]) == valueToolsCall0 &&
+			binary.LittleEndian.Uint32(d[i+8:i+12]) == valueToolsCall1 {
+			m.method, role = d[i+1:i+11], roleOther
+			i += 12
+			goto after
+		}
+		goto str
+	}
+	if role != roleOther {
+		if c != '{' || role != roleParams {
+			return false
+		}
+		inParams, role = true, roleOther
+	}
+	switch c {
+	case '{', '[':
+		if open>>maxQuickDepth != 0 {
+			return false
+		}
+		open = open<<1 | uint64(c>>5&1) // '{' is 0x7b, '[' is 0x5b
+		if i++; at(d, i) <= ' ' {
+			i = space(d, i)
+		}
+		if at(d, i) == c+2 { // '}' is '{'+2, ']' is '['+2: it is empty
+			goto after
+		}
+		if c == '{' {
+			goto name
+		}
+		goto value
+	case 't':
+		if uint(i)+4 > uint(len(d)) || binary.LittleEndian.Uint32(d[i:i+4]) != 't'|'r'<<8|'u'<<16|'e'<<24 {
+			return false
+		}
+		i += 4
+	case 'f':
+		if uint(i)+5 > uint(len(d)) || binary.LittleEndian.Uint32(d[i+1:i+5]) != 'a'|'l'<<8|'s'<<16|'e'<<24 {
+			return false
+		}
+		i += 5
+	case 'n':
+		if uint(i)+4 > uint(len(d)) || binary.LittleEndian.Uint32(d[i:i+4]) != 'n'|'u'<<8|'l'<<16|'l'<<24 {
+			return false
+		}
+		i += 4
+	default:
+		// An integer is read here, any other number by number.
+		j := i
+		if c == '-' {
+			j++
+			c = at(d, j)
+		}
+		switch {
+		case c == '0':
+			j++
+		case c-'1' < 9:
+			j = digits(d, j+1)
+		default:
+			return false
+		}
+		if c := at(d, j); c == '.' || c|0x20 == 'e' {
+			var err error
+			if j, err = number(d, i); err != nil {
+				return false
+			}
+		}
+		i = j
+	}
+	goto after
+
+str: // A string value begins at d[i]: find the quote at d[end] that ends it.
+	// Eight bytes at a time: flag in stops each byte that is a quote or a
+	// control character (x^0x02 in each byte moves the quote to 0x20 and
+	// keeps the control characters below it) or a backslash, the lowest
+	// flag being a true one, and note in hi the high bits of the bytes
+	// before the end.
+	hi = 0
+	for j := uint(i) + 1; ; j += 8 {
+		if j+8 > uint(len(d)) {
+			var plain bool
+			if end, plain = strLong(d, i); end < 0 {
+				return false
+			}
+			if !plain {
+				hi = msbs
+			}
+			break
+		}
+		x := binary.LittleEndian.Uint64(d[j : j+8])
+		y, b := x^(lsbs*0x02), x^(lsbs*'\\')
+		stops := ((y-lsbs*0x21)&^y | (b-lsbs)&^b) & msbs
+		if stops == 0 {
+			hi |= x
+			continue
+		}
+		if end = int(j) + bits.TrailingZeros64(stops)/8; d[end] != '"' {
+			// A backslash or a control character.
+			if end, _ = strLong(d, i); end < 0 {
+				return false
+			}
+			hi = msbs
+			break
+		}
+		hi |= x & (stops&-stops - 1)
+		break
+	}
+	if role != roleOther {
+		// The method or the tool's name.
+		if hi&msbs != 0 || role == roleParams {
+			return false
+		}
+		if role == roleMethod {
+			m.method = d[i+1 : end]
+		} else {
+			m.name = d[i+1 : end]
+		}
+		role = roleOther
+	}
+	i = end + 1
+
+after: // A value ends before d[i], maybe before white space.
+	if uint(i) >= uint(len(d)) {
+		return false
+	}
+	if c = d[i]; c <= ' ' {
+		i = space(d, i)
+		c = at(d, i)
+	}
+	if c == ',' {
+		i++
+		if open&1 != 0 {
+			goto name
+		}
+		goto value
+	}
+	if c != ']'|byte(open&1)<<5 { // '}' is ']'|0x20
+		return false
+	}
+	i++
+	if open >>= 1; open <= 3 {
+		if open == 1 {
+			return space(d, i) == len(d)
+		}
+		inParams = false
+	}
+	goto after
+}
+
+// strLong reads the JSON string that begins at d[i], a quote, as str does,
+// and returns the index of its closing quote, or -1 if it is not one, and
+// whether it is ASCII without escapes.
+func strLong(d []byte, i int) (end int, plain bool) {
+	var hi uint64
+	j := i + 1
+	for ; j+8 <= len(d); j += 8 {
+		x := binary.LittleEndian.Uint64(d[j:])
+		quotes, others := strMasks(x)
+		if quotes|others == 0 {
+			hi |= x
+			continue
+		}
+		if below := quotes&-quotes - 1; others&below == 0 {
+			return j + bits.TrailingZeros64(quotes)/8, (hi|x&below)&msbs == 0
+		}
+		break
+	}
+	if j+8 > len(d) {
+		for ; j < len(d); j++ {
+			c := d[j]
+			if c == '"' {
+				return j, hi&msbs == 0
+			}
+			if c == '\\' || c < ' ' {
+				break
+			}
+			hi |= uint64(c)
+		}
+	}
+	e, _, err := strSlow(d, i)
+	if err != nil {
+		return -1, false
+	}
+	return e - 1, false
+}
+
 // skip reads the value that begins at d[i], which is not white space,
 // inside depth arrays and objects, and returns the index past it. It reads
 // the arrays and objects in it in one loop, keeping one bit for each that

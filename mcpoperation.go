@@ -1,7 +1,7 @@
 package introspection
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -95,9 +95,9 @@ func MCPOperation(m MCPScopes) (OperationFunc, error) {
 
 // mcpPeek is the compiled form of an MCPScopes. It is read-only once built.
 type mcpPeek struct {
-	tools   map[string]Operation // a tools/call of a tool in MCPScopes.Tools
-	anyTool Operation            // a tools/call of another tool
-	methods map[string]Operation // a request of a method in MCPScopes.Methods
+	tools   opTable   // a tools/call of a tool in MCPScopes.Tools
+	anyTool Operation // a tools/call of another tool
+	methods opTable   // a request of a method in MCPScopes.Methods
 	maxBody int64
 }
 
@@ -105,14 +105,11 @@ func newMCPPeek(m MCPScopes) (*mcpPeek, error) {
 	if m.MaxBodySize < 0 {
 		return nil, fmt.Errorf("introspection: MCPScopes.MaxBodySize must not be negative, got %d", m.MaxBodySize)
 	}
-	p := &mcpPeek{
-		tools:   make(map[string]Operation, len(m.Tools)),
-		methods: make(map[string]Operation, len(m.Methods)),
-		maxBody: m.MaxBodySize,
-	}
+	p := &mcpPeek{maxBody: m.MaxBodySize}
 	if p.maxBody == 0 {
 		p.maxBody = DefaultMCPMaxBodySize
 	}
+	methods := make(map[string]Operation, len(m.Methods))
 	for method, scopes := range m.Methods {
 		if !validMethodName(method) {
 			return nil, fmt.Errorf("introspection: MCPScopes.Methods has an invalid method %s", strconv.QuoteToASCII(method))
@@ -120,10 +117,11 @@ func newMCPPeek(m MCPScopes) (*mcpPeek, error) {
 		if err := checkOperationScopes(scopes); err != nil {
 			return nil, err
 		}
-		p.methods[method] = Operation{Name: `method "` + method + `"`, Scopes: mergeScopes(nil, scopes)}
+		methods[method] = Operation{Name: `method "` + method + `"`, Scopes: mergeScopes(nil, scopes)}
 	}
 	callScopes := m.Methods["tools/call"]
 	p.anyTool = Operation{Name: `method "tools/call"`, Scopes: mergeScopes(nil, callScopes)}
+	tools := make(map[string]Operation, len(m.Tools))
 	for tool, scopes := range m.Tools {
 		if !validToolName(tool) {
 			return nil, fmt.Errorf("introspection: MCPScopes.Tools has an invalid tool name %s", strconv.QuoteToASCII(tool))
@@ -131,9 +129,87 @@ func newMCPPeek(m MCPScopes) (*mcpPeek, error) {
 		if err := checkOperationScopes(scopes); err != nil {
 			return nil, err
 		}
-		p.tools[tool] = Operation{Name: `tool "` + tool + `"`, Scopes: mergeScopes(mergeScopes(nil, callScopes), scopes)}
+		tools[tool] = Operation{Name: `tool "` + tool + `"`, Scopes: mergeScopes(mergeScopes(nil, callScopes), scopes)}
 	}
+	p.methods, p.tools = newOpTable(methods), newOpTable(tools)
 	return p, nil
+}
+
+// opTable maps names of 1 to maxMCPName bytes to their Operations: open
+// addressing over a power-of-two number of slots, at least twice as many
+// as names, probed one after the other from the nameHash of the name. It
+// finds the Operation of a short name in about half the instructions of a
+// map lookup, and does not hash a name too long to be in it. It is
+// read-only once built.
+type opTable struct {
+	slots []opSlot
+}
+
+// opSlot is a slot of an opTable.
+type opSlot struct {
+	name string // "" in an empty slot
+	op   Operation
+}
+
+// newOpTable returns the table of ops, whose names must be 1 to
+// maxMCPName bytes.
+func newOpTable(ops map[string]Operation) opTable {
+	size := 1
+	for size < 2*len(ops) {
+		size <<= 1
+	}
+	t := opTable{slots: make([]opSlot, size)}
+	mask := uint64(size - 1)
+	for name, op := range ops {
+		i := nameHash([]byte(name)) & mask
+		for t.slots[i].name != "" {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = opSlot{name: name, op: op}
+	}
+	return t
+}
+
+// noOperation is the zero Operation, which find returns for a name that
+// a table does not have. It must not be changed.
+var noOperation Operation
+
+// find returns the Operation of name, or &noOperation if the table does
+// not have it. The caller must not change it.
+func (t opTable) find(name []byte) *Operation {
+	if len(name) == 0 || len(name) > maxMCPName {
+		return &noOperation
+	}
+	mask := uint64(len(t.slots) - 1)
+	for i := nameHash(name) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.name == string(name) {
+			return &s.op
+		}
+		if s.name == "" {
+			return &noOperation
+		}
+	}
+}
+
+// nameHash returns a hash of s, eight bytes at a time.
+func nameHash(s []byte) uint64 {
+	const k1, k2 = 0x9e3779b97f4a7c15, 0xff51afd7ed558ccd
+	h := uint64(len(s)) * k1
+	for ; len(s) > 8; s = s[8:] {
+		h = (h ^ binary.LittleEndian.Uint64(s)) * k2
+		h ^= h >> 29
+	}
+	// The last one to eight bytes, as two words that may overlap.
+	var w uint64
+	switch n := len(s); {
+	case n >= 4:
+		w = uint64(binary.LittleEndian.Uint32(s)) | uint64(binary.LittleEndian.Uint32(s[n-4:]))<<32
+	case n > 0:
+		w = uint64(s[0]) | uint64(s[n/2])<<8 | uint64(s[n-1])<<16
+	}
+	h = (h ^ w) * k2
+	return h ^ h>>32
 }
 
 // checkOperationScopes refuses a scope that is not an RFC 6749 §3.3
@@ -206,9 +282,22 @@ func (p *mcpPeek) operation(r *http.Request) (Operation, error) {
 	return p.read(body)
 }
 
-// peekedBody is a request body that was read and put back.
-type peekedBody struct{ bytes.Reader }
+// peekedBody is a request body that was read and put back: the bytes not
+// read yet.
+type peekedBody struct{ rest []byte }
 
+// Read reads the next len(p) bytes, or all that is left, into p; at the end
+// of the body it returns io.EOF, as a bytes.Reader does.
+func (b *peekedBody) Read(p []byte) (int, error) {
+	if len(b.rest) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, b.rest)
+	b.rest = b.rest[n:]
+	return n, nil
+}
+
+// Close does nothing: the body was closed when it was read.
 func (*peekedBody) Close() error { return nil }
 
 // readBody reads r.Body, of at most limit bytes, closes it and puts its
@@ -248,14 +337,23 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		}
 	}
 	_ = r.Body.Close()
-	b := new(peekedBody)
-	b.Reset(buf)
-	r.Body = b
+	r.Body = &peekedBody{rest: buf}
 	return buf, nil
 }
 
-// read returns the Operation of a request body.
+// read returns the Operation of a request body: of the message that
+// quickMessage reads, or else as readCarefully reads it.
 func (p *mcpPeek) read(body []byte) (Operation, error) {
+	var m rpcMessage
+	if quickMessage(body, &m) {
+		op, err := p.messageOperation(&m)
+		return *op, err
+	}
+	return p.readCarefully(body)
+}
+
+// readCarefully returns the Operation of a request body, read by readRPC.
+func (p *mcpPeek) readCarefully(body []byte) (Operation, error) {
 	ops := opList{peek: p}
 	switch err := readRPC(body, &ops); {
 	case errors.Is(err, errJSONSyntax):
@@ -282,9 +380,9 @@ func (l *opList) add(m *rpcMessage) error {
 		return err
 	case op.Name == "" || op.Name == l.first.Name:
 	case l.first.Name == "":
-		l.first = op
+		l.first = *op
 	case !slices.ContainsFunc(l.more, func(o Operation) bool { return o.Name == op.Name }):
-		l.more = append(l.more, op)
+		l.more = append(l.more, *op)
 	}
 	return nil
 }
@@ -304,23 +402,23 @@ func (l *opList) operation() Operation {
 	return Operation{Name: strings.Join(names, ", "), Scopes: scopes}
 }
 
-// messageOperation returns the Operation of message m, or why it is
-// refused.
-func (p *mcpPeek) messageOperation(m *rpcMessage) (Operation, error) {
+// messageOperation returns the Operation of message m, which the caller
+// must not change, or why m is refused.
+func (p *mcpPeek) messageOperation(m *rpcMessage) (*Operation, error) {
 	switch {
 	case !m.hasMethod:
-		return Operation{}, nil
+		return &noOperation, nil
 	case string(m.method) != "tools/call":
-		return p.methods[string(m.method)], nil
+		return p.methods.find(m.method), nil
 	case m.paramsErr != nil:
-		return Operation{}, m.paramsErr
+		return &noOperation, m.paramsErr
 	case !m.hasParams:
-		return Operation{}, errors.New("introspection: tools/call has no params")
+		return &noOperation, errors.New("introspection: tools/call has no params")
 	case !m.hasName:
-		return Operation{}, errors.New("introspection: tools/call params has no name")
+		return &noOperation, errors.New("introspection: tools/call params has no name")
 	}
-	if op, ok := p.tools[string(m.name)]; ok {
+	if op := p.tools.find(m.name); op != &noOperation {
 		return op, nil
 	}
-	return p.anyTool, nil
+	return &p.anyTool, nil
 }

@@ -441,7 +441,8 @@ func TestMCPOperationReadsOnlyPOST(t *testing.T) {
 
 // TestMCPOperationRestoresBody checks that the next handler reads exactly
 // the bytes that came, whatever the size of the body and of the reads,
-// and whether or not the request said how long its body is.
+// and whether or not the request said how long its body is, from a body
+// that reads as an io.Reader must (iotest.TestReader).
 func TestMCPOperationRestoresBody(t *testing.T) {
 	op := newMCPOperation(t, testMCPScopes())
 	echo := callTool(`"echo"`)
@@ -475,9 +476,7 @@ func TestMCPOperationRestoresBody(t *testing.T) {
 			got, err := op(r)
 			require.NoError(t, err)
 			assert.Equal(t, tc.want, got)
-			rest, err := io.ReadAll(r.Body)
-			require.NoError(t, err)
-			assert.True(t, tc.body == string(rest), "the next handler reads the %d bytes that came, got %d", len(tc.body), len(rest))
+			assert.NoError(t, iotest.TestReader(r.Body, []byte(tc.body)), "the next handler reads the %d bytes that came", len(tc.body))
 			assert.NoError(t, r.Body.Close())
 		})
 	}
@@ -584,6 +583,50 @@ func TestMCPOperationBoundsBodySize(t *testing.T) {
 		assert.NotErrorIs(t, err, ErrRequestTooLarge)
 		assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
 	})
+}
+
+// TestMCPOperationFindsEveryToolAndMethod checks that, among many tools and
+// methods whose names share their length, their first and their last
+// bytes or all but one byte, each call is mapped to its own tool's or
+// method's scopes, and a name that is not in the mapping, however close to
+// one that is, or longer than any name can be, to none of its own.
+func TestMCPOperationFindsEveryToolAndMethod(t *testing.T) {
+	methodOf := func(name string) string { return "m/" + name[max(0, len(name)-(maxMCPName-2)):] }
+	var names []string
+	for i := range 40 {
+		digits := strconv.Itoa(1000 + i)
+		names = append(names,
+			"t"+digits,               // short, alike but for one byte
+			"tool_"+digits+"_suffix", // alike in the first and last eight bytes
+			strings.Repeat("a", 60)+digits+strings.Repeat("z", 60), // differ only in the middle
+			strings.Repeat("b", maxMCPName-4)+digits,               // as long as a name can be
+			string(rune('a'+i%26))+"-"+string(rune('A'+i/26)),      // three bytes
+		)
+	}
+	m := MCPScopes{Tools: map[string][]string{}, Methods: map[string][]string{}}
+	for i, name := range names {
+		m.Tools[name] = []string{"tool" + strconv.Itoa(i)}
+		m.Methods[methodOf(name)] = []string{"method" + strconv.Itoa(i)}
+	}
+	op := newMCPOperation(t, m)
+	for i, name := range names {
+		got, _, err := peekBody(t, op, callTool(`"`+name+`"`))
+		require.NoError(t, err)
+		assert.Equal(t, Operation{Name: `tool "` + name + `"`, Scopes: []string{"tool" + strconv.Itoa(i)}}, got)
+		method := methodOf(name)
+		got, _, err = peekBody(t, op, rpc(`"`+method+`"`, `{}`))
+		require.NoError(t, err)
+		assert.Equal(t, Operation{Name: `method "` + method + `"`, Scopes: []string{"method" + strconv.Itoa(i)}}, got)
+	}
+	anyTool := Operation{Name: `method "tools/call"`}
+	for _, name := range []string{"t999", "t10000", "T1000", "tool_1000_suffi", "tool_1000_suffix_", strings.Repeat("b", maxMCPName-4) + "1000x", "a-a", "a-", "x", "1"} {
+		got, _, err := peekBody(t, op, callTool(`"`+name+`"`))
+		require.NoError(t, err)
+		assert.Equal(t, anyTool, got, name)
+		got, _, err = peekBody(t, op, rpc(`"m/`+name+`"`, `{}`))
+		require.NoError(t, err)
+		assert.Equal(t, Operation{}, got, name)
+	}
 }
 
 // TestMCPOperationValidatesMapping checks that MCPOperation refuses a scope
@@ -781,6 +824,33 @@ func BenchmarkMCPOperation(b *testing.B) {
 	})
 }
 
+// BenchmarkMCPOperationScan measures the peek's reading of a typical
+// tools/call already in memory, without reading the body or putting it
+// back: the one-pass reading that such a request takes, and the careful
+// scanner that other bodies take.
+func BenchmarkMCPOperationScan(b *testing.B) {
+	p, err := newMCPPeek(testMCPScopes())
+	require.NoError(b, err)
+	body := []byte(typicalToolCall)
+	for _, bc := range []struct {
+		name string
+		read func([]byte) (Operation, error)
+	}{
+		{"quick", p.read},
+		{"careful", p.readCarefully},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if op, err := bc.read(body); err != nil || op.Name != opEcho.Name {
+					b.Fatal(op, err)
+				}
+			}
+		})
+	}
+}
+
 // TestMCPOperationAllocations checks that reading a typical tools/call
 // allocates only the copy of the body and the body handed on, and that the
 // scanner itself allocates nothing.
@@ -811,12 +881,194 @@ func TestMCPOperationAllocations(t *testing.T) {
 	}), "a GET costs nothing")
 }
 
+// quickCase is a body for the tests of quickMessage, and whether
+// quickMessage reads it rather than leaving it to the careful scanner.
+type quickCase struct {
+	name  string
+	body  string
+	quick bool
+}
+
+// quickCases are bodies in the shapes that clients send, which
+// quickMessage reads, and bodies that just miss each of its shortcuts and
+// checks, which it leaves to the careful scanner or reads the long way.
+func quickCases() []quickCase {
+	// tsCall is a tools/call in the order the TypeScript SDK sends it.
+	const tsCall = `{"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}},"jsonrpc":"2.0","id":1}`
+	deep := func(depth int) string { // a call of echo nested depth deep
+		return rpc(`"tools/call"`, `{"name":"echo","arguments":{"a":`+nested(depth-3)+`}}`)
+	}
+	return []quickCase{
+		// What clients send.
+		{"typical call", typicalToolCall, true},
+		{"call in the TypeScript SDK's order", tsCall, true},
+		{"call without arguments", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}`, true},
+		{"name after arguments", rpc(`"tools/call"`, `{"arguments":{"name":"whoami"},"name":"echo"}`), true},
+		{"params before method", `{"params":{"name":"echo"},"method":"tools/call","id":"a-b","jsonrpc":"2.0"}`, true},
+		{"long tool name", callTool(`"get_weather_forecast_for_a_city"`), true},
+		{"other method", rpc(`"resources/read"`, `{"uri":"file:///a"}`), true},
+		{"notification", `{"jsonrpc":"2.0","method":"notifications/initialized"}`, true},
+		{"response", `{"jsonrpc":"2.0","id":7,"result":{"content":[{"type":"text","text":"x"}],"isError":false}}`, true},
+		{"empty message", `{}`, true},
+		{"empty params", rpc(`"tools/call"`, `{}`), true},
+		{"tools/call without params", `{"jsonrpc":"2.0","id":1,"method":"tools/call"}`, true},
+		{"white space everywhere", " {\n\t\"jsonrpc\" : \"2.0\" ,\r\n \"id\" : 1 , \"method\" : \"tools/call\" , \"params\" : { \"name\" : \"echo\" , \"arguments\" : { } } }\n ", true},
+		{"escapes off the path", rpc(`"tools/call"`, `{"name":"echo","arguments":{"t\"e\\xt":"a\"b\\c\/\b\f\n\r\t\u00e9\ud83d\ude00"}}`), true},
+		{"lone surrogate off the path", rpc(`"tools/call"`, `{"name":"echo","arguments":{"\udc00":"\ud800"}}`), true},
+		{"not ASCII off the path", rpc(`"tools/call"`, "{\"name\":\"echo\",\"arguments\":{\"t\u00e9xt\":\"h\u00e9llo \xff\xfe\"}}"), true},
+		{"every kind of value off the path", rpc(`"tools/call"`, `{"name":"echo","arguments":{"a":[1,-0,0.5,-1.5e-3,2E+10,true,false,null,"",[],{},[[{}]],{"b":{"c":[]}}]}}`), true},
+		{"strings of 7, 8, 15 and 16 bytes", rpc(`"tools/call"`, `{"name":"echo","arguments":{"1234567":"12345678","123456789012345":"1234567890123456"}}`), true},
+		{"method name like tools/call", rpc(`"tools/calls"`, `{"name":"echo"}`), true},
+		{"jsonrpc not 2.0", `{"jsonrpc":"2.00","id":1,"method":"tools/call","params":{"name":"echo"}}`, true},
+		{"jsonrpc that begins with 2.0", `{"jsonrpc":"2.0,","id":1,"method":"tools/call","params":{"name":"echo"}}`, true},
+		{"objects after params", `{"method":"tools/call","params":{"name":"echo"},"x":{"name":"whoami","Name":1},"y":[{"Name":2}]}`, true},
+		{"names like the ones on the path", `{"jsonrpc_":1,"i":2,"ids":3,"methods":4,"method":"tools/call","param":5,"params":{"nam":1,"names":2,"argument":3,"argumentss":4,"arguments_":5,"_met":6,"_metas":7,"name":"echo"}}`, true},
+		{"names on the path off the path", `{"x":{"method":"tools/list","params":{"name":"whoami"}},"method":"tools/call","params":{"name":"echo","arguments":{"name":"x","Name":"y","NAME":"z"}}}`, true},
+		{"nested as deep as the quick bound", deep(maxQuickDepth), true},
+
+		// Just off those shapes.
+		{"nested past the quick bound", deep(maxQuickDepth + 1), false},
+		{"batch", "[" + callTool(`"echo"`) + "]", false},
+		{"not an object", `"tools/call"`, false},
+		{"Method", `{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"echo"}}`, false},
+		{"methoD", `{"jsonrpc":"2.0","id":1,"methoD":"tools/call","params":{"name":"echo"}}`, false},
+		{"PARAMS", `{"jsonrpc":"2.0","id":1,"method":"tools/call","PARAMS":{"name":"echo"}}`, false},
+		{"Name", rpc(`"tools/call"`, `{"Name":"echo"}`), false},
+		{"namE after name", rpc(`"tools/call"`, `{"name":"echo","namE":"whoami"}`), false},
+		{"Name in the params of another method", rpc(`"resources/read"`, `{"uri":"x","Name":"y"}`), false},
+		{"method twice", `{"method":"tools/list","method":"tools/call","params":{"name":"echo"}}`, false},
+		{"method twice, the second with a space", `{"method":"tools/list","method" :"tools/call","params":{"name":"echo"}}`, false},
+		{"params twice", `{"method":"tools/call","params":{"name":"echo"},"params":{"name":"whoami"}}`, false},
+		{"name twice", rpc(`"tools/call"`, `{"name":"echo","name":"whoami"}`), false},
+		{"name twice, the second with a space", rpc(`"tools/call"`, `{"name":"echo","name" :"whoami"}`), false},
+		{"escaped member name on the path", `{"m\u0065thod":"tools/call","params":{"name":"echo"}}`, false},
+		{"escaped name in params", rpc(`"tools/call"`, `{"n\u0061me":"echo"}`), false},
+		{"escaped other name in the message", `{"jsonrp\u0063":"2.0","method":"tools/call","params":{"name":"echo"}}`, false},
+		{"escaped method", rpc(`"tools\/call"`, `{"name":"echo"}`), false},
+		{"escaped tool name", callTool(`"\u0065cho"`), false},
+		{"not ASCII in a member name of the message", "{\"m\u00e9thode\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}", false},
+		{"not ASCII in a member name of params", rpc(`"tools/call"`, "{\"n\u00e4me\":1,\"name\":\"echo\"}"), false},
+		{"param\u017f", "{\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"},\"param\u017f\":{\"name\":\"whoami\"}}", false},
+		{"not ASCII in the tool name", callTool("\"\u00e9cho\""), false},
+		{"invalid UTF-8 in the method", rpc("\"tools/call\xff\"", `{"name":"echo"}`), false},
+		{"method not a string", rpc(`1`, `{"name":"echo"}`), false},
+		{"params not an object", rpc(`"tools/call"`, `["echo"]`), false},
+		{"params of another method not an object", rpc(`"resources/read"`, `["x"]`), false},
+		{"name not a string", callTool(`null`), false},
+		{"data after the message", typicalToolCall + "x", false},
+		{"a second message", typicalToolCall + typicalToolCall, false},
+		{"trailing comma", `{"method":"tools/call","params":{"name":"echo"},}`, false},
+		{"missing colon", `{"method" "tools/call"}`, false},
+		{"leading zero", `{"id":01,"method":"tools/call","params":{"name":"echo"}}`, false},
+		{"bad escape off the path", rpc(`"tools/call"`, `{"name":"echo","arguments":{"t":"\x"}}`), false},
+		{"control character in a name in params", rpc(`"tools/call"`, "{\"argument\x01\":1,\"name\":\"echo\"}"), false},
+		{"control character off the path", rpc(`"tools/call"`, "{\"name\":\"echo\",\"arguments\":{\"t\":\"a\x01\"}}"), false},
+		{"truncated in jsonrpc", `{"jsonrpc":"2.0`, false},
+		{"truncated after jsonrpc", `{"jsonrpc":"2.0"`, false},
+		{"truncated in the method", `{"method":"tools/ca`, false},
+		{"truncated in tools/call", `{"method":"tools/call`, false},
+		{"truncated after a name", `{"method"`, false},
+		{"truncated in arguments", `{"method":"tools/call","params":{"name":"echo","argument`, false},
+		{"truncated in a string near the end", `{"a":"x`, false},
+		{"truncated in a literal", `{"a":tru`, false},
+		{"truncated in a number", `{"a":-`, false},
+		{"value missing", `{"a":}`, false},
+		{"brace for a bracket", `{"a":[1}}`, false},
+		{"bracket for a brace", `{"a":{"b":1]}`, false},
+	}
+}
+
+// carefulMessage reads body, which must begin with an object, with the
+// careful scanner alone, and returns the message it reads, or why it does
+// not read it as one message to let through: the body is not JSON, nests
+// too deep, has data after the object, or a member on the path is refused.
+// The refusals that p.messageOperation makes are not errors here.
+func carefulMessage(p *mcpPeek, body []byte) (rpcMessage, error) {
+	var s rpcScan
+	ops := opList{peek: p}
+	i := space(body, 0)
+	if at(body, i) != '{' {
+		return rpcMessage{}, errors.New("not an object")
+	}
+	end, err := s.message(body, i, 1, &ops)
+	switch {
+	case err != nil:
+		return s.m, err
+	case space(body, end) != len(body):
+		return s.m, errTrailingData
+	case s.refusal != nil:
+		if _, opErr := p.messageOperation(&s.m); opErr == nil || opErr.Error() != s.refusal.Error() {
+			return s.m, s.refusal
+		}
+	}
+	return s.m, nil
+}
+
+// messageView is what a message names, comparable.
+type messageView struct {
+	Method, Name                  string
+	HasMethod, HasParams, HasName bool
+	ParamsErr                     string
+}
+
+func viewMessage(m rpcMessage) messageView {
+	v := messageView{Method: string(m.method), Name: string(m.name), HasMethod: m.hasMethod, HasParams: m.hasParams, HasName: m.hasName}
+	if m.paramsErr != nil {
+		v.ParamsErr = m.paramsErr.Error()
+	}
+	return v
+}
+
+// errText is the text of err, or "" for nil.
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// assertReadsAsCarefully checks that p reads body as the careful scanner
+// alone reads it, and, when quickMessage reads body, that it reads the
+// message the careful scanner reads. It returns whether quickMessage read
+// body.
+func assertReadsAsCarefully(t testing.TB, p *mcpPeek, body []byte) bool {
+	t.Helper()
+	got, err := p.read(body)
+	want, wantErr := p.readCarefully(body)
+	require.Equal(t, want, got, "the Operation")
+	require.Equal(t, errText(wantErr), errText(err), "the refusal")
+	var m rpcMessage
+	if !quickMessage(body, &m) {
+		return false
+	}
+	careful, err := carefulMessage(p, body)
+	require.NoError(t, err, "quickMessage reads only what the careful scanner lets through")
+	require.Equal(t, viewMessage(careful), viewMessage(m), "the message")
+	return true
+}
+
+// TestMCPOperationQuickReadingIsTheCarefulReading checks that the one-pass
+// reading of a single message gives, for each body it reads, the message
+// and the Operation that the careful scanner gives, that it reads the
+// shapes clients send, and that it leaves to the careful scanner each body
+// that just misses one of its shortcuts or checks.
+func TestMCPOperationQuickReadingIsTheCarefulReading(t *testing.T) {
+	p, err := newMCPPeek(testMCPScopes())
+	require.NoError(t, err)
+	for _, tc := range quickCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			assert.Equal(t, tc.quick, assertReadsAsCarefully(t, p, []byte(tc.body)), "read by quickMessage")
+		})
+	}
+}
+
 // FuzzMCPOperation checks, for any body, that the peek never panics, hands
 // on the body as it came, passes a body whose first value encoding/json
 // cannot read (nested at most maxJSONDepth) with a zero Operation, refuses
 // anything but white space after a first value that is an object or an
 // array, and names no operation for a body nested deeper than
-// maxJSONDepth.
+// maxJSONDepth; and that it reads the body as the careful scanner alone
+// reads it, the message included when quickMessage reads it.
 func FuzzMCPOperation(f *testing.F) {
 	for _, seed := range []string{
 		typicalToolCall,
@@ -833,8 +1085,14 @@ func FuzzMCPOperation(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	for _, tc := range quickCases() {
+		f.Add([]byte(tc.body))
+	}
 	op := newMCPOperation(f, testMCPScopes())
+	p, err := newMCPPeek(testMCPScopes())
+	require.NoError(f, err)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		assertReadsAsCarefully(t, p, body)
 		r := httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader(body))
 		got, err := op(r)
 		if err == nil {
