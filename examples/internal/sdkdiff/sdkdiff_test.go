@@ -247,6 +247,17 @@ func corpus() []corpusEntry {
 		{"name twice, once escaped", call(`{"name":"whoami","n\u0061me":"echo"}`), both("echo"), true},
 		{"method twice", `{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"echo"}}`, both("echo"), true},
 		{"params twice", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami"},"params":{"name":"echo"}}`, both("echo"), true},
+		// The peek's one-pass reading of a single message, and bodies just off it.
+		{"call in the TypeScript SDK's order", `{"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}},"jsonrpc":"2.0","id":1}`, both("echo"), false},
+		{"white space at every token", " { \"jsonrpc\" : \"2.0\" , \"id\" : 1 , \"method\" : \"tools/call\" , \"params\" : { \"name\" : \"echo\" } } ", both("echo"), false},
+		{"method with a space before its colon, twice", `{"jsonrpc":"2.0","id":1,"method":"tools/list","method" :"tools/call","params":{"name":"echo"}}`, both("echo"), true},
+		{"namE after name", call(`{"name":"echo","namE":"whoami"}`), map[string][]string{"go-sdk": {"echo"}, "mcp-go": {"whoami"}}, true},
+		{"names that fold after params", `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"x":{"Name":"whoami","name":"whoami"}}`, both("echo"), false},
+		{"method that begins with tools/call", request(`"tools/calls"`, `{"name":"echo"}`), both(), false},
+		{"jsonrpc that begins with 2.0", `{"jsonrpc":"2.0,","id":1,"method":"tools/call","params":{"name":"echo"}}`, nil, false},
+		{"name that begins with arguments", call(`{"argumentsx":{"name":"whoami"},"name":"echo"}`), both("echo"), false},
+		{"nested 62 deep", deep(62), both("echo"), false},
+		{"nested 63 deep", deep(63), both("echo"), false},
 
 		// Escapes are decoded by both.
 		{"tool name escaped", call(`{"name":"\u0065cho"}`), both("echo"), false},
