@@ -19,13 +19,14 @@ import (
 // The breaker counts the failures of the server, one per introspection
 // request however many callers share it: no answer (FailureTransport,
 // FailureTimeout), a 5xx or 429 status, and an answer that is not a usable
-// one (FailureRedirect, FailureContentType, FailureTooLarge,
-// FailureMalformed). Any other answer shows the server is up and starts
-// the count again: a usable answer, active or not, and a 4xx status other
-// than 429, which is about the request (invalid_client is a configuration
-// error, logged as every failed request is). A token never fails the
-// server, so invalid tokens never open the breaker. Neither do panics, nor
-// callers whose context ends: the request runs on without them.
+// one (a success status other than 200, such as 204, FailureRedirect,
+// FailureContentType, FailureTooLarge, FailureMalformed). Any other answer
+// shows the server is up and starts the count again: a usable answer,
+// active or not, and a 4xx status other than 429, which is about the
+// request (invalid_client is a configuration error, logged as every failed
+// request is). A token never fails the server, so invalid tokens never
+// open the breaker. Neither do panics, nor callers whose context ends: the
+// request runs on without them.
 //
 // After Settings.BreakerThreshold consecutive failures the breaker opens
 // for an interval: BreakerMinBackoff, doubled after each failed probe up

@@ -83,7 +83,7 @@ type Settings struct {
 	// authorization server (no answer, a timeout, a 5xx or 429 status, an
 	// answer that is not a usable one) after which its circuit breaker
 	// opens: Verify then fails at once with [FailureUnavailable], sending
-	// nothing, until a probe request succeeds (see [FailureUnavailable]).
+	// nothing, until a probe request succeeds (see [BreakerState]).
 	// Zero means DefaultBreakerThreshold (5); negative means no breaker.
 	BreakerThreshold int
 	// BreakerMinBackoff is how long the breaker stays open the first time,
