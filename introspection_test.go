@@ -776,10 +776,7 @@ func TestSettingsFromEnv(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			for _, k := range []string{"URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "CLIENT_AUTH_METHOD", "TIMEOUT",
-				"REQUIRED_SCOPES", "AUDIENCE", "ISSUER", "LEEWAY", "CACHE_TTL", "MAX_CACHE_SIZE", "NEGATIVE_CACHE_TTL", "ALLOW_INSECURE_HTTP"} {
-				t.Setenv("INTROSPECTION_"+k, "")
-			}
+			clearEnv(t, "INTROSPECTION_")
 			for k, val := range tc.env {
 				t.Setenv(k, val)
 			}
