@@ -198,6 +198,15 @@ type corpusEntry struct {
 	refused bool
 }
 
+// orWithout is, by corpus entry name, another outcome an SDK may give for
+// the body without the peek, depending on timing.
+var orWithout = map[string]map[string][]string{
+	// Whether the go-sdk runs the second request, which reuses the first
+	// one's id, depends on timing: either way the peek asked for both
+	// tools' scopes.
+	"batch of two tools with one id": only("go-sdk", "echo", "whoami"),
+}
+
 // both says that both SDKs run tools.
 func both(tools ...string) map[string][]string {
 	return map[string][]string{"go-sdk": tools, "mcp-go": tools}
@@ -320,10 +329,16 @@ func TestPeekAgainstSDKs(t *testing.T) {
 				assert.NoError(t, o.err, "the peek lets it through")
 			}
 			for sdk, want := range tc.without {
+				if alt, ok := orWithout[tc.name][sdk]; ok && slices.Equal(alt, o.without[sdk]) {
+					continue
+				}
 				assert.Equal(t, want, o.without[sdk], "%s runs, without the peek", sdk)
 			}
 			if o.err == nil {
 				for sdk, ran := range o.ran {
+					if alt, ok := orWithout[tc.name][sdk]; ok && (slices.Equal(alt, ran) || slices.Equal(tc.without[sdk], ran)) {
+						continue
+					}
 					assert.Equal(t, o.without[sdk], ran, "%s runs the same behind the peek", sdk)
 				}
 			}
