@@ -60,7 +60,11 @@ func assertionClaims(t *testing.T, clientID string, aud any) map[string]any {
 // TestOIDCProviderClientAuthRules pins down, with assertions and TLS
 // connections made apart from the verifier's code, what oidc-provider
 // accepts at its introspection endpoint, so that the verifier's choices
-// rest on a server's behaviour rather than on a reading of the RFCs: a
+// rest on a server's behaviour rather than on a reading of the RFCs: its
+// metadata, served at both the RFC 8414 and the OpenID path, lists the
+// methods only as token_endpoint_auth_methods_supported (there is no
+// introspection_endpoint_auth_methods_supported) and the HTTPS listener
+// as mtls_endpoint_aliases; a
 // client assertion's aud may be the issuer, the token endpoint or the
 // introspection endpoint (or a list holding one), never another URL; a
 // jti is accepted once; every key type the clients registered signs
@@ -89,6 +93,35 @@ func TestOIDCProviderClientAuthRules(t *testing.T) {
 		require.NoError(t, err)
 		return a
 	}
+
+	t.Run("metadata", func(t *testing.T) {
+		docs := map[string]map[string]any{}
+		for _, path := range []string{"/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"} {
+			resp, err := plain.Get(p.Issuer + path)
+			require.NoError(t, err)
+			var doc map[string]any
+			err = json.NewDecoder(resp.Body).Decode(&doc)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode, path)
+			assert.Contains(t, resp.Header.Get("Content-Type"), "application/json", path)
+			docs[path] = doc
+		}
+		doc := docs["/.well-known/oauth-authorization-server"]
+		assert.Equal(t, doc, docs["/.well-known/openid-configuration"], "both paths serve one document")
+		assert.Equal(t, p.Issuer, doc["issuer"])
+		assert.Equal(t, p.IntrospectionURL, doc["introspection_endpoint"])
+		assert.NotContains(t, doc, "introspection_endpoint_auth_methods_supported")
+		assert.ElementsMatch(t, []any{
+			"client_secret_basic", "client_secret_jwt", "client_secret_post", "private_key_jwt", "none",
+			"tls_client_auth", "self_signed_tls_client_auth",
+		}, doc["token_endpoint_auth_methods_supported"])
+		assert.Equal(t, map[string]any{
+			"token_endpoint":         strings.TrimSuffix(p.MTLSIntrospectionURL, "/introspection"),
+			"introspection_endpoint": p.MTLSIntrospectionURL,
+			"revocation_endpoint":    strings.TrimSuffix(p.MTLSIntrospectionURL, "/introspection") + "/revocation",
+		}, doc["mtls_endpoint_aliases"])
+	})
 
 	t.Run("aud", func(t *testing.T) {
 		for _, tc := range []struct {
