@@ -59,6 +59,10 @@ type TokenOptions struct {
 	// (RFC 8705 §3): cnf has x5t#S256 set to it, the base64url SHA-256 of
 	// the certificate's DER.
 	Certificate string
+	// KeepActive keeps the token active after it expires: the answer is
+	// active, with the past exp, so that a verifier's own exp check is
+	// reached. Revocation still makes it inactive.
+	KeepActive bool
 	// Extra members are added to the answer; they override the others.
 	Extra map[string]any
 }
@@ -279,7 +283,7 @@ func (s *Server) answer(r *http.Request) (int, map[string]any) {
 		lifetime = time.Hour
 	}
 	exp := t.issued.Add(lifetime)
-	if !t.opts.NoExpiry && !now.Before(exp) {
+	if !t.opts.NoExpiry && !t.opts.KeepActive && !now.Before(exp) {
 		return http.StatusOK, map[string]any{"active": false}
 	}
 	clientID := t.opts.ClientID
