@@ -161,7 +161,8 @@ func (s *Server) AddClient(id, secret string) {
 	s.clients[id] = secret
 }
 
-// SetNow sets the server's clock, used for iat, exp and activity.
+// SetNow sets the server's clock, used for iat, exp and activity, and for
+// the exp, iat and nbf checks of client assertions.
 func (s *Server) SetNow(now func() time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -188,7 +189,7 @@ func (s *Server) Revoke(tok string) {
 	}
 }
 
-// SetFault makes every following answer misbehave as f says.
+// SetFault makes every following introspection answer misbehave as f says.
 func (s *Server) SetFault(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
