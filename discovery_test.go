@@ -17,6 +17,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/mcpauth/introspection/introspectiontest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -1072,4 +1073,70 @@ func TestMiddlewareAnswersDiscoveryFailureWith503(t *testing.T) {
 		assert.NotContains(t, rec.Header().Get("WWW-Authenticate"), "invalid_token")
 	}
 	assert.EqualValues(t, 1, ds.metaN.Load())
+}
+
+// TestDiscoveryAgainstTheTestServer configures verifiers with the issuer of
+// an introspectiontest server alone, which checks client assertions fully
+// (signature, claims, a jti never seen before): each method the server
+// lists is found and accepted, the method the credentials allow best is
+// chosen when none is set, and a key the server does not know for the
+// client gets ErrIntrospectionFailed with invalid_client.
+func TestDiscoveryAgainstTheTestServer(t *testing.T) {
+	as := newAS(t, nil)
+	longSecret := strings.Repeat("s", MinClientSecretJWTSize)
+	as.AddClient("jwt-client", longSecret)
+	as.AddKeyClient("ec-client", testECKey().Public())
+	as.AddKeyClient("rsa-client", testRSAKey().Public())
+	other := testEdKey()
+	tests := []struct {
+		name       string
+		edit       func(*Settings)
+		wantMethod ClientAuthMethod
+		wantCode   string // the server's error, "" when accepted
+	}{
+		{"chosen by the secret", func(s *Settings) {
+			s.ClientID, s.ClientSecret = introspectiontest.ClientID, introspectiontest.ClientSecret
+		}, ClientSecretBasic, ""},
+		{"client_secret_post", func(s *Settings) {
+			s.ClientID, s.ClientSecret = introspectiontest.ClientID, introspectiontest.ClientSecret
+			s.ClientAuthMethod = ClientSecretPost
+		}, ClientSecretPost, ""},
+		{"chosen by the long secret", func(s *Settings) { s.ClientID = "jwt-client"; s.ClientSecret = longSecret }, ClientSecretJWT, ""},
+		{"private_key_jwt ES256, chosen", func(s *Settings) {
+			s.ClientID = "ec-client"
+			s.ClientSecret = ""
+			s.PrivateKey = &SigningKey{Key: testECKey()}
+		}, PrivateKeyJWT, ""},
+		{"private_key_jwt RS256", func(s *Settings) {
+			s.ClientID = "rsa-client"
+			s.ClientSecret = ""
+			s.ClientAuthMethod = PrivateKeyJWT
+			s.PrivateKey = &SigningKey{Key: testRSAKey()}
+		}, PrivateKeyJWT, ""},
+		{"a key the server does not know", func(s *Settings) {
+			s.ClientID = "ec-client"
+			s.ClientSecret = ""
+			s.PrivateKey = &SigningKey{Key: other}
+		}, PrivateKeyJWT, "invalid_client"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newDiscoveryVerifier(t, as.Issuer, nil, tc.edit)
+			tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"read"}})
+			for range 3 { // a new assertion each time: a repeated jti is refused
+				got, err := v.Verify(context.Background(), tok)
+				if tc.wantCode != "" {
+					require.ErrorIs(t, err, ErrIntrospectionFailed)
+					ie, ok := errors.AsType[*IntrospectionError](err)
+					require.True(t, ok)
+					assert.Equal(t, tc.wantCode, ie.ErrorCode)
+					break
+				}
+				require.NoError(t, err)
+				assert.Equal(t, "alice", got.Subject)
+			}
+			assert.Equal(t, tc.wantMethod, v.ClientAuthMethod())
+			assert.Equal(t, as.IntrospectionURL, v.IntrospectionURL())
+		})
+	}
 }
