@@ -642,9 +642,10 @@ func TestTLSClientAuthPresentsTheCertificate(t *testing.T) {
 }
 
 // BenchmarkMissClientAuth measures a cache miss, one introspection request
-// to an httptest server, with each client authentication method, and one
-// assertion alone, so that a private_key_jwt miss compares with a
-// client_secret_basic miss plus one signature.
+// to an httptest server, with each client authentication method, and the
+// making of one assertion alone (assertion_<alg>), so that a
+// private_key_jwt miss compares with a client_secret_basic miss plus one
+// signature.
 func BenchmarkMissClientAuth(b *testing.B) {
 	ctx := context.Background()
 	srv := benchServer(b)
@@ -653,6 +654,7 @@ func BenchmarkMissClientAuth(b *testing.B) {
 		edit func(*Settings)
 	}{
 		{"client_secret_basic", func(s *Settings) {}},
+		{"client_secret_jwt", func(s *Settings) { s.ClientAuthMethod = ClientSecretJWT; s.ClientSecret = jwtSecret }},
 		{"private_key_jwt_ES256", func(s *Settings) { s.ClientSecret = ""; s.PrivateKey = &SigningKey{Key: testECKey()} }},
 		{"private_key_jwt_RS256", func(s *Settings) { s.ClientSecret = ""; s.PrivateKey = &SigningKey{Key: testRSAKey()} }},
 	} {
@@ -671,7 +673,7 @@ func BenchmarkMissClientAuth(b *testing.B) {
 			}
 		})
 		if v.fixed.signer != nil {
-			b.Run("assertion_"+strings.TrimPrefix(bc.name, "private_key_jwt_"), func(b *testing.B) {
+			b.Run("assertion_"+v.fixed.signer.alg(), func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
 					if _, err := v.fixed.signer.clientAssertion("rs", srv.URL, time.Now()); err != nil {
