@@ -91,6 +91,10 @@ func (ds *discoServer) serve(w http.ResponseWriter, r *http.Request) {
 	answer := ds.metadata
 	ds.mu.Unlock()
 	ds.metaN.Add(1)
+	if r.Method != http.MethodGet || r.Header.Get("Accept") != "application/json" || r.Header.Get("Authorization") != "" {
+		http.Error(w, "want a GET that accepts JSON, without credentials", http.StatusTeapot)
+		return
+	}
 	status, ct, body := answer(r.URL.Path)
 	if status >= 300 && status < 400 {
 		http.Redirect(w, r, body, status)
@@ -415,6 +419,25 @@ func TestDiscoveryConfiguredMethodNotListed(t *testing.T) {
 	_, err = v.Verify(context.Background(), "tok")
 	discoveryFailure(t, err)
 	assert.Zero(t, ds.introN.Load())
+}
+
+// TestDiscoveryTimeout shows that a metadata fetch is bounded by
+// Settings.Timeout: a server that does not answer in time fails it with
+// FailureDiscovery.
+func TestDiscoveryTimeout(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	v := newDiscoveryVerifier(t, srv.URL, nil, func(s *Settings) { s.Timeout = 50 * time.Millisecond })
+	_, err := v.Verify(context.Background(), "tok")
+	discoveryFailure(t, err)
+	assert.Contains(t, err.Error(), "no answer within 50ms")
 }
 
 // TestDiscoveryMetadataSizeBound shows the bound on the metadata document:
