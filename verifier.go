@@ -37,8 +37,16 @@ import (
 // without a panic (runtime.Goexit, as t.FailNow in a test double) fails it
 // the same way, and the next call for the token sends a new request.
 //
+// With Settings.IntrospectionURL empty, the verifier discovers the endpoint
+// from the metadata of Settings.Issuer at the first Verify that needs it
+// (or at [Verifier.Discover]), and keeps it fresh; a Verify that needs
+// the metadata when none can be had fails with an [*IntrospectionError] of
+// kind [FailureDiscovery]. Concurrent callers share one fetch of the
+// metadata, as they share one request for a token.
+//
 // Callers of a shared request wait at most one second for the cache
-// lookup, Settings.Timeout for the request and a second of grace: if a
+// lookup, Settings.Timeout for the request and a second of grace (with
+// discovery, also Settings.Timeout and a second for the metadata): if a
 // dependency ignores its context and the answer has not come by then, they
 // get an [*IntrospectionError] of kind [FailureTimeout] and the next call
 // for the token sends a new request.
