@@ -225,7 +225,7 @@ type clientCredentials struct {
 
 // methodPreference lists the methods chooseMethod picks from, best first.
 var methodPreference = []ClientAuthMethod{
-	PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth, ClientSecretJWT, ClientSecretBasic, ClientSecretPost,
+	PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth, ClientSecretBasic, ClientSecretPost, ClientSecretJWT,
 }
 
 // allows reports whether c holds what method m needs.
@@ -314,7 +314,11 @@ func showMethods(supported []string) string {
 // empty list means the server accepts no method, and is an error. The
 // order of preference among the methods the credentials allow:
 // private_key_jwt, tls_client_auth, self_signed_tls_client_auth,
-// client_secret_jwt, client_secret_basic, client_secret_post. Names it does
+// client_secret_basic, client_secret_post, client_secret_jwt. Among the
+// secret methods, client_secret_jwt comes last although it sends no secret:
+// servers such as Keycloak and Ory Hydra accept only the one method a
+// client is registered with, by default client_secret_basic, so it is used
+// only when configured or when the server lists no other. Names it does
 // not know, and "none", are never chosen. A configured method the server
 // does not list, or one the credentials do not allow, or no allowed method
 // listed, is an error naming the server's list and the configured

@@ -457,7 +457,7 @@ func TestChooseMethod(t *testing.T) {
 		// The server lists nothing: the configured method, or the best the
 		// credentials allow, unchecked.
 		{"nil list, secret", "", nil, secret, ClientSecretBasic, nil},
-		{"nil list, long secret", "", nil, longSecret, ClientSecretJWT, nil},
+		{"nil list, long secret", "", nil, longSecret, ClientSecretBasic, nil},
 		{"nil list, key", "", nil, key, PrivateKeyJWT, nil},
 		{"nil list, certificate", "", nil, cert, TLSClientAuth, nil},
 		{"nil list, all", "", nil, all, PrivateKeyJWT, nil},
@@ -474,7 +474,9 @@ func TestChooseMethod(t *testing.T) {
 		{"everything, all", "", everything, all, PrivateKeyJWT, nil},
 		{"everything, certificate and secret", "", everything, clientCredentials{secret: true, secretJWT: true, certificate: true}, TLSClientAuth, nil},
 		{"only self-signed listed, certificate", "", []string{"self_signed_tls_client_auth", "client_secret_basic"}, cert, SelfSignedTLSClientAuth, nil},
-		{"everything, long secret", "", everything, longSecret, ClientSecretJWT, nil},
+		{"everything, long secret", "", everything, longSecret, ClientSecretBasic, nil},
+		{"jwt alone, long secret", "", []string{"client_secret_jwt"}, longSecret, ClientSecretJWT, nil},
+		{"jwt and post, long secret", "", []string{"client_secret_jwt", "client_secret_post"}, longSecret, ClientSecretPost, nil},
 		{"everything, short secret", "", everything, secret, ClientSecretBasic, nil},
 		{"post before basic in the list", "", []string{"client_secret_post", "client_secret_basic"}, secret, ClientSecretBasic, nil},
 		{"post alone", "", []string{"client_secret_post"}, longSecret, ClientSecretPost, nil},

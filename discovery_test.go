@@ -1124,7 +1124,10 @@ func TestDiscoveryAgainstTheTestServer(t *testing.T) {
 			s.ClientID, s.ClientSecret = introspectiontest.ClientID, introspectiontest.ClientSecret
 			s.ClientAuthMethod = ClientSecretPost
 		}, ClientSecretPost, ""},
-		{"chosen by the long secret", func(s *Settings) { s.ClientID = "jwt-client"; s.ClientSecret = longSecret }, ClientSecretJWT, ""},
+		{"basic chosen for a long secret too", func(s *Settings) { s.ClientID = "jwt-client"; s.ClientSecret = longSecret }, ClientSecretBasic, ""},
+		{"client_secret_jwt configured", func(s *Settings) {
+			s.ClientID, s.ClientSecret, s.ClientAuthMethod = "jwt-client", longSecret, ClientSecretJWT
+		}, ClientSecretJWT, ""},
 		{"private_key_jwt ES256, chosen", func(s *Settings) {
 			s.ClientID = "ec-client"
 			s.ClientSecret = ""
