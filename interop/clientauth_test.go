@@ -128,11 +128,12 @@ func parsedKey(t *testing.T, data []byte) *introspection.SigningKey {
 // that its credentials allow from token_endpoint_auth_methods_supported
 // (oidc-provider lists no introspection_endpoint_auth_methods_supported),
 // logs it at info, and a token issued to the app client verifies with it:
-// client_secret_basic for a short secret, client_secret_jwt for one of 32
-// bytes or more, private_key_jwt for a key, and tls_client_auth for a
-// certificate, which goes to mtls_endpoint_aliases.introspection_endpoint,
-// the provider's HTTPS listener: the plain endpoint never sees a
-// certificate (TestOIDCProviderClientAuthRules). An issuer that is not the
+// client_secret_basic for a secret, private_key_jwt for a key, and
+// tls_client_auth for a certificate, which goes to
+// mtls_endpoint_aliases.introspection_endpoint, the provider's HTTPS
+// listener: the plain endpoint never sees a certificate
+// (TestOIDCProviderClientAuthRules). A configured client_secret_jwt, which
+// the server lists, is used without that log. An issuer that is not the
 // one the metadata names is refused.
 func TestDiscoveryInterop(t *testing.T) {
 	p := oidcprovider.StartWith(t, oidcprovider.Options{MTLS: true})
@@ -154,8 +155,9 @@ func TestDiscoveryInterop(t *testing.T) {
 			secret:   oidcprovider.ResourceServerSecret,
 		},
 		{
-			name: "client secret of 32 bytes or more",
+			name: "client_secret_jwt configured",
 			edit: func(s *introspection.Settings) {
+				s.ClientAuthMethod = introspection.ClientSecretJWT
 				s.ClientID = oidcprovider.SecretJWTClientID
 				s.ClientSecret = oidcprovider.SecretJWTSecret
 			},
@@ -188,11 +190,13 @@ func TestDiscoveryInterop(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var logs bytes.Buffer
 			client, rec := recordingClient(t)
+			configured := false
 			v := verifier(t, p, func(s *introspection.Settings) {
 				s.IntrospectionURL = ""
 				s.HTTPClient = client
 				s.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 				tc.edit(s)
+				configured = s.ClientAuthMethod != ""
 			})
 			tlsRow := tc.method == introspection.TLSClientAuth
 			if !tlsRow {
@@ -244,9 +248,14 @@ func TestDiscoveryInterop(t *testing.T) {
 					chosen++
 					assert.Equal(t, "INFO", rec["level"])
 					assert.Equal(t, string(tc.method), rec["method"])
+					assert.Equal(t, tc.endpoint, rec["introspection_endpoint"])
 				}
 			}
-			assert.Equal(t, 1, chosen, "the chosen method is logged once:\n%s", logs.String())
+			if configured {
+				assert.Equal(t, 0, chosen, "a configured method is not chosen:\n%s", logs.String())
+			} else {
+				assert.Equal(t, 1, chosen, "the chosen method is logged once:\n%s", logs.String())
+			}
 			if tc.secret != "" {
 				assert.NotContains(t, logs.String(), tc.secret)
 			}
