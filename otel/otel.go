@@ -104,10 +104,10 @@ type Observer struct {
 
 	tracer      trace.Tracer // nil when the TracerProvider is a no-op one: no span is started
 	cacheErrors metric.Int64Counter
-	collapsed     metric.Int64Counter
-	upstream      metric.Float64Histogram
-	transitions   metric.Int64Counter
-	attrs         *attrSets
+	collapsed   metric.Int64Counter
+	upstream    metric.Float64Histogram
+	transitions metric.Int64Counter
+	attrs       *attrSets
 
 	mu      sync.Mutex // guards watched
 	watched map[*introspection.Verifier]int

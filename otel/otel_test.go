@@ -53,7 +53,7 @@ var documentedSpans = map[string]struct {
 	"introspection.verify": {"internal",
 		[]string{"introspection.outcome", "introspection.reason", "introspection.cache.result?", "introspection.collapsed_waiter?"},
 		map[string][]string{
-			"introspection.cache.error":         {"introspection.cache.operation"},
+			"introspection.cache.error":        {"introspection.cache.operation"},
 			"introspection.breaker.transition": {"introspection.breaker.previous_state", "introspection.breaker.state"},
 		}},
 	"POST": {"client",
@@ -176,11 +176,11 @@ func TestVerificationsCacheLookupsAndRequests(t *testing.T) {
 		require.NoError(t, v.Close()) // waits for the shared request
 		return got
 	}
-	require.NotNil(t, verify(tok))       // a miss
-	require.NotNil(t, verify(tok))       // a hit
-	require.Nil(t, verify("unknown"))    // inactive
-	require.Nil(t, verify("unknown"))    // a negative hit
-	clock.Advance(2 * time.Minute)       // the entry ends
+	require.NotNil(t, verify(tok))    // a miss
+	require.NotNil(t, verify(tok))    // a hit
+	require.Nil(t, verify("unknown")) // inactive
+	require.Nil(t, verify("unknown")) // a negative hit
+	clock.Advance(2 * time.Minute)    // the entry ends
 	as.SetFault(introspectiontest.Fault{Status: http.StatusServiceUnavailable})
 	stale := verify(tok)
 	require.NotNil(t, stale)
@@ -196,7 +196,7 @@ func TestVerificationsCacheLookupsAndRequests(t *testing.T) {
 		"introspection.cache.result=negative": 1, "introspection.cache.result=stale": 1,
 	}, points(m["introspection.cache.lookups"]))
 	assert.Equal(t, map[string]float64{
-		"introspection.upstream.status_class=2xx":                  2,
+		"introspection.upstream.status_class=2xx":                   2,
 		"error.type=status introspection.upstream.status_class=5xx": 1,
 	}, points(m["introspection.upstream.duration"]))
 	hist := m["introspection.upstream.duration"].Data.(metricdata.Histogram[float64])
