@@ -729,3 +729,25 @@ func TestTracerProviderFromOptions(t *testing.T) {
 	require.Len(t, ended, 1)
 	assert.Equal(t, ScopeName, ended[0].InstrumentationScope().Name)
 }
+
+// TestRequestAttributesLeaveOutQueryAndUser shows the attributes of the
+// request's span for URLs the verifier would not hand over: a query, a
+// fragment or user information never reaches url.full, and a default port
+// is named.
+func TestRequestAttributesLeaveOutQueryAndUser(t *testing.T) {
+	tests := []struct {
+		url, full, address, port string
+	}{
+		{"https://user:pass@as.example/introspect?key=S3CRET#frag", "https://as.example/introspect", "as.example", "443"},
+		{"http://127.0.0.1:8080/i?", "http://127.0.0.1:8080/i", "127.0.0.1", "8080"},
+		{"http://[::1]/i", "http://[::1]/i", "::1", "80"},
+	}
+	for _, tc := range tests {
+		got := map[string]string{}
+		for _, kv := range requestAttributes(introspection.UpstreamRequest{Method: "POST", URL: tc.url}) {
+			got[string(kv.Key)] = kv.Value.Emit()
+		}
+		assert.Equal(t, map[string]string{"http.request.method": "POST", "url.full": tc.full,
+			"server.address": tc.address, "server.port": tc.port}, got, tc.url)
+	}
+}
