@@ -5,8 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
-	"sort"
+		"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -60,17 +59,10 @@ func (h *harness) collect(t testing.TB) map[string]metricdata.Metrics {
 	return out
 }
 
-// point is one data point: its attributes as "key=value" strings, sorted,
-// and its value (a histogram's count).
-type point struct {
-	attrs string
-	value float64
-}
-
 func attrString(set attribute.Set) string {
 	var kv []string
 	for _, a := range set.ToSlice() {
-		kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+		kv = append(kv, string(a.Key)+"="+a.Value.String())
 	}
 	sort.Strings(kv)
 	return strings.Join(kv, " ")
@@ -134,7 +126,7 @@ func (h *harness) ended() []spanView {
 			v.Status += " " + s.Status().Description
 		}
 		for _, a := range s.Attributes() {
-			v.Attrs[string(a.Key)] = a.Value.Emit()
+			v.Attrs[string(a.Key)] = a.Value.String()
 		}
 		for _, e := range s.Events() {
 			v.Events = append(v.Events, e.Name+" "+attrString(attribute.NewSet(e.Attributes...)))
@@ -281,14 +273,4 @@ func (h *harness) dump(t testing.TB) string {
 	s, err := json.Marshal(stubs)
 	require.NoError(t, err)
 	return string(b) + "\n" + string(s) + "\n" + fmt.Sprintf("%+v\n%+v", rm, stubs)
-}
-
-// keysOf returns the sorted keys of m.
-func keysOf(m map[string]string) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }
