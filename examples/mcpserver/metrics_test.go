@@ -116,20 +116,26 @@ func TestMetricsServesTheDashboardQueries(t *testing.T) {
 		require.NoError(t, err)
 		_ = resp.Body.Close()
 	}
+	scrape := func() map[string]*dto.MetricFamily {
+		resp, err := client.Get(metricsURL)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(resp.Body)
+		require.NoError(t, err)
+		return families
+	}
 	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{"mcp:tools"}, Audience: []string{endpoint}})
-	call(tok)       // accepted, a cache miss
+	call(tok) // accepted, a cache miss
+	// The answer is stored once the request has answered its callers.
+	require.Eventually(t, func() bool { return sample(scrape(), "introspection_cache_entries", nil) == 1 },
+		10*time.Second, 5*time.Millisecond)
 	call(tok)       // a hit
 	call("unknown") // rejected: inactive
 	as.SetFault(introspectiontest.Fault{Status: http.StatusServiceUnavailable})
 	call("another") // the server fails
-
-	resp, err := client.Get(metricsURL)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	require.NoError(t, err)
+	families := scrape()
 
 	for name, q := range queries {
 		used := queryNames(q)
