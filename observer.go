@@ -31,12 +31,16 @@ import (
 //
 // Methods are called concurrently and should return quickly: the
 // verifier waits for each. A slow observer slows every verification, and
-// one that blocks holds the verification it was called for (the callers
-// of a shared request still stop waiting at the bounds [Verifier]
-// states). A panic in a method is recovered, counted in [Stats].Panics
-// and logged, as for the verifier's other dependencies; the event is lost
-// (a Start method's context stays as it was) and the verdict is the one it
-// would have been.
+// one that blocks holds the verification it was called for. The callers
+// of a shared request whose UpstreamStart, UpstreamEnd or cache call
+// blocks stop waiting at the bounds [Verifier] states, with
+// FailureTimeout; a BreakerChange that blocks, which is called before the
+// callers of the request that changed the breaker get their answer, holds
+// them until their own contexts end, as a Logger that blocks there does.
+// A panic in a method is recovered, counted in [Stats].Panics and logged,
+// as for the verifier's other dependencies; the event is lost (a Start
+// method's context stays as it was) and the verdict is the one it would
+// have been.
 //
 // Events hold only values of small fixed sets, numbers and the
 // introspection URL without its query: never the token, its claims, the
