@@ -602,6 +602,35 @@ type blockingObserver struct {
 
 func (o *blockingObserver) UpstreamEnd(context.Context, UpstreamEvent) { <-o.release }
 
+// TestObserverBlockingInBreakerChangeHoldsTheCallers shows the limit of
+// that bound: BreakerChange is called before the callers of the request
+// that changed the breaker get their answer, so one that blocks holds
+// them until their own contexts end.
+func TestObserverBlockingInBreakerChangeHoldsTheCallers(t *testing.T) {
+	as := newAS(t, nil)
+	as.SetFault(introspectiontest.Fault{Status: http.StatusServiceUnavailable})
+	release := make(chan struct{})
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.Observer = &blockingBreakerObserver{release: release}
+		s.BreakerThreshold = 1
+	})
+	t.Cleanup(func() { close(release); waitUntilIdle(t, v) })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, err := v.Verify(ctx, "tok")
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "the caller waited until its context ended")
+	assert.Equal(t, uint64(1), v.Stats().BreakerOpened)
+}
+
+// blockingBreakerObserver blocks in BreakerChange until release is
+// closed.
+type blockingBreakerObserver struct {
+	NopObserver
+	release chan struct{}
+}
+
+func (o *blockingBreakerObserver) BreakerChange(context.Context, BreakerEvent) { <-o.release }
+
 // nilContextObserver returns no context from its Start methods.
 type nilContextObserver struct{ NopObserver }
 
