@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -332,12 +333,20 @@ func (v *Verifier) observeUpstreamEnd(ctx context.Context, e UpstreamEvent) {
 // them.
 var cacheOperations = map[string]CacheOperation{"Get": CacheGet, "Set": CacheSet, "Delete": CacheDelete}
 
+// cacheOperation returns the operation sharedStore.call names op.
+func cacheOperation(op string) CacheOperation {
+	if o, ok := cacheOperations[op]; ok {
+		return o
+	}
+	return CacheOperation(strings.ToLower(op))
+}
+
 // observeCacheCallStart tells the observer that a call op of a caller's
 // Cache starts, and returns the context it runs with.
 func (v *Verifier) observeCacheCallStart(ctx context.Context, op string) (out context.Context) {
 	out = ctx
 	defer v.recoverObserver(ctx, "CacheCallStart")
-	if c := v.s.Observer.CacheCallStart(ctx, cacheOperations[op]); c != nil {
+	if c := v.s.Observer.CacheCallStart(ctx, cacheOperation(op)); c != nil {
 		out = c
 	}
 	return out
@@ -346,7 +355,7 @@ func (v *Verifier) observeCacheCallStart(ctx context.Context, op string) (out co
 // observeCacheCallEnd tells the observer that the call op ended with err.
 func (v *Verifier) observeCacheCallEnd(ctx context.Context, op string, err error) {
 	defer v.recoverObserver(ctx, "CacheCallEnd")
-	v.s.Observer.CacheCallEnd(ctx, CacheCallEvent{Operation: cacheOperations[op], Err: err})
+	v.s.Observer.CacheCallEnd(ctx, CacheCallEvent{Operation: cacheOperation(op), Err: err})
 }
 
 // observeCacheError tells the observer of a cache error that Stats

@@ -320,7 +320,7 @@ func (o *Observer) UpstreamEnd(ctx context.Context, e introspection.UpstreamEven
 	u := o.attrs.upstream(e)
 	o.upstream.Record(ctx, e.Duration.Seconds(), u.record...)
 	if span, ok := spanOf(ctx, upstreamSpan); ok {
-		if e.StatusCode > 0 {
+		if e.StatusCode >= 100 && e.StatusCode <= 999 { // what HTTP allows: three digits
 			span.SetAttributes(semconv.HTTPResponseStatusCode(e.StatusCode))
 		}
 		if e.Failure != "" {

@@ -2,6 +2,7 @@ package otel
 
 import (
 	"context"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -281,7 +282,9 @@ func TestEveryVerdictHasItsReason(t *testing.T) {
 			_, _ = v.Verify(ctx, token)
 			require.NoError(t, v.Close())
 			attrs := "introspection.outcome=" + tc.outcome + " introspection.reason=" + tc.reason
-			assert.Equal(t, map[string]float64{attrs: 1}, points(h.collect(t)["introspection.verifications"]))
+			m := h.collect(t)
+			assert.Equal(t, map[string]float64{attrs: 1}, points(m["introspection.verifications"]))
+			assert.Empty(t, points(m["introspection.cache.lookups"]), "no lookups without a cache")
 			spans := named(h.ended(), "introspection.verify")
 			require.Len(t, spans, 1)
 			assert.Equal(t, map[string]string{"introspection.outcome": tc.outcome, "introspection.reason": tc.reason}, spans[0].Attrs)
@@ -565,7 +568,8 @@ func randomText(r *rand.Rand, n int) string {
 // TestAttributeSetsStayBounded runs verifications against a server that
 // answers with random status codes, random error codes and descriptions,
 // random token_type, iss and aud values and random members, for random
-// tokens: however many distinct answers, every attribute keeps to its
+// tokens, and through a transport that answers any status code from -500
+// to 2499: however many distinct answers, every attribute keeps to its
 // documented values, and the numbers of distinct attribute sets and span
 // names stay within the documented sets.
 func TestAttributeSetsStayBounded(t *testing.T) {
@@ -602,6 +606,22 @@ func TestAttributeSetsStayBounded(t *testing.T) {
 		_, _ = v.Verify(context.Background(), "tok-"+strconv.Itoa(i)+"-"+randomText(r, 8))
 	}
 	require.NoError(t, v.Close())
+	// A transport of the caller's may answer any status code at all.
+	odd := newVerifier(t, srv.URL, h.obs, func(s *introspection.Settings) {
+		s.BreakerThreshold = -1
+		s.HTTPClient = &http.Client{Transport: roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			_ = req.Body.Close()
+			mu.Lock()
+			code := r.IntN(3000) - 500
+			mu.Unlock()
+			return &http.Response{StatusCode: code, Header: http.Header{"Content-Type": {"application/json"}},
+				Body: io.NopCloser(strings.NewReader(`{}`)), Request: req}, nil
+		})}
+	})
+	for i := range 200 {
+		_, _ = odd.Verify(context.Background(), "odd-"+strconv.Itoa(i))
+	}
+	require.NoError(t, odd.Close())
 	checkDocumented(t, h)
 	m := h.collect(t)
 	assert.LessOrEqual(t, len(points(m["introspection.verifications"])), 29, "reasons")
@@ -617,6 +637,10 @@ func TestAttributeSetsStayBounded(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"introspection.verify": true, "POST": true}, names)
 }
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // TestExportedDataHoldsNoSecret runs verifications whose token, subject,
 // user name, client id, scopes, the resource server's secret, the
