@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-		"sort"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
