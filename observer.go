@@ -19,8 +19,9 @@ import (
 // events between come on the verification's goroutine, or on the goroutine
 // of the introspection request it shares with others (UpstreamStart and
 // UpstreamEnd, BreakerChange, and the cache calls of that request), after
-// VerifyStart of the verification that started the request and, but for
-// the store of the answer in a caller's Cache, before its VerifyEnd.
+// VerifyStart of the verification that started the request and before its
+// VerifyEnd, unless its own context ended first; the store of the answer
+// in a caller's Cache runs after the callers have their answer.
 //
 // The Start methods return the context that the work they start goes on
 // with: ctx itself, or a context derived from it (an OpenTelemetry span
