@@ -312,8 +312,14 @@ func (v *Verifier) settle(ctx context.Context, att *attempt, err error) {
 }
 
 // send sends the shared request f for token, unless the breaker refuses
-// it.
+// it, to the endpoint in use: with discovery, it waits for the metadata
+// when the verifier holds none yet, and fails with FailureDiscovery when
+// that cannot be had.
 func (v *Verifier) send(ctx context.Context, token string, f *flight) (*answer, error) {
+	t, err := v.target(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if v.breaker != nil {
 		att, err := v.admit(ctx)
 		if err != nil {
@@ -334,9 +340,9 @@ func (v *Verifier) send(ctx context.Context, token string, f *flight) (*answer, 
 	}
 	v.stats.upstream.Add(1)
 	if v.s.Observer != nil {
-		return v.observedIntrospect(ctx, token)
+		return v.observedIntrospect(ctx, token, t)
 	}
-	return v.introspect(ctx, token)
+	return v.introspect(ctx, token, t)
 }
 
 // safeNow returns Settings.Now, and false if it panicked; the panic is

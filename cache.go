@@ -19,8 +19,8 @@ import (
 //
 // Keys are [Verifier.CacheKey]: a namespace, a colon and the hex SHA-256
 // digest of the token, never the token. The namespace is a digest of what
-// the authorization server's answer depends on: the IntrospectionURL and
-// the ClientID. RFC 7662 lets an authorization server answer each protected
+// the authorization server's answer depends on: the IntrospectionURL (with
+// discovery, the Issuer) and the ClientID. RFC 7662 lets an authorization server answer each protected
 // resource (each authenticated client) differently, so verifiers of
 // different resource servers, or at different authorization servers, never
 // read each other's answers from one store, while the replicas of one
@@ -83,8 +83,8 @@ type store interface {
 }
 
 // CacheKey returns the key under which the verifier hands answers for token
-// to a [Cache]: the namespace of the verifier's IntrospectionURL and
-// ClientID (32 hex digits), a colon, and the lowercase hex SHA-256 digest of
+// to a [Cache]: the namespace of the verifier's IntrospectionURL (with
+// discovery, its Issuer) and ClientID (32 hex digits), a colon, and the lowercase hex SHA-256 digest of
 // the token.
 func (v *Verifier) CacheKey(token string) string {
 	sum := sha256.Sum256([]byte(token))

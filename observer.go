@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -208,7 +209,9 @@ type CacheCallEvent struct {
 type UpstreamRequest struct {
 	// Method is the HTTP method: POST.
 	Method string
-	// URL is Settings.IntrospectionURL without its query and fragment.
+	// URL is the introspection endpoint the request goes to
+	// (Settings.IntrospectionURL, or the one the issuer's metadata
+	// names), without its query and fragment.
 	URL string
 }
 
@@ -296,10 +299,10 @@ func (v *Verifier) observeCollapsed(ctx context.Context) {
 }
 
 // observedIntrospect is introspect between UpstreamStart and UpstreamEnd.
-func (v *Verifier) observedIntrospect(ctx context.Context, token string) (*answer, error) {
-	ctx = v.observeUpstreamStart(ctx)
+func (v *Verifier) observedIntrospect(ctx context.Context, token string, t *target) (*answer, error) {
+	ctx = v.observeUpstreamStart(ctx, t.endpoint)
 	start := time.Now()
-	a, err := v.introspect(ctx, token)
+	a, err := v.introspect(ctx, token, t)
 	e := UpstreamEvent{StatusCode: http.StatusOK, Duration: time.Since(start)}
 	if err != nil {
 		e.StatusCode, e.Failure = 0, FailureTransport
@@ -314,10 +317,10 @@ func (v *Verifier) observedIntrospect(ctx context.Context, token string) (*answe
 	return a, err
 }
 
-func (v *Verifier) observeUpstreamStart(ctx context.Context) (out context.Context) {
+func (v *Verifier) observeUpstreamStart(ctx context.Context, endpoint *url.URL) (out context.Context) {
 	out = ctx
 	defer v.recoverObserver(ctx, "UpstreamStart")
-	u := *v.endpoint
+	u := *endpoint
 	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
 	if c := v.s.Observer.UpstreamStart(ctx, UpstreamRequest{Method: http.MethodPost, URL: u.String()}); c != nil {
 		out = c

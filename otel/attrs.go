@@ -29,6 +29,7 @@ var (
 		string(introspection.FailureContentType), string(introspection.FailureTooLarge),
 		string(introspection.FailureMalformed), string(introspection.FailurePanic),
 		string(introspection.FailureReplayStore), string(introspection.FailureUnavailable),
+		string(introspection.FailureDiscovery),
 	}
 	cacheResults = []introspection.CacheResult{
 		introspection.CacheHit, introspection.CacheNegative, introspection.CacheMiss, introspection.CacheStale,

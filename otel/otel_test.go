@@ -72,11 +72,11 @@ var documentedValues = map[string][]string{
 		"audience_mismatch", "not_access_token", "proof_required", "proof_mismatch", "token_not_bound",
 		"invalid_dpop_proof", "use_dpop_nonce", "proof_replayed", "invalid_token", "insufficient_scope",
 		"transport", "timeout", "status", "redirect", "content_type", "too_large", "malformed", "panic",
-		"replay_store", "unavailable", "canceled", "deadline_exceeded", "other"},
+		"replay_store", "unavailable", "discovery", "canceled", "deadline_exceeded", "other"},
 	"introspection.cache.result":           {"hit", "negative", "miss", "stale", "other"},
 	"introspection.cache.operation":        {"get", "set", "delete", "decode", "other"},
 	"introspection.upstream.status_class":  {"1xx", "2xx", "3xx", "4xx", "5xx", "none", "other"},
-	"error.type":                           {"transport", "timeout", "status", "redirect", "content_type", "too_large", "malformed", "panic", "replay_store", "unavailable", "other"},
+	"error.type":                           {"transport", "timeout", "status", "redirect", "content_type", "too_large", "malformed", "panic", "replay_store", "unavailable", "discovery", "other"},
 	"introspection.breaker.state":          {"closed", "open", "half_open", "other"},
 	"introspection.breaker.previous_state": {"closed", "open", "half_open", "other"},
 	"introspection.collapsed_waiter":       {"true"},
@@ -624,8 +624,8 @@ func TestAttributeSetsStayBounded(t *testing.T) {
 	require.NoError(t, odd.Close())
 	checkDocumented(t, h)
 	m := h.collect(t)
-	assert.LessOrEqual(t, len(points(m["introspection.verifications"])), 29, "reasons")
-	assert.LessOrEqual(t, len(points(m["introspection.upstream.duration"])), 7*12, "status classes by error.type")
+	assert.LessOrEqual(t, len(points(m["introspection.verifications"])), 30, "reasons")
+	assert.LessOrEqual(t, len(points(m["introspection.upstream.duration"])), 7*13, "status classes by error.type")
 	names := map[string]bool{}
 	for _, s := range h.ended() {
 		names[s.Name] = true

@@ -29,11 +29,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"strconv"
@@ -71,6 +73,11 @@ type result struct {
 	Reason  string                     `json:"reason,omitempty"`
 	Token   *introspection.AccessToken `json:"token,omitempty"`
 	Failure *failure                   `json:"failure,omitempty"`
+	// Endpoint and Method are the introspection endpoint and client
+	// authentication method used: configured, or found in the issuer's
+	// metadata. Empty when discovery failed.
+	Endpoint string                         `json:"introspection_endpoint,omitempty"`
+	Method   introspection.ClientAuthMethod `json:"client_auth_method,omitempty"`
 }
 
 type failure struct {
@@ -87,10 +94,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		endpoint   = fs.String("url", "", "introspection endpoint (default $INTROSPECTION_URL)")
 		clientID   = fs.String("client-id", "", "resource server's client id (default $INTROSPECTION_CLIENT_ID)")
 		secretFile = fs.String("client-secret-file", "", "file holding the client secret (default $INTROSPECTION_CLIENT_SECRET)")
-		method     = fs.String("auth-method", "", "client_secret_basic or client_secret_post")
+		method     = fs.String("auth-method", "", "client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt,\ntls_client_auth or self_signed_tls_client_auth (default: by the credentials and the issuer's metadata)")
+		keyFile    = fs.String("private-key-file", "", "file holding the private key for private_key_jwt, PEM or JWK (default $INTROSPECTION_PRIVATE_KEY_FILE)")
+		keyID      = fs.String("private-key-id", "", "kid of the private key (default the JWK's kid, or $INTROSPECTION_PRIVATE_KEY_ID)")
+		certFile   = fs.String("tls-cert-file", "", "PEM file of the client certificate for tls_client_auth (default $INTROSPECTION_TLS_CERT_FILE)")
+		certKey    = fs.String("tls-key-file", "", "PEM file of the client certificate's key (default $INTROSPECTION_TLS_KEY_FILE)")
 		scopes     = fs.String("scopes", "", "required scopes, space- or comma-separated")
 		audience   = fs.String("audience", "", "accepted audiences, space- or comma-separated")
-		issuer     = fs.String("issuer", "", "required issuer")
+		issuer     = fs.String("issuer", "", "required issuer; without -url, the introspection endpoint is found from its metadata")
 		timeout    = fs.Duration("timeout", 0, "request timeout (default 10s)")
 		leeway     = fs.Duration("leeway", 0, "clock skew allowed on exp and nbf")
 		insecure   = fs.Bool("allow-insecure-http", false, "allow http:// to a host that is not loopback")
@@ -133,11 +144,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if *demo {
 		as := introspectiontest.NewServer()
 		defer as.Close()
+		// The issuer alone: the verifier finds the introspection
+		// endpoint in the test server's RFC 8414 metadata.
 		s = introspection.Settings{
-			IntrospectionURL: as.IntrospectionURL,
-			ClientID:         introspectiontest.ClientID,
-			ClientSecret:     introspectiontest.ClientSecret,
-			RequiredScopes:   []string{"mcp:tools"},
+			Issuer:         as.Issuer,
+			ClientID:       introspectiontest.ClientID,
+			ClientSecret:   introspectiontest.ClientSecret,
+			RequiredScopes: []string{"mcp:tools"},
 		}
 		token = as.Issue(introspectiontest.TokenOptions{
 			ClientID: "demo-client", Subject: "demo-user", Username: "Demo User",
@@ -177,6 +190,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		s.ClientSecret = strings.TrimRight(string(b), "\r\n")
 	}
+	if err := readKeys(&s, *keyFile, *keyID, *certFile, *certKey); err != nil {
+		fmt.Fprintln(stderr, printable(err.Error()))
+		return exitFailed
+	}
 	v, err := introspection.NewVerifier(s)
 	if err != nil {
 		fmt.Fprintln(stderr, printable(err.Error()))
@@ -205,6 +222,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		hideToken(tok, token)
 	}
 	res, code := verdict(tok, err)
+	res.Endpoint, res.Method = v.IntrospectionURL(), v.ClientAuthMethod()
 	if *asJSON {
 		b, err := json.MarshalIndent(res, "", "  ")
 		if err != nil {
@@ -216,6 +234,52 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	printSummary(stdout, res)
 	return code
+}
+
+// readKeys sets the private key and the TLS client certificate of s from
+// the files the flags name, which replace those of the environment. Its
+// errors name the flag and never show what a file holds.
+func readKeys(s *introspection.Settings, keyFile, keyID, certFile, keyOfCert string) error {
+	if keyFile != "" {
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			return fmt.Errorf("introspect: -private-key-file: %w", err)
+		}
+		k, err := introspection.ParseSigningKey(b)
+		if err != nil {
+			return fmt.Errorf("introspect: -private-key-file: %w", err)
+		}
+		s.PrivateKey = k
+	}
+	if keyID != "" {
+		if s.PrivateKey == nil {
+			return errors.New("introspect: -private-key-id needs a private key (-private-key-file or $INTROSPECTION_PRIVATE_KEY_FILE)")
+		}
+		k := *s.PrivateKey
+		k.KeyID = keyID
+		s.PrivateKey = &k
+	}
+	switch {
+	case certFile == "" && keyOfCert == "":
+	case certFile == "" || keyOfCert == "":
+		return errors.New("introspect: -tls-cert-file and -tls-key-file go together")
+	default:
+		c, err := tls.LoadX509KeyPair(certFile, keyOfCert)
+		if err != nil {
+			return errors.New("introspect: -tls-cert-file and -tls-key-file: " + keyPairError(err))
+		}
+		s.TLSClientCertificate = &c
+	}
+	return nil
+}
+
+// keyPairError describes why tls.LoadX509KeyPair failed without repeating
+// what the files hold: its errors can quote their contents.
+func keyPairError(err error) string {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
+		return err.Error()
+	}
+	return "not a PEM certificate and its private key"
 }
 
 // verdict turns Verify's result into what the tool prints and its exit
@@ -288,6 +352,9 @@ func printSummary(w io.Writer, r result) {
 	fmt.Fprintf(w, "verdict: %s\n", printable(r.Verdict))
 	if r.Reason != "" {
 		fmt.Fprintf(w, "reason:  %s\n", printable(r.Reason))
+	}
+	if r.Endpoint != "" {
+		fmt.Fprintf(w, "asked:   %s (%s)\n", printable(r.Endpoint), printable(string(r.Method)))
 	}
 	if t := r.Token; t != nil {
 		row := func(name string, values ...string) {
