@@ -426,6 +426,22 @@ func TestObserverUpstreamURLHasNoQuery(t *testing.T) {
 	assert.Equal(t, "UpstreamStart POST "+srv.URL+"/introspect", ev[1])
 }
 
+// TestObserverUpstreamURLIsTheDiscoveredEndpoint shows that with the
+// issuer alone the URL an observer gets is the endpoint its metadata
+// names.
+func TestObserverUpstreamURLIsTheDiscoveredEndpoint(t *testing.T) {
+	as := newAS(t, nil)
+	obs := &recordingObserver{}
+	v := newDiscoveryVerifier(t, as.Issuer, nil, func(s *Settings) {
+		s.ClientID, s.ClientSecret = introspectiontest.ClientID, introspectiontest.ClientSecret
+		s.Observer = obs
+	})
+	_, err := v.Verify(context.Background(), as.Issue(introspectiontest.TokenOptions{}))
+	require.NoError(t, err)
+	assert.Equal(t, []string{"VerifyStart", "UpstreamStart POST " + as.IntrospectionURL, "UpstreamEnd 200",
+		"VerifyEnd accepted none"}, obs.seen())
+}
+
 // TestObserverContextReachesTheRequest shows that the introspection
 // request runs with the context UpstreamStart returned, which carries
 // what VerifyStart added, so that a span started there is the parent of
