@@ -71,8 +71,11 @@ type Observer interface {
 	// UpstreamStart is called as an introspection request is sent, after
 	// the circuit breaker let it through.
 	UpstreamStart(ctx context.Context, r UpstreamRequest) context.Context
-	// UpstreamEnd is called when the introspection request is over: its
-	// answer read, or its failure known.
+	// UpstreamEnd is called once for each UpstreamStart, when the
+	// introspection request is over: its answer read, or its failure
+	// known; also when a dependency ends the request's goroutine inside
+	// it, by a panic or runtime.Goexit (the HTTPClient's transport, a
+	// response body, Settings.Now), with FailurePanic and no status code.
 	UpstreamEnd(ctx context.Context, e UpstreamEvent)
 	// CacheCallStart is called before each call of a caller's [Cache]
 	// (Settings.Cache). The built-in cache, an in-memory lookup, has no
@@ -299,10 +302,21 @@ func (v *Verifier) observeCollapsed(ctx context.Context) {
 }
 
 // observedIntrospect is introspect between UpstreamStart and UpstreamEnd.
+// UpstreamEnd is called once for the request also when its goroutine
+// unwinds inside it, by a panic or runtime.Goexit in a dependency (the
+// transport, a response body, Settings.Now): with FailurePanic and no
+// status code.
 func (v *Verifier) observedIntrospect(ctx context.Context, token string, t *target) (*answer, error) {
 	ctx = v.observeUpstreamStart(ctx, t.endpoint)
 	start := time.Now()
+	returned := false
+	defer func() {
+		if !returned {
+			v.observeUpstreamEnd(ctx, UpstreamEvent{Failure: FailurePanic, Duration: time.Since(start)})
+		}
+	}()
 	a, err := v.introspect(ctx, token, t)
+	returned = true
 	e := UpstreamEvent{StatusCode: http.StatusOK, Duration: time.Since(start)}
 	if err != nil {
 		e.StatusCode, e.Failure = 0, FailureTransport
