@@ -67,3 +67,36 @@ func TestObserverEndsEveryUpstreamRequest(t *testing.T) {
 		})
 	}
 }
+
+// TestVerifyEndAfterGoexitIsAFailure shows that a verification whose
+// goroutine a dependency ends with runtime.Goexit (here
+// Settings.ScopeMatcher, as t.FailNow in a test double) is counted by
+// Stats and told to the observer as failed with FailurePanic: the one
+// VerifyEnd is the verdict Stats counts, never an acceptance.
+func TestVerifyEndAfterGoexitIsAFailure(t *testing.T) {
+	srv := jsonServer(t, http.StatusOK, `{"active":true,"scope":"tools"}`)
+	obs := &recordingObserver{}
+	v := newVerifier(t, srv.URL, nil, func(s *Settings) {
+		s.Observer = obs
+		s.RequiredScopes = []string{"tools:echo"}
+		s.ScopeMatcher = func(string, string) bool {
+			runtime.Goexit()
+			return false
+		}
+	})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = v.Verify(context.Background(), "tok")
+	}()
+	<-done
+	require.NoError(t, v.Close())
+	st := v.Stats()
+	assert.Zero(t, st.Accepted)
+	assert.Equal(t, uint64(1), st.Failed)
+	assert.Equal(t, uint64(1), st.Failures[FailurePanic])
+	ev := obs.seen()
+	require.NotEmpty(t, ev)
+	assert.Equal(t, "VerifyEnd failed panic", ev[len(ev)-1])
+	assert.Equal(t, 1, count(ev, "VerifyEnd"))
+}

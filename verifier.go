@@ -35,7 +35,10 @@ import (
 // failing one and the authorization server decides; a panicking Logger
 // loses the record, never the verdict. A dependency that ends the shared request's goroutine
 // without a panic (runtime.Goexit, as t.FailNow in a test double) fails it
-// the same way, and the next call for the token sends a new request.
+// the same way, and the next call for the token sends a new request; one
+// that ends the caller's goroutine during Verify (the ScopeMatcher) leaves
+// a verification that [Stats] and the Observer count as failed with
+// FailurePanic, never as accepted.
 //
 // With Settings.IntrospectionURL empty, the verifier discovers the endpoint
 // from the metadata of Settings.Issuer at the first Verify that needs it
@@ -308,12 +311,22 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 		defer func() { v.observeVerifyEnd(ctx, err) }() // after the recover below has set err
 	}
 	defer func() {
-		if r := recover(); r != nil {
+		r := recover()
+		switch {
+		case r != nil:
 			t = nil
 			err = &IntrospectionError{Kind: FailurePanic, Err: v.recovered(ctx, "Verify", r)}
-			v.stats.failure(FailurePanic)
-			v.stats.failed.Add(1)
+		case t == nil && err == nil:
+			// A dependency on the caller's goroutine (Settings.ScopeMatcher,
+			// the Logger's handler, a middleware's OperationFunc) called
+			// runtime.Goexit: no verdict was reached, and every return
+			// with a verdict sets t or err.
+			err = &IntrospectionError{Kind: FailurePanic, Err: errNoVerdict}
+		default:
+			return
 		}
+		v.stats.failure(FailurePanic)
+		v.stats.failed.Add(1)
 	}()
 	if !validToken(token) {
 		v.stats.rejected.Add(1)
@@ -489,6 +502,10 @@ var errHung = errors.New("no answer in time: the request ignored its deadline")
 // errNoAnswer is the cause when a dependency ended the shared request's
 // goroutine (runtime.Goexit) before it had an answer.
 var errNoAnswer = errors.New("the shared request ended without an answer")
+
+// errNoVerdict is the cause when a dependency ended the caller's
+// goroutine (runtime.Goexit) before Verify had a verdict.
+var errNoVerdict = errors.New("the verification ended without a verdict")
 
 // resolve returns the answer for token and how long from at to cache it
 // (zero: not at all): from the cache, if an earlier flight filled it since
