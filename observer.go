@@ -52,7 +52,10 @@ import (
 // An implementation embeds [NopObserver], which does nothing for each
 // event, and overrides the methods it needs. New events are added to
 // Observer and NopObserver together, so that implementations keep
-// compiling; Observer cannot be implemented without NopObserver.
+// compiling. Observer has an unexported method, so a type implements it
+// only by embedding NopObserver, or another Observer that it wraps;
+// [NewVerifier] refuses an Observer whose methods cannot be called: a nil
+// pointer, or a value that embeds a nil Observer.
 type Observer interface {
 	// VerifyStart is called as a verification starts.
 	VerifyStart(ctx context.Context) context.Context
@@ -233,6 +236,24 @@ type UpstreamEvent struct {
 // BreakerEvent is a change of the circuit breaker's state.
 type BreakerEvent struct {
 	From, To BreakerState
+}
+
+// checkObserver refuses an observer whose methods cannot be called: a nil
+// pointer, or a value that embeds a nil Observer interface, on which every
+// event would panic. It calls the unexported method, which only
+// NopObserver has, and turns a panic into the error.
+func checkObserver(o Observer) (err error) {
+	if o == nil {
+		return nil
+	}
+	defer func() {
+		if recover() != nil {
+			err = errors.New("introspection: Observer cannot be called: it is a nil pointer or embeds a nil Observer; " +
+				"embed NopObserver, or set the Observer it wraps")
+		}
+	}()
+	o.nopObserver()
+	return nil
 }
 
 // observeVerifyStart tells the observer that a verification starts and

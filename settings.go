@@ -435,6 +435,9 @@ func (s Settings) validate() (Settings, *url.URL, error) {
 				func(p string) string { return "introspection: " + p + "REQUIRED_SCOPES holds an invalid scope " + q }}
 		}
 	}
+	if err = checkObserver(s.Observer); err != nil {
+		return s, nil, err
+	}
 	if s, err = s.validateDPoP(); err != nil {
 		return s, nil, err
 	}

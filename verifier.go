@@ -106,8 +106,9 @@ type flight struct {
 // NewVerifier validates s and returns a Verifier. It rejects a missing or
 // unsafe IntrospectionURL (or, to discover it, Issuer), missing
 // credentials or credentials the ClientAuthMethod cannot use, an unknown
-// ClientAuthMethod, negative durations, a negative MaxCacheSize and
-// StaleIfError without CacheTTL. It does no I/O: with discovery, the
+// ClientAuthMethod, negative durations, a negative MaxCacheSize,
+// StaleIfError without CacheTTL and an Observer whose methods cannot be
+// called (a nil pointer, or one embedding a nil Observer). It does no I/O: with discovery, the
 // metadata is fetched by the first Verify that needs it, or by
 // [Verifier.Discover].
 func NewVerifier(s Settings) (*Verifier, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,4 +100,54 @@ func TestVerifyEndAfterGoexitIsAFailure(t *testing.T) {
 	require.NotEmpty(t, ev)
 	assert.Equal(t, "VerifyEnd failed panic", ev[len(ev)-1])
 	assert.Equal(t, 1, count(ev, "VerifyEnd"))
+}
+
+// wrappingObserver overrides one event of the Observer it embeds.
+type wrappingObserver struct {
+	Observer
+	ends atomic.Int32
+}
+
+func (o *wrappingObserver) VerifyEnd(ctx context.Context, e VerifyEvent) {
+	o.ends.Add(1)
+	o.Observer.VerifyEnd(ctx, e)
+}
+
+// TestNewVerifierRefusesAnObserverThatCannotBeCalled shows that
+// NewVerifier refuses, with a clear error, an Observer whose methods
+// would panic on every event: a nil pointer of a type that embeds
+// NopObserver, and a value embedding the Observer interface left nil;
+// and that it takes a value wrapping another Observer.
+func TestNewVerifierRefusesAnObserverThatCannotBeCalled(t *testing.T) {
+	srv := jsonServer(t, http.StatusOK, `{"active":true}`)
+	tests := []struct {
+		name    string
+		obs     Observer
+		refused bool
+	}{
+		{"nil pointer", (*recordingObserver)(nil), true},
+		{"embeds a nil Observer", &wrappingObserver{}, true},
+		{"embeds a nil pointer", &wrappingObserver{Observer: (*recordingObserver)(nil)}, true},
+		{"wraps an Observer", &wrappingObserver{Observer: &recordingObserver{}}, false},
+		{"NopObserver", NopObserver{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := NewVerifier(Settings{IntrospectionURL: srv.URL, ClientID: "rs", ClientSecret: "secret", Observer: tc.obs})
+			if tc.refused {
+				require.Error(t, err)
+				assert.Equal(t, "introspection: Observer cannot be called: it is a nil pointer or embeds a nil Observer; "+
+					"embed NopObserver, or set the Observer it wraps", err.Error())
+				return
+			}
+			require.NoError(t, err)
+			defer v.Close()
+			_, err = v.Verify(context.Background(), "tok")
+			require.NoError(t, err)
+			assert.Zero(t, v.Stats().Panics)
+			if w, ok := tc.obs.(*wrappingObserver); ok {
+				assert.Equal(t, int32(1), w.ends.Load())
+			}
+		})
+	}
 }
