@@ -148,6 +148,11 @@ func (v *Verifier) DPoPAlgorithms() []string {
 type possession struct {
 	proof *dpopProof    // a verified DPoP proof; nil without the DPoP scheme
 	r     *http.Request // for the TLS client certificate; nil: none
+	// scopes, if set, returns the scopes the request needs besides
+	// Settings.RequiredScopes: [RequireBearerToken]'s. It is called once
+	// the token is active, valid and bound, with its proof claimed when
+	// it holds RequiredScopes.
+	scopes func() []string
 }
 
 // checkBinding decides whether p proves possession of what a binds its

@@ -111,14 +111,22 @@ func ContextWithAccessToken(ctx context.Context, t *AccessToken) context.Context
 //     characters RFC 6750 §3 does not allow are dropped, and it is cut to
 //     256 bytes.
 //
-// The steps come in this order: credentials, [Verifier.Verify], then
-// opts.Operation, then the scope check, so the operation, which may read
-// the body, runs only for a verified token. When Verify refuses the token
-// only for a scope of Settings.RequiredScopes, the operation is still read,
-// so that the one 403 challenge lists every scope it needs. An error of
-// opts.Operation refuses the request (before any 403): with 413 and no
-// challenge when it wraps [ErrRequestTooLarge], else with 400
-// error="invalid_request"; its text is logged at debug level, never sent.
+// The steps come in this order: credentials, then the token's
+// verification, which checks what [Verifier.Verify] checks, then
+// Settings.RequiredScopes (and records the DPoP proof once the token
+// holds them), then reads opts.Operation, then decides the scopes of
+// opts.Scopes and of the operation, so the operation, which may read the
+// body, runs only for a token the server accepts, bound to what the
+// request proves. When the token lacks only a scope of
+// Settings.RequiredScopes, the operation is still read, so that the one
+// 403 challenge lists every scope it needs. The verification's verdict,
+// in [Stats] and for the Observer, covers every scope the request needs:
+// a request refused for any of them is one insufficient_scope verdict,
+// not also an acceptance. An error of opts.Operation refuses the request
+// (before any 403): with 413 and no challenge when it wraps
+// [ErrRequestTooLarge], else with 400 error="invalid_request"; its text
+// is logged at debug level, never sent. The verdict is then that of the
+// token without the request's own scopes.
 //
 // When the authorization server gives no usable answer, the client is not
 // at fault: it answers 503 with Retry-After (the server's, at most one hour;
@@ -174,6 +182,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 	if v.dp.mode != DPoPOff {
 		c.schemes = append(c.schemes, schemeDPoP)
 	}
+	staticScopes := func() []string { return o.Scopes }
 	logRejection := func(r *http.Request, status int, reason string) {
 		v.safely(func() {
 			v.log.LogAttrs(r.Context(), slog.LevelDebug, "introspection: request rejected",
@@ -208,6 +217,12 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				return
 			}
 			p := possession{r: r}
+			rs := requestScopes{static: o.Scopes}
+			if o.Operation != nil {
+				p.scopes = func() []string { return rs.read(v, o.Operation, r) }
+			} else if len(o.Scopes) > 0 {
+				p.scopes = staticScopes
+			}
 			var err error
 			if scheme == schemeDPoP {
 				p.proof, err = v.checkProof(r, token)
@@ -217,13 +232,10 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			if err == nil {
 				t, err = v.verify(r.Context(), token, p)
 			}
-			var granted []string
-			var verifyScope *ScopeError // Verify refused the token for RequiredScopes alone
+			var se *ScopeError // refused for a scope: of RequiredScopes, opts.Scopes or the operation
 			switch {
 			case err == nil:
-				granted = t.Scopes
-			case errors.As(err, &verifyScope):
-				granted = verifyScope.Granted
+			case errors.As(err, &se):
 			case errors.Is(err, errMatcherPanicked):
 				challenge.WriteError(w, http.StatusInternalServerError, "server_error")
 				return
@@ -245,22 +257,26 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 				return
 			}
 
-			need, ch := o.Scopes, c
+			ch := c
 			if o.Operation != nil {
-				op, panicked, err := v.operation(o.Operation, r)
+				// Read by the verification, as it decided the scopes.
+				op := rs.op
 				switch {
-				case panicked:
+				case !rs.opRead: // never: a verdict on the scopes reads it
 					challenge.WriteError(w, http.StatusInternalServerError, "server_error")
 					return
-				case errors.Is(err, ErrRequestTooLarge):
-					logRejection(r, http.StatusRequestEntityTooLarge, err.Error())
+				case rs.panicked:
+					challenge.WriteError(w, http.StatusInternalServerError, "server_error")
+					return
+				case errors.Is(rs.err, ErrRequestTooLarge):
+					logRejection(r, http.StatusRequestEntityTooLarge, rs.err.Error())
 					challenge.WriteError(w, http.StatusRequestEntityTooLarge, "request_too_large")
 					return
-				case err != nil:
-					logRejection(r, http.StatusBadRequest, err.Error())
+				case rs.err != nil:
+					logRejection(r, http.StatusBadRequest, rs.err.Error())
 					c.reject(w, http.StatusBadRequest, "invalid_request", scheme)
 					return
-				case slices.ContainsFunc(op.Scopes, invalidScope):
+				case rs.invalid:
 					v.safely(func() {
 						v.log.LogAttrs(r.Context(), slog.LevelError,
 							"introspection: OperationFunc returned an invalid scope; the request gets 500")
@@ -269,27 +285,75 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 					return
 				}
 				if len(op.Scopes) > 0 {
-					need = appendScopes(slices.Clip(o.Scopes), op.Scopes, "")
 					ch.scope = strings.Join(appendScopes(slices.Clip(base), op.Scopes, offlineAccess), " ")
 				}
 				if op.Name != "" {
 					ch.description = describeOperation(op.Name, ch.scope)
 				}
 			}
-			se, panicked := v.missingScopes(r.Context(), granted, need)
-			switch {
-			case panicked:
-				challenge.WriteError(w, http.StatusInternalServerError, "server_error")
-			case se != nil || verifyScope != nil:
-				if se != nil {
-					logRejection(r, http.StatusForbidden, se.Error())
+			if se != nil {
+				if mine := rs.missing(se); mine != nil {
+					logRejection(r, http.StatusForbidden, mine.Error())
 				}
 				ch.reject(w, http.StatusForbidden, "insufficient_scope", scheme)
-			default:
-				next.ServeHTTP(w, r.WithContext(ContextWithAccessToken(r.Context(), t)))
+				return
 			}
+			next.ServeHTTP(w, r.WithContext(ContextWithAccessToken(r.Context(), t)))
 		})
 	}
+}
+
+// requestScopes are the scopes a request needs besides
+// Settings.RequiredScopes, which the middleware hands to the verification
+// (possession.scopes): opts.Scopes and the scopes of the operation that
+// opts.Operation reads, once the token is valid.
+type requestScopes struct {
+	static []string // opts.Scopes
+	need   []string // static and the operation's, once read
+
+	opRead   bool      // the operation was read
+	op       Operation // what it read
+	err      error     // its error
+	panicked bool      // it panicked (recovered, counted and logged)
+	invalid  bool      // it named a scope that is not a scope-token
+}
+
+// read reads the operation of r with op, once, and returns the scopes the
+// request needs besides RequiredScopes: none when the operation failed,
+// which refuses the request whatever the scopes, so that the verdict is
+// then the token's without them.
+func (rs *requestScopes) read(v *Verifier, op OperationFunc, r *http.Request) []string {
+	if rs.opRead {
+		return rs.need
+	}
+	rs.opRead = true
+	rs.op, rs.panicked, rs.err = v.operation(op, r)
+	rs.invalid = !rs.panicked && rs.err == nil && slices.ContainsFunc(rs.op.Scopes, invalidScope)
+	if rs.panicked || rs.err != nil || rs.invalid {
+		return nil
+	}
+	rs.need = appendScopes(slices.Clip(rs.static), rs.op.Scopes, "")
+	return rs.need
+}
+
+// missing returns, as a ScopeError, the scopes of the request's own that
+// se lists as missing, in the order the request needs them, or nil when
+// se lists only scopes of RequiredScopes.
+func (rs *requestScopes) missing(se *ScopeError) *ScopeError {
+	need := rs.static
+	if rs.opRead {
+		need = rs.need
+	}
+	var mine []string
+	for _, sc := range need {
+		if slices.Contains(se.Missing, sc) && !slices.Contains(mine, sc) {
+			mine = append(mine, sc)
+		}
+	}
+	if mine == nil {
+		return nil
+	}
+	return &ScopeError{Missing: mine, Granted: se.Granted}
 }
 
 // failClosed is middleware that answers every request with 500 and lets

@@ -304,8 +304,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, erro
 }
 
 // verify is Verify for a token that came with what p holds: a verified
-// DPoP proof, whose jti it records once the token is accepted, and the
-// request, for its TLS client certificate.
+// DPoP proof, whose jti it records once the token holds RequiredScopes,
+// the request, for its TLS client certificate, and the scopes the request
+// needs besides RequiredScopes (the middleware's), which the verdict
+// covers.
 func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *AccessToken, err error) {
 	if v.s.Observer != nil {
 		ctx = v.observeVerifyStart(ctx)
@@ -669,7 +671,7 @@ func (v *Verifier) check(ctx context.Context, a *answer, token string, p possess
 		err = v.checkBinding(ctx, a, p)
 	}
 	if err == nil {
-		se, panicked := v.missingScopes(ctx, a.scopes, v.s.RequiredScopes)
+		se, claimErr, panicked := v.checkScopes(ctx, a, p)
 		switch {
 		case panicked:
 			// Settings.ScopeMatcher panicked: the verdict is unknown, as
@@ -677,6 +679,8 @@ func (v *Verifier) check(ctx context.Context, a *answer, token string, p possess
 			v.stats.failure(FailurePanic)
 			v.stats.failed.Add(1)
 			return nil, &IntrospectionError{Kind: FailurePanic, Err: errMatcherPanicked}
+		case claimErr != nil:
+			return nil, claimErr // counted by claimProof
 		case se != nil:
 			err = se
 		}
@@ -690,13 +694,45 @@ func (v *Verifier) check(ctx context.Context, a *answer, token string, p possess
 		v.logRejection(ctx, err)
 		return nil, err
 	}
-	if p.proof != nil {
-		if err := v.claimProof(ctx, p.proof); err != nil {
-			return nil, err
-		}
-	}
 	v.stats.accepted.Add(1)
 	return a.accessToken(token, !exclusive), nil
+}
+
+// checkScopes decides the scopes a token whose answer is a, presented
+// with p, needs: Settings.RequiredScopes and then, with p.scopes set, the
+// request's own, which p.scopes returns. Once the token holds
+// RequiredScopes, p's DPoP proof is claimed, before the request's scopes
+// are asked for: the proof of a request refused only for those is spent,
+// and p.scopes runs only for a proof that was not used before; claimErr
+// is the claim's failure. The ScopeError lists every missing scope,
+// RequiredScopes' and the request's.
+func (v *Verifier) checkScopes(ctx context.Context, a *answer, p possession) (se *ScopeError, claimErr error, panicked bool) {
+	se, panicked = v.missingScopes(ctx, a.scopes, v.s.RequiredScopes)
+	if panicked {
+		return nil, nil, true
+	}
+	if se == nil && p.proof != nil {
+		if err := v.claimProof(ctx, p.proof); err != nil {
+			return nil, err, false
+		}
+	}
+	if p.scopes == nil {
+		return se, nil, false
+	}
+	extra := p.scopes()
+	if len(extra) == 0 {
+		return se, nil, false
+	}
+	xe, panicked := v.missingScopes(ctx, a.scopes, extra)
+	switch {
+	case panicked:
+		return nil, nil, true
+	case se == nil:
+		return xe, nil, false
+	case xe != nil:
+		se.Missing = appendScopes(se.Missing, xe.Missing, "")
+	}
+	return se, nil, false
 }
 
 // reject decides whether a accepts its token at now, scopes aside: those
