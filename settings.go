@@ -92,13 +92,20 @@ type Settings struct {
 	// ClientAuthMethod selects how the client authenticates itself. Zero
 	// means: with IntrospectionURL, ClientSecretBasic when ClientSecret is
 	// set, else PrivateKeyJWT when PrivateKey is set, else TLSClientAuth
-	// when TLSClientCertificate is set; with discovery, the first of
-	// PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth,
-	// ClientSecretJWT, ClientSecretBasic and ClientSecretPost that the
-	// server lists and the credentials allow, chosen at the first fetch of
-	// the metadata and logged at info level. With discovery, a method set
-	// here that the server does not list fails the fetch with
-	// [FailureDiscovery].
+	// when TLSClientCertificate is set. With discovery, zero means the
+	// first of PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth (for a
+	// self-signed TLSClientCertificate, SelfSignedTLSClientAuth before
+	// TLSClientAuth), ClientSecretBasic, ClientSecretPost and
+	// ClientSecretJWT that the server lists and the credentials allow, and
+	// whose client assertions are signed with an algorithm the server
+	// lists, if it lists any; when the server lists no methods, the first
+	// the credentials allow of ClientSecretBasic, PrivateKeyJWT and the TLS
+	// method that suits the certificate. The method is chosen again at
+	// every fetch of the metadata, and logged at info level when it
+	// changes. With discovery, a method set here that the server does not
+	// list, or whose signing algorithm it does not list, fails the fetch
+	// with [FailureDiscovery] (a failed refresh keeps the last good
+	// metadata).
 	ClientAuthMethod ClientAuthMethod
 	// PrivateKey signs the client assertions of PrivateKeyJWT (RFC 7523
 	// §2.2), a new one for every request. Required for PrivateKeyJWT. fmt
@@ -492,7 +499,7 @@ func (s Settings) validateClientAuth() (Settings, error) {
 	case "":
 		switch {
 		case s.IntrospectionURL == "" && (secret || key || cert):
-			// Chosen from the metadata's list at the first fetch.
+			// Chosen from the metadata at every fetch.
 		case secret:
 			s.ClientAuthMethod = ClientSecretBasic
 		case key:
