@@ -117,7 +117,10 @@ type Settings struct {
 	// ClientCertificate, which reads the certificate of an incoming
 	// request. With HTTPClient set, its Transport must be an
 	// *http.Transport or nil: the verifier uses a clone of it (of
-	// http.DefaultTransport for nil) with the certificate added. For the
+	// http.DefaultTransport for nil) with the certificate added; a
+	// transport that sets DialTLSContext or DialTLS is refused, since
+	// net/http then ignores the TLS configuration the certificate would be
+	// added to (present it in that dialer instead). For the
 	// TLS methods one of TLSClientCertificate and HTTPClient is required;
 	// with HTTPClient alone, its transport must present the certificate.
 	// fmt and log/slog show only whether it is set.
@@ -488,7 +491,14 @@ func (s Settings) validateClientAuth() (Settings, error) {
 		}
 		if s.HTTPClient != nil {
 			switch t := s.HTTPClient.Transport.(type) {
-			case nil, *http.Transport:
+			case nil:
+			case *http.Transport:
+				//lint:ignore SA1019 a transport that still sets DialTLS is refused too
+				if t != nil && (t.DialTLSContext != nil || t.DialTLS != nil) {
+					// net/http ignores TLSClientConfig for HTTPS then: the
+					// certificate would never be presented.
+					return s, errors.New("introspection: TLSClientCertificate cannot be added to HTTPClient.Transport, whose DialTLSContext or DialTLS makes the TLS connections (net/http then ignores its TLSClientConfig); present the certificate in that dialer and leave TLSClientCertificate unset")
+				}
 			default:
 				return s, fmt.Errorf("introspection: TLSClientCertificate needs HTTPClient.Transport to be an *http.Transport or nil, to add the certificate to a clone of it; got %T", t)
 			}
