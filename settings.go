@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -687,7 +688,7 @@ func isLoopback(host string) bool {
 // private key for private_key_jwt, read by [ParseSigningKey]),
 // PRIVATE_KEY_ID (the key id to send, replacing one the file names),
 // TLS_CERT_FILE and TLS_KEY_FILE (PEM files of the TLS client certificate
-// and its key, read by [tls.LoadX509KeyPair]; both or neither), TIMEOUT,
+// and its key, read by [tls.X509KeyPair]; both or neither), TIMEOUT,
 // REQUIRED_SCOPES, AUDIENCE, ISSUER (with URL unset, the issuer whose
 // metadata the endpoint is discovered from), DISCOVERY_REFRESH, LEEWAY,
 // CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL, STALE_IF_ERROR,
@@ -704,7 +705,10 @@ func isLoopback(host string) bool {
 // loses only trailing line breaks, from the variable as from the file. A
 // bad value, a secret file that holds no secret, or a key or certificate
 // file that cannot be read or parsed, is an error that names the variable
-// and never shows what the file holds. Unset variables leave the field
+// and never shows what the file holds. Files are read through a bound (64
+// KiB for the secret, 1 MiB for each key and certificate file): a larger
+// one, or a pipe that offers more, is refused after the bound and one byte
+// more are read. Unset variables leave the field
 // zero; the result is validated by [NewVerifier], not here: pass its error
 // to [EnvError] to name the variable to set.
 func SettingsFromEnv(prefix string) (Settings, error) {
@@ -718,7 +722,7 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		if s.ClientSecret != "" {
 			return s, fmt.Errorf("introspection: set only one of %sCLIENT_SECRET and %sCLIENT_SECRET_FILE", prefix, prefix)
 		}
-		b, err := os.ReadFile(file)
+		b, err := readFileBounded(file, maxClientSecretFileSize)
 		if err != nil {
 			return s, fmt.Errorf("introspection: %sCLIENT_SECRET_FILE: %w", prefix, err)
 		}
@@ -810,7 +814,7 @@ func (s *Settings) readKeysFromEnv(prefix string, get func(string) string) error
 	keyFile, keyID := get("PRIVATE_KEY_FILE"), get("PRIVATE_KEY_ID")
 	switch {
 	case keyFile != "":
-		b, err := os.ReadFile(keyFile)
+		b, err := readFileBounded(keyFile, maxSigningKeyInput)
 		if err != nil {
 			return fmt.Errorf("introspection: %sPRIVATE_KEY_FILE: %w", prefix, err)
 		}
@@ -829,9 +833,19 @@ func (s *Settings) readKeysFromEnv(prefix string, get func(string) string) error
 	certFile, certKeyFile := get("TLS_CERT_FILE"), get("TLS_KEY_FILE")
 	switch {
 	case certFile != "" && certKeyFile != "":
-		c, err := tls.LoadX509KeyPair(certFile, certKeyFile)
+		certPEM, err := readFileBounded(certFile, maxCertificateFileSize)
 		if err != nil {
-			return fmt.Errorf("introspection: %sTLS_CERT_FILE and %sTLS_KEY_FILE: %w", prefix, prefix, err)
+			return fmt.Errorf("introspection: %sTLS_CERT_FILE: %w", prefix, err)
+		}
+		keyPEM, err := readFileBounded(certKeyFile, maxCertificateFileSize)
+		if err != nil {
+			return fmt.Errorf("introspection: %sTLS_KEY_FILE: %w", prefix, err)
+		}
+		// tls.X509KeyPair's errors can quote the files (the types of
+		// their PEM blocks): they are not passed on.
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return fmt.Errorf("introspection: %sTLS_CERT_FILE and %sTLS_KEY_FILE: not a PEM certificate and its private key", prefix, prefix)
 		}
 		s.TLSClientCertificate = &c
 	case certFile != "":
@@ -840,6 +854,37 @@ func (s *Settings) readKeysFromEnv(prefix string, get func(string) string) error
 		return fmt.Errorf("introspection: %sTLS_KEY_FILE is set without %sTLS_CERT_FILE", prefix, prefix)
 	}
 	return nil
+}
+
+// Bounds of the files SettingsFromEnv reads; PRIVATE_KEY_FILE has
+// maxSigningKeyInput, ParseSigningKey's.
+const (
+	// maxClientSecretFileSize is the most bytes of CLIENT_SECRET_FILE.
+	maxClientSecretFileSize = 64 << 10
+	// maxCertificateFileSize is the most bytes of TLS_CERT_FILE and of
+	// TLS_KEY_FILE: enough for a long certificate chain.
+	maxCertificateFileSize = 1 << 20
+)
+
+// readFileBounded reads the file name, which must hold at most limit
+// bytes. It reads no more than limit+1 bytes, so that a FIFO, a device
+// or a huge file named by mistake is refused without being read to its
+// end. Its errors are those of the file system, or say that the file is
+// too large; they never show what the file holds.
+func readFileBounded(name string, limit int) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("the file is larger than %d bytes", limit)
+	}
+	return b, nil
 }
 
 // envPrefix returns the prefix SettingsFromEnv and EnvError use: the
