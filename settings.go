@@ -281,12 +281,13 @@ type Settings struct {
 // String returns a description of s with the client secret, the DPoP
 // nonce keys, the private key (shown as its algorithm and key id), the TLS
 // client certificate (shown as set or none), and any user information
-// written into IntrospectionURL or PublicBaseURL, redacted.
+// written into IntrospectionURL, Issuer, ClientAssertionAudience or
+// PublicBaseURL, redacted.
 func (s Settings) String() string {
 	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q PrivateKey:%s TLSClientCertificate:%s ClientAssertionAudience:%q DiscoveryRefresh:%v Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v StaleIfError:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t BreakerThreshold:%d BreakerMinBackoff:%v BreakerMaxBackoff:%v}",
 		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod,
-		s.privateKey(), s.tlsCertificate(), s.ClientAssertionAudience, s.DiscoveryRefresh, s.Timeout,
-		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
+		s.privateKey(), s.tlsCertificate(), displayURL(s.ClientAssertionAudience), s.DiscoveryRefresh, s.Timeout,
+		s.RequiredScopes, s.Audience, displayURL(s.Issuer), s.Leeway, s.CacheTTL, s.MaxCacheSize,
 		s.NegativeCacheTTL, s.StaleIfError, s.AllowInsecureHTTP, s.scopeMatching(),
 		s.DPoP, s.DPoPAlgorithms, s.DPoPProofWindow, redactKeys(s.DPoPNonceKeys),
 		displayURL(s.PublicBaseURL), s.TrustForwardedHeaders,
@@ -334,8 +335,9 @@ func (s Settings) Format(f fmt.State, verb rune) {
 }
 
 // LogValue implements [slog.LogValuer] with the client secret, the private
-// key, the TLS client certificate, and any user information written into
-// IntrospectionURL, redacted.
+// key, the TLS client certificate, the DPoP nonce keys, and any user
+// information written into IntrospectionURL, Issuer,
+// ClientAssertionAudience or PublicBaseURL, redacted.
 func (s Settings) LogValue() slog.Value {
 	key := slog.StringValue("none")
 	if s.PrivateKey != nil {
@@ -348,12 +350,12 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("client_auth_method", string(s.ClientAuthMethod)),
 		slog.Attr{Key: "private_key", Value: key},
 		slog.String("tls_client_certificate", s.tlsCertificate()),
-		slog.String("client_assertion_audience", s.ClientAssertionAudience),
+		slog.String("client_assertion_audience", displayURL(s.ClientAssertionAudience)),
 		slog.Duration("discovery_refresh", s.DiscoveryRefresh),
 		slog.Duration("timeout", s.Timeout),
 		slog.Any("required_scopes", s.RequiredScopes),
 		slog.Any("audience", s.Audience),
-		slog.String("issuer", s.Issuer),
+		slog.String("issuer", displayURL(s.Issuer)),
 		slog.Duration("cache_ttl", s.CacheTTL),
 		slog.Duration("negative_cache_ttl", s.NegativeCacheTTL),
 		slog.Duration("stale_if_error", s.StaleIfError),
