@@ -194,6 +194,7 @@ func (v *Verifier) admit(ctx context.Context) (*attempt, error) {
 	}
 	if halfOpened {
 		v.logBreaker(ctx, slog.LevelInfo, "introspection: circuit breaker half-open: sending a probe")
+		v.observeBreaker(ctx, BreakerOpen, BreakerHalfOpen)
 	}
 	return att, nil
 }
@@ -280,6 +281,7 @@ func (v *Verifier) settle(ctx context.Context, att *attempt, err error) {
 	// Otherwise the request was sent before the breaker opened: its end
 	// is no news.
 	streak, openFor := b.streak, now.Sub(b.since)
+	from := breakerStates[b.state.Load()]
 	if opened {
 		if b.state.Load() == stateClosed {
 			b.since = now
@@ -301,9 +303,11 @@ func (v *Verifier) settle(ctx context.Context, att *attempt, err error) {
 	case opened:
 		v.logBreaker(ctx, slog.LevelWarn, "introspection: circuit breaker opened",
 			slog.Int("failures", streak), slog.String("kind", string(kind)), slog.Duration("retry_in", interval))
+		v.observeBreaker(ctx, from, BreakerOpen)
 	case closed:
 		v.logBreaker(ctx, slog.LevelInfo, "introspection: circuit breaker closed",
 			slog.Int("failures", streak), slog.Duration("open_for", openFor))
+		v.observeBreaker(ctx, from, BreakerClosed)
 	}
 }
 
@@ -335,6 +339,9 @@ func (v *Verifier) send(ctx context.Context, token string, f *flight) (*answer, 
 		}
 	}
 	v.stats.upstream.Add(1)
+	if v.s.Observer != nil {
+		return v.observedIntrospect(ctx, token, t)
+	}
 	return v.introspect(ctx, token, t)
 }
 

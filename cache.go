@@ -134,7 +134,11 @@ func (s *sharedStore) available() bool {
 // with a context that ends after s.timeout, and waits for it no longer
 // than that, nor than ctx. A panic in f is recovered and returned as a
 // [*panicError].
-func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) error {
+func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) (err error) {
+	if s.v.s.Observer != nil {
+		ctx = s.v.observeCacheCallStart(ctx, op)
+		defer func() { s.v.observeCacheCallEnd(ctx, op, err) }()
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -146,7 +150,6 @@ func (s *sharedStore) call(ctx context.Context, op string, f func(context.Contex
 		}()
 		done <- f(cctx)
 	}()
-	var err error
 	select {
 	case err = <-done:
 	case <-cctx.Done():
@@ -261,6 +264,7 @@ func (s *sharedStore) cacheError(ctx context.Context, op string, err error) {
 		s.downUntil.Store(time.Now().Add(s.cooldown).UnixNano())
 	}
 	s.v.stats.cacheErrors.Add(1)
+	s.v.observeCacheError(ctx, op)
 	if _, ok := err.(*panicError); ok {
 		return
 	}

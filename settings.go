@@ -185,6 +185,14 @@ type Settings struct {
 	// nil, nothing is logged.
 	// Neither the token nor the secret is ever logged.
 	Logger *slog.Logger
+	// Observer is told what the verifier does, for metrics and traces:
+	// each verdict with its reason, cache results, introspection requests
+	// with their status and duration, circuit breaker transitions and
+	// cache errors (see [Observer]; the otel module implements it with
+	// OpenTelemetry). A panic in it is recovered and never changes a
+	// verdict; a slow one slows every verification. If nil, nothing is
+	// told and nothing is spent on it.
+	Observer Observer
 	// Now returns the current time for exp, nbf and cache expiry checks,
 	// and the circuit breaker's intervals.
 	// If nil, time.Now is used.

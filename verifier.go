@@ -303,6 +303,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, erro
 // DPoP proof, whose jti it records once the token is accepted, and the
 // request, for its TLS client certificate.
 func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *AccessToken, err error) {
+	if v.s.Observer != nil {
+		ctx = v.observeVerifyStart(ctx)
+		defer func() { v.observeVerifyEnd(ctx, err) }() // after the recover below has set err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			t = nil
@@ -324,9 +328,11 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 		now := v.now()
 		if a, ok := v.cache.get(ctx, token, now); ok {
 			v.stats.cacheHits.Add(1)
+			v.observeCacheHit(ctx, a)
 			return v.check(ctx, a, token, p, false, now)
 		}
 		v.stats.cacheMisses.Add(1)
+		v.observeCacheLookup(ctx, CacheMiss)
 	}
 	a, exclusive, err := v.fetch(ctx, token)
 	if err != nil {
@@ -382,6 +388,7 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 	}
 	if joined {
 		v.stats.collapsed.Add(1)
+		v.observeCollapsed(ctx)
 	}
 	if f.err != nil {
 		return nil, false, f.err // counted by staleIfError, unless a stale answer gives the verdict
