@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -130,15 +131,26 @@ func (s *sharedStore) available() bool {
 	return true
 }
 
-// call runs f, one call of the Cache named op, on a goroutine of its own
+// call runs f, one call of the Cache named op, by run, and counts its
+// error as a cache error: for the Observer, between the call's
+// CacheCallStart and CacheCallEnd, with the context of the call.
+func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) (err error) {
+	octx := ctx
+	if s.v.s.Observer != nil {
+		octx = s.v.observeCacheCallStart(ctx, op)
+		defer func() { s.v.observeCacheCallEnd(octx, op, err) }()
+	}
+	if err = s.run(octx, op, f); err != nil {
+		s.cacheError(ctx, octx, strings.ToLower(op), err)
+	}
+	return err
+}
+
+// run runs f, one call of the Cache named op, on a goroutine of its own
 // with a context that ends after s.timeout, and waits for it no longer
 // than that, nor than ctx. A panic in f is recovered and returned as a
 // [*panicError].
-func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) (err error) {
-	if s.v.s.Observer != nil {
-		ctx = s.v.observeCacheCallStart(ctx, op)
-		defer func() { s.v.observeCacheCallEnd(ctx, op, err) }()
-	}
+func (s *sharedStore) run(ctx context.Context, op string, f func(context.Context) error) (err error) {
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -191,18 +203,15 @@ func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*a
 		return err
 	})
 	if err != nil {
-		s.cacheError(ctx, "get", err)
-		return nil, time.Time{}, false
+		return nil, time.Time{}, false // a cache error, counted by call
 	}
 	if !ok {
 		return nil, time.Time{}, false
 	}
 	a, freshUntil, err := decodeStored(b)
 	if err != nil {
-		s.cacheError(ctx, "decode", err)
-		if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
-			s.cacheError(ctx, "delete", err)
-		}
+		s.cacheError(ctx, ctx, "decode", err)
+		_ = s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) })
 		return nil, time.Time{}, false
 	}
 	return a, freshUntil, true
@@ -242,21 +251,21 @@ func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time
 		}
 		return
 	}
-	if err == nil {
-		key := s.v.CacheKey(token)
-		err = s.call(ctx, "Set", func(ctx context.Context) error { return s.c.Set(ctx, key, b, ttl) })
-	}
 	if err != nil {
-		s.cacheError(ctx, "set", err)
+		s.cacheError(ctx, ctx, "set", err) // the answer could not be encoded
+		return
 	}
+	key := s.v.CacheKey(token)
+	_ = s.call(ctx, "Set", func(ctx context.Context) error { return s.c.Set(ctx, key, b, ttl) })
 }
 
 func (s *sharedStore) len() int { return -1 }
 
 // cacheError counts a failed cache operation, logs it unless it was a
 // panic (logged already, with its stack) or ctx ended (the caller's own
-// doing), and starts the cooldown unless the store itself answered.
-func (s *sharedStore) cacheError(ctx context.Context, op string, err error) {
+// doing), and starts the cooldown unless the store itself answered. The
+// Observer is told with octx: the context of the failed call, or ctx.
+func (s *sharedStore) cacheError(ctx, octx context.Context, op string, err error) {
 	if op != "decode" && ctx.Err() != nil {
 		return
 	}
@@ -264,7 +273,7 @@ func (s *sharedStore) cacheError(ctx context.Context, op string, err error) {
 		s.downUntil.Store(time.Now().Add(s.cooldown).UnixNano())
 	}
 	s.v.stats.cacheErrors.Add(1)
-	s.v.observeCacheError(ctx, op)
+	s.v.observeCacheError(octx, op)
 	if _, ok := err.(*panicError); ok {
 		return
 	}

@@ -88,8 +88,11 @@ type Observer interface {
 	// verifier stopped waiting for it.
 	CacheCallEnd(ctx context.Context, e CacheCallEvent)
 	// CacheError is called for each cache error [Stats].CacheErrors
-	// counts: a failed call of a caller's Cache, and a stored value that
-	// is not an answer (CacheDecode).
+	// counts: a failed call of a caller's Cache, with the context of that
+	// call (the one its CacheCallStart returned) before its CacheCallEnd,
+	// and a stored value that is not an answer (CacheDecode), or an
+	// answer that could not be encoded to be stored (CacheSet without a
+	// call), with the verification's context.
 	CacheError(ctx context.Context, op CacheOperation)
 	// BreakerChange is called when the circuit breaker changes state, by
 	// the introspection request that changed it.

@@ -2,8 +2,10 @@ package introspection
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -150,4 +152,40 @@ func TestNewVerifierRefusesAnObserverThatCannotBeCalled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setFailingCache finds nothing and fails every Set.
+type setFailingCache struct{}
+
+func (setFailingCache) Get(context.Context, string) ([]byte, bool, error) { return nil, false, nil }
+func (setFailingCache) Set(context.Context, string, []byte, time.Duration) error {
+	return errors.New("store is full")
+}
+func (setFailingCache) Delete(context.Context, string) error { return nil }
+
+// TestObserverSeesAFailedStoreInItsCall shows that the failed store of an
+// answer, which runs after the callers have their answer, is told by a
+// CacheError with the context of the Set call, between its
+// CacheCallStart and CacheCallEnd, so that an observer finds the call it
+// belongs to.
+func TestObserverSeesAFailedStoreInItsCall(t *testing.T) {
+	srv := jsonServer(t, http.StatusOK, `{"active":true}`)
+	obs := &recordingObserver{}
+	v := newVerifier(t, srv.URL, nil, func(s *Settings) {
+		s.Observer = obs
+		s.CacheTTL = time.Minute
+		s.Cache = setFailingCache{}
+	})
+	_, err := v.Verify(context.Background(), "tok")
+	require.NoError(t, err)
+	require.NoError(t, v.Close())
+	var set []string // the store's events, in order; the verdict may come among them
+	for _, e := range obs.seen() {
+		if strings.HasSuffix(e, " set") || strings.Contains(e, " set ") {
+			set = append(set, e)
+		}
+	}
+	assert.Equal(t, []string{"CacheCallStart set", "CacheError set", "CacheCallEnd set error"}, set)
+	assert.Empty(t, obs.lostContexts())
+	assert.Equal(t, uint64(1), v.Stats().CacheErrors)
 }

@@ -92,7 +92,11 @@ func (o *recordingObserver) CacheCallEnd(ctx context.Context, e CacheCallEvent) 
 }
 
 func (o *recordingObserver) CacheError(ctx context.Context, op CacheOperation) {
-	o.record(ctx, "CacheError", string(op), verificationKey{})
+	if op == CacheDecode {
+		o.record(ctx, "CacheError", string(op), verificationKey{})
+		return
+	}
+	o.record(ctx, "CacheError", string(op), verificationKey{}, cacheCallKey{}) // the failed call's context
 }
 
 func (o *recordingObserver) BreakerChange(ctx context.Context, e BreakerEvent) {
@@ -271,7 +275,8 @@ func TestObserverSeesCacheResults(t *testing.T) {
 // TestObserverSeesCacheCallsAndErrors shows the calls of a caller's Cache,
 // each between CacheCallStart and CacheCallEnd with the context
 // CacheCallStart returned, and a CacheError for each error Stats counts:
-// a failing Get, and a stored value that is not an answer.
+// a failing Get, with the context of that call before its CacheCallEnd,
+// and a stored value that is not an answer.
 func TestObserverSeesCacheCallsAndErrors(t *testing.T) {
 	as := newAS(t, nil)
 	obs := &recordingObserver{}
@@ -321,7 +326,7 @@ func TestObserverSeesCacheCallsAndErrors(t *testing.T) {
 	require.ErrorIs(t, err, ErrTokenInactive)
 	waitUntilIdle(t, v)
 	ev = obs.seen()
-	assert.Equal(t, []string{"VerifyStart", "CacheCallStart get", "CacheCallEnd get error", "CacheError get", "CacheLookup miss"}, ev[:5])
+	assert.Equal(t, []string{"VerifyStart", "CacheCallStart get", "CacheError get", "CacheCallEnd get error", "CacheLookup miss"}, ev[:5])
 	assert.Empty(t, obs.lostContexts())
 	assert.Equal(t, uint64(2), v.Stats().CacheErrors)
 }

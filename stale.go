@@ -179,9 +179,7 @@ func (s *sharedStore) forget(ctx context.Context, token string) {
 		return
 	}
 	key := s.v.CacheKey(token)
-	if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
-		s.cacheError(ctx, "delete", err)
-	}
+	_ = s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }) // an error is counted by call
 }
 
 // withFreshUntil returns the value to store for a, whose JSON is b, to be
