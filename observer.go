@@ -46,8 +46,10 @@ import (
 // have been.
 //
 // Events hold only values of small fixed sets, numbers and the
-// introspection URL without its query: never the token, its claims, the
-// client's credentials or text of the authorization server.
+// introspection URL without its query (with discovery, only the scheme,
+// host and port of the endpoint the issuer's metadata names): never the
+// token, its claims, the client's credentials or text of the
+// authorization server.
 //
 // An implementation embeds [NopObserver], which does nothing for each
 // event, and overrides the methods it needs. New events are added to
@@ -218,11 +220,21 @@ type CacheCallEvent struct {
 type UpstreamRequest struct {
 	// Method is the HTTP method: POST.
 	Method string
-	// URL is the introspection endpoint the request goes to
-	// (Settings.IntrospectionURL, or the one the issuer's metadata
-	// names), without its query and fragment.
+	// URL is the introspection endpoint the request goes to, without its
+	// query and fragment: Settings.IntrospectionURL, or, with Discovered,
+	// the scheme, host and port of the one the issuer's metadata names
+	// (checked by the rule of IntrospectionURL: https, or http to a
+	// loopback host) followed by the path "/{introspection}", as the
+	// path the metadata names is the authorization server's text.
 	URL string
+	// Discovered reports that the endpoint came from the issuer's
+	// metadata (Settings.Issuer without Settings.IntrospectionURL).
+	Discovered bool
 }
+
+// discoveredPath stands for the path of a discovered endpoint in
+// UpstreamRequest.URL.
+const discoveredPath = "/{introspection}"
 
 // UpstreamEvent is the end of an introspection request.
 type UpstreamEvent struct {
@@ -358,9 +370,15 @@ func (v *Verifier) observedIntrospect(ctx context.Context, token string, t *targ
 func (v *Verifier) observeUpstreamStart(ctx context.Context, endpoint *url.URL) (out context.Context) {
 	out = ctx
 	defer v.recoverObserver(ctx, "UpstreamStart")
-	u := *endpoint
-	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
-	if c := v.s.Observer.UpstreamStart(ctx, UpstreamRequest{Method: http.MethodPost, URL: u.String()}); c != nil {
+	r := UpstreamRequest{Method: http.MethodPost, Discovered: v.disc != nil}
+	if r.Discovered {
+		r.URL = endpoint.Scheme + "://" + endpoint.Host + discoveredPath
+	} else {
+		u := *endpoint
+		u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+		r.URL = u.String()
+	}
+	if c := v.s.Observer.UpstreamStart(ctx, r); c != nil {
 		out = c
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -432,8 +433,9 @@ func TestObserverUpstreamURLHasNoQuery(t *testing.T) {
 }
 
 // TestObserverUpstreamURLIsTheDiscoveredEndpoint shows that with the
-// issuer alone the URL an observer gets is the endpoint its metadata
-// names.
+// issuer alone the URL an observer gets is the scheme, host and port of
+// the endpoint its metadata names, with the path "/{introspection}" in
+// place of the path the metadata names, which is the server's text.
 func TestObserverUpstreamURLIsTheDiscoveredEndpoint(t *testing.T) {
 	as := newAS(t, nil)
 	obs := &recordingObserver{}
@@ -443,8 +445,11 @@ func TestObserverUpstreamURLIsTheDiscoveredEndpoint(t *testing.T) {
 	})
 	_, err := v.Verify(context.Background(), as.Issue(introspectiontest.TokenOptions{}))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"VerifyStart", "UpstreamStart POST " + as.IntrospectionURL, "UpstreamEnd 200",
-		"VerifyEnd accepted none"}, obs.seen())
+	u, err := url.Parse(as.IntrospectionURL)
+	require.NoError(t, err)
+	require.NotEqual(t, "/{introspection}", u.Path)
+	assert.Equal(t, []string{"VerifyStart", "UpstreamStart POST " + u.Scheme + "://" + u.Host + "/{introspection}",
+		"UpstreamEnd 200", "VerifyEnd accepted none"}, obs.seen())
 }
 
 // TestObserverContextReachesTheRequest shows that the introspection
