@@ -26,6 +26,8 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"reflect"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -86,12 +88,16 @@ var UpstreamBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 // Options configure [New].
 type Options struct {
 	// MeterProvider makes the metrics. Nil means the global one,
-	// otel.GetMeterProvider().
+	// otel.GetMeterProvider(). The Observers made on one MeterProvider
+	// share their metrics: see [New].
 	MeterProvider metric.MeterProvider
 	// TracerProvider makes the spans. Nil means the global one,
-	// otel.GetTracerProvider(). With a [noop.TracerProvider] no span is
-	// started at all, which spares a verification the context that would
-	// hold one.
+	// otel.GetTracerProvider(): while no provider has been set there
+	// (otel.SetTracerProvider), or a no-op one was, no span is started;
+	// once one is set, spans go to the first provider set, as with every
+	// tracer taken from the global provider before it was set. With a
+	// [noop.TracerProvider] no span is started at all, which spares a
+	// verification the context that would hold one.
 	TracerProvider trace.TracerProvider
 }
 
@@ -102,75 +108,185 @@ type Options struct {
 type Observer struct {
 	introspection.NopObserver
 
-	tracer      trace.Tracer // nil when the TracerProvider is a no-op one: no span is started
+	tracer trace.Tracer // nil when the TracerProvider is a no-op one: no span is started
+	// unset is the global TracerProvider as it is before one is set, when
+	// the Observer's is the global one: no span is started while
+	// otel.GetTracerProvider still returns it. Else nil.
+	unset trace.TracerProvider
+	m     *meters
+
+	// The keys under which this Observer's Start methods keep their spans
+	// in a context: its own, so that another Observer's End methods never
+	// find them.
+	verifyKey, upstreamKey, cacheCallKey *spanKey
+}
+
+// meters are the instruments, counts and watched verifiers of every
+// Observer made on one MeterProvider. Sharing them keeps one callback per
+// provider for the observable instruments, so that the gauges report the
+// verifiers that any of those Observers watches, and the counters their
+// sum: with a callback each, the SDK would keep one observation per
+// attribute set and drop the others.
+type meters struct {
 	cacheErrors metric.Int64Counter
 	collapsed   metric.Int64Counter
 	upstream    metric.Float64Histogram
 	transitions metric.Int64Counter
 	attrs       *attrSets
+	reg         metric.Registration // of the callback
 
 	mu      sync.Mutex // guards watched
 	watched map[*introspection.Verifier]int
+
+	users int // live Observers that share these; guarded by shared.mu
 }
 
+// shared holds the meters of each MeterProvider that live Observers were
+// made on. An entry goes, and its callback is unregistered, once the
+// garbage collector has found every Observer made on that provider
+// unreachable, so that no provider is kept for ever.
+var shared = struct {
+	mu sync.Mutex // guards byProvider and each entry's users
+	// byProvider is keyed by the provider: one whose type is not
+	// comparable gets meters of its own for each Observer, not listed.
+	byProvider map[metric.MeterProvider]*meters
+}{byProvider: map[metric.MeterProvider]*meters{}}
+
 // New returns an Observer that records on the providers of opts.
+//
+// Every Observer made on one MeterProvider records into the same
+// instruments and counts: the counters count the events of them all, and
+// the gauges report the verifiers any of them watches, each once. An
+// application that makes an Observer per verifier on one provider sees
+// each verifier's breaker and cache in the gauges.
 func New(opts Options) (*Observer, error) {
 	mp, tp := opts.MeterProvider, opts.TracerProvider
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
+	o := &Observer{verifyKey: &spanKey{"verify"}, upstreamKey: &spanKey{"upstream"}, cacheCallKey: &spanKey{"cache call"}}
 	if tp == nil {
 		tp = otel.GetTracerProvider()
+		if isUnsetGlobal(tp) {
+			o.unset = tp
+		}
 	}
-	meter := mp.Meter(ScopeName)
-	o := &Observer{attrs: newAttrSets(), watched: make(map[*introspection.Verifier]int)}
 	if _, off := tp.(noop.TracerProvider); !off {
 		o.tracer = tp.Tracer(ScopeName)
 	}
+	m, err := sharedMeters(mp)
+	if err != nil {
+		return nil, err
+	}
+	o.m = m
+	if m.users > 0 { // listed: released when o is gone
+		runtime.AddCleanup(o, releaseMeters, meterRelease{mp, m})
+	}
+	return o, nil
+}
+
+// isUnsetGlobal reports whether tp is the global TracerProvider as
+// OpenTelemetry makes it before one is set: it hands spans on to the
+// provider set later, and until then starts spans that record nothing.
+func isUnsetGlobal(tp trace.TracerProvider) bool {
+	t := reflect.TypeOf(tp)
+	return t.Kind() == reflect.Pointer && t.Elem().PkgPath() == "go.opentelemetry.io/otel/internal/global"
+}
+
+// sharedMeters returns the meters of mp, made on first use, with one more
+// user.
+func sharedMeters(mp metric.MeterProvider) (*meters, error) {
+	if !reflect.TypeOf(mp).Comparable() {
+		return newMeters(mp)
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	m, ok := shared.byProvider[mp]
+	if !ok {
+		var err error
+		if m, err = newMeters(mp); err != nil {
+			return nil, err
+		}
+		shared.byProvider[mp] = m
+	}
+	m.users++
+	return m, nil
+}
+
+// meterRelease names the meters an Observer shares, for its cleanup.
+type meterRelease struct {
+	mp metric.MeterProvider
+	m  *meters
+}
+
+// releaseMeters drops a user of r's meters, and the meters with their
+// callback when none is left.
+func releaseMeters(r meterRelease) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if r.m.users--; r.m.users > 0 {
+		return
+	}
+	if shared.byProvider[r.mp] == r.m {
+		delete(shared.byProvider, r.mp)
+	}
+	_ = r.m.reg.Unregister()
+}
+
+// newMeters makes the instruments on mp and registers the callback of the
+// observable ones.
+func newMeters(mp metric.MeterProvider) (*meters, error) {
+	meter := mp.Meter(ScopeName)
+	m := &meters{attrs: newAttrSets(), watched: make(map[*introspection.Verifier]int)}
 	var errs [9]error
 	var verifications, lookups metric.Int64ObservableCounter
 	verifications, errs[0] = meter.Int64ObservableCounter(metricVerifications, metric.WithUnit("{verification}"),
 		metric.WithDescription("Verifications of tokens by their outcome and its reason."))
 	lookups, errs[1] = meter.Int64ObservableCounter(metricCacheLookups, metric.WithUnit("{lookup}"),
 		metric.WithDescription("Lookups of tokens in the cache by what they found."))
-	o.cacheErrors, errs[2] = meter.Int64Counter(metricCacheErrors, metric.WithUnit("{error}"),
+	m.cacheErrors, errs[2] = meter.Int64Counter(metricCacheErrors, metric.WithUnit("{error}"),
 		metric.WithDescription("Failed calls of a caller's cache, and stored values that are not answers."))
-	o.collapsed, errs[3] = meter.Int64Counter(metricCollapsed, metric.WithUnit("{verification}"),
+	m.collapsed, errs[3] = meter.Int64Counter(metricCollapsed, metric.WithUnit("{verification}"),
 		metric.WithDescription("Verifications that got the answer of an introspection request another had started."))
-	o.upstream, errs[4] = meter.Float64Histogram(metricUpstream, metric.WithUnit("s"),
+	m.upstream, errs[4] = meter.Float64Histogram(metricUpstream, metric.WithUnit("s"),
 		metric.WithDescription("Duration of introspection requests to the authorization server."),
 		metric.WithExplicitBucketBoundaries(UpstreamBuckets...))
-	o.transitions, errs[5] = meter.Int64Counter(metricTransitions, metric.WithUnit("{transition}"),
+	m.transitions, errs[5] = meter.Int64Counter(metricTransitions, metric.WithUnit("{transition}"),
 		metric.WithDescription("Transitions of the circuit breaker by the state it went to."))
 	var entries, states metric.Int64ObservableGauge
 	entries, errs[6] = meter.Int64ObservableGauge(metricCacheEntries, metric.WithUnit("{entry}"),
 		metric.WithDescription("Entries in the built-in caches of the watched verifiers."))
 	states, errs[7] = meter.Int64ObservableGauge(metricBreakerState, metric.WithUnit("{breaker}"),
 		metric.WithDescription("Watched verifiers whose circuit breaker is in each state."))
-	_, errs[8] = meter.RegisterCallback(o.observe(verifications, lookups, entries, states),
+	m.reg, errs[8] = meter.RegisterCallback(m.observe(verifications, lookups, entries, states),
 		verifications, lookups, entries, states)
 	for _, err := range errs {
 		if err != nil {
+			if m.reg != nil {
+				_ = m.reg.Unregister()
+			}
 			return nil, err
 		}
 	}
-	return o, nil
+	return m, nil
 }
 
 // Watch adds v to the verifiers whose cache size and breaker state the
-// gauges report, until stop is called. A verifier watched twice is
-// reported once and stays watched until both stops.
+// gauges report, until stop is called. A verifier watched twice, by this
+// Observer or another made on the same MeterProvider, is reported once
+// and stays watched until both stops.
 func (o *Observer) Watch(v *introspection.Verifier) (stop func()) {
-	o.mu.Lock()
-	o.watched[v]++
-	o.mu.Unlock()
+	m := o.m
+	m.mu.Lock()
+	m.watched[v]++
+	m.mu.Unlock()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			o.mu.Lock()
-			defer o.mu.Unlock()
-			if o.watched[v]--; o.watched[v] <= 0 {
-				delete(o.watched, v)
+			m.mu.Lock()
+			defer m.mu.Unlock()
+			if m.watched[v]--; m.watched[v] <= 0 {
+				delete(m.watched, v)
 			}
 		})
 	}
@@ -178,24 +294,24 @@ func (o *Observer) Watch(v *introspection.Verifier) (stop func()) {
 
 // observe returns the callback that reports the observable counters,
 // each count that is not zero, and the gauges.
-func (o *Observer) observe(verifications, lookups metric.Int64ObservableCounter, entries, states metric.Int64ObservableGauge) metric.Callback {
+func (m *meters) observe(verifications, lookups metric.Int64ObservableCounter, entries, states metric.Int64ObservableGauge) metric.Callback {
 	return func(_ context.Context, obs metric.Observer) error {
-		for _, v := range o.attrs.verdicts {
+		for _, v := range m.attrs.verdicts {
 			if n := v.n.Load(); n > 0 {
 				obs.ObserveInt64(verifications, n, v.observe...)
 			}
 		}
-		for _, l := range o.attrs.lookups {
+		for _, l := range m.attrs.lookups {
 			if n := l.n.Load(); n > 0 {
 				obs.ObserveInt64(lookups, n, l.observe...)
 			}
 		}
-		o.mu.Lock()
-		vs := make([]*introspection.Verifier, 0, len(o.watched))
-		for v := range o.watched {
+		m.mu.Lock()
+		vs := make([]*introspection.Verifier, 0, len(m.watched))
+		for v := range m.watched {
 			vs = append(vs, v)
 		}
-		o.mu.Unlock()
+		m.mu.Unlock()
 		if len(vs) == 0 {
 			return nil
 		}
@@ -208,28 +324,23 @@ func (o *Observer) observe(verifications, lookups metric.Int64ObservableCounter,
 		}
 		obs.ObserveInt64(entries, n)
 		for _, s := range breakerStates {
-			obs.ObserveInt64(states, count[s], o.attrs.breaker[s])
+			obs.ObserveInt64(states, count[s], m.attrs.breaker[s])
 		}
 		return nil
 	}
 }
 
-// ownSpan is the key under which a Start method keeps the span it started
-// when that span records, so that the End method ends that span and no
-// other (when the Start method did not run, the context holds the
-// caller's span).
-type ownSpan struct{ kind int }
-
-var (
-	verifySpan    = ownSpan{0}
-	upstreamSpan  = ownSpan{1}
-	cacheCallSpan = ownSpan{2}
-)
+// spanKey is a key under which a Start method of one Observer keeps the
+// span it started when that span records, so that the End method ends
+// that span and no other: not the caller's, when the Start method did not
+// run, nor another Observer's, when verifications of verifiers with
+// different Observers nest. Each Observer has its own keys.
+type spanKey struct{ name string }
 
 // start starts a span named name with opts and returns the context that
 // holds it, marked as ours under key when it records.
-func (o *Observer) start(ctx context.Context, key ownSpan, name string, opts ...trace.SpanStartOption) context.Context {
-	if o.tracer == nil {
+func (o *Observer) start(ctx context.Context, key *spanKey, name string, opts ...trace.SpanStartOption) context.Context {
+	if !o.tracing() {
 		return ctx
 	}
 	ctx, span := o.tracer.Start(ctx, name, opts...)
@@ -239,8 +350,26 @@ func (o *Observer) start(ctx context.Context, key ownSpan, name string, opts ...
 	return ctx
 }
 
+// tracing reports whether the Observer starts spans: it has a tracer,
+// and when its TracerProvider is the global one, a provider was set there
+// that is not a no-op one. Until then a span would record nothing.
+func (o *Observer) tracing() bool {
+	if o.tracer == nil {
+		return false
+	}
+	if o.unset == nil {
+		return true
+	}
+	tp := otel.GetTracerProvider()
+	if tp == o.unset {
+		return false
+	}
+	_, off := tp.(noop.TracerProvider)
+	return !off
+}
+
 // spanOf returns the recording span a Start method kept under key in ctx.
-func spanOf(ctx context.Context, key ownSpan) (trace.Span, bool) {
+func spanOf(ctx context.Context, key *spanKey) (trace.Span, bool) {
 	s, ok := ctx.Value(key).(trace.Span)
 	return s, ok
 }
@@ -249,14 +378,14 @@ var verifyStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInter
 
 // VerifyStart starts the span introspection.verify.
 func (o *Observer) VerifyStart(ctx context.Context) context.Context {
-	return o.start(ctx, verifySpan, spanVerify, verifyStart...)
+	return o.start(ctx, o.verifyKey, spanVerify, verifyStart...)
 }
 
 // VerifyEnd counts the verdict and ends the span.
 func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
-	v := o.attrs.verdict(e)
+	v := o.m.attrs.verdict(e)
 	v.n.Add(1)
-	if span, ok := spanOf(ctx, verifySpan); ok {
+	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.SetAttributes(v.kvs...)
 		if e.Outcome == introspection.OutcomeFailed {
 			span.SetStatus(codes.Error, v.kvs[1].Value.AsString())
@@ -267,17 +396,17 @@ func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
 
 // CacheLookup counts the lookup and sets the span's cache result.
 func (o *Observer) CacheLookup(ctx context.Context, r introspection.CacheResult) {
-	l := o.attrs.lookup(r)
+	l := o.m.attrs.lookup(r)
 	l.n.Add(1)
-	if span, ok := spanOf(ctx, verifySpan); ok {
+	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.SetAttributes(l.kvs...)
 	}
 }
 
 // CollapsedWaiter counts the waiter and marks the span.
 func (o *Observer) CollapsedWaiter(ctx context.Context) {
-	o.collapsed.Add(ctx, 1)
-	if span, ok := spanOf(ctx, verifySpan); ok {
+	o.m.collapsed.Add(ctx, 1)
+	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.SetAttributes(keyCollapsed.Bool(collapsedPresent))
 	}
 }
@@ -287,16 +416,29 @@ func (o *Observer) CollapsedWaiter(ctx context.Context) {
 // the method, with the method, the server's address and port, and the
 // URL, which has no query.
 func (o *Observer) UpstreamStart(ctx context.Context, r introspection.UpstreamRequest) context.Context {
-	if o.tracer == nil {
+	if !o.tracing() {
 		return ctx
 	}
-	return o.start(ctx, upstreamSpan, r.Method, trace.WithSpanKind(trace.SpanKindClient),
+	return o.start(ctx, o.upstreamKey, r.Method, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(requestAttributes(r)...))
 }
 
+// maxServerAddress is the longest host, in bytes, that the request's span
+// records: that of a DNS name (RFC 1035 §2.3.4). A longer host names no
+// server the request can reach; the span then has neither server.address,
+// server.port nor url.full.
+const maxServerAddress = 253
+
+// discoveredPath is the path of url.full for an endpoint that the
+// issuer's metadata named: the path it names is the server's text, which
+// the semantic conventions let an instrumentation scrub from url.full.
+const discoveredPath = "/{introspection}"
+
 // requestAttributes returns the semantic conventions' attributes of the
 // request r: http.request.method, server.address, server.port and
-// url.full, which is r.URL less any query, fragment or user information.
+// url.full, which is r.URL less any query, fragment or user information,
+// and for a discovered endpoint its scheme, host and port followed by
+// discoveredPath.
 func requestAttributes(r introspection.UpstreamRequest) []attribute.KeyValue {
 	kvs := []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(r.Method)}
 	u, err := url.Parse(r.URL)
@@ -304,22 +446,29 @@ func requestAttributes(r introspection.UpstreamRequest) []attribute.KeyValue {
 		return kvs
 	}
 	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
+	host := u.Hostname()
+	if len(host) > maxServerAddress {
+		return kvs
+	}
 	port, _ := strconv.Atoi(u.Port())
 	if port == 0 {
 		port = map[string]int{"http": 80, "https": 443}[u.Scheme]
 	}
-	host := u.Hostname()
 	if ip := net.ParseIP(host); ip != nil {
 		host = ip.String()
 	}
-	return append(kvs, semconv.ServerAddress(host), semconv.ServerPort(port), semconv.URLFull(u.String()))
+	full := u.String()
+	if r.Discovered {
+		full = u.Scheme + "://" + u.Host + discoveredPath
+	}
+	return append(kvs, semconv.ServerAddress(host), semconv.ServerPort(port), semconv.URLFull(full))
 }
 
 // UpstreamEnd records the request's duration and ends its span.
 func (o *Observer) UpstreamEnd(ctx context.Context, e introspection.UpstreamEvent) {
-	u := o.attrs.upstream(e)
-	o.upstream.Record(ctx, e.Duration.Seconds(), u.record...)
-	if span, ok := spanOf(ctx, upstreamSpan); ok {
+	u := o.m.attrs.upstream(e)
+	o.m.upstream.Record(ctx, e.Duration.Seconds(), u.record...)
+	if span, ok := spanOf(ctx, o.upstreamKey); ok {
 		if e.StatusCode >= 100 && e.StatusCode <= 999 { // what HTTP allows: three digits
 			span.SetAttributes(semconv.HTTPResponseStatusCode(e.StatusCode))
 		}
@@ -333,14 +482,14 @@ func (o *Observer) UpstreamEnd(ctx context.Context, e introspection.UpstreamEven
 
 // CacheCallStart starts the span of a call of a caller's Cache.
 func (o *Observer) CacheCallStart(ctx context.Context, op introspection.CacheOperation) context.Context {
-	c := o.attrs.cacheOp(op)
-	return o.start(ctx, cacheCallSpan, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
+	c := o.m.attrs.cacheOp(op)
+	return o.start(ctx, o.cacheCallKey, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(c.kv))
 }
 
 // CacheCallEnd ends the span of the call.
 func (o *Observer) CacheCallEnd(ctx context.Context, e introspection.CacheCallEvent) {
-	if span, ok := spanOf(ctx, cacheCallSpan); ok {
+	if span, ok := spanOf(ctx, o.cacheCallKey); ok {
 		if e.Err != nil {
 			span.SetStatus(codes.Error, "cache call failed")
 		}
@@ -348,12 +497,19 @@ func (o *Observer) CacheCallEnd(ctx context.Context, e introspection.CacheCallEv
 	}
 }
 
-// CacheError counts the error and adds an event to the verification's
-// span.
+// CacheError counts the error and adds an event to the span of the
+// failed call of a caller's Cache, a child of the verification's span,
+// or, for an error without a call (a stored value that is not an
+// answer), to the verification's span. The call's span is open then,
+// also for the store of an answer, which may end after the verification.
 func (o *Observer) CacheError(ctx context.Context, op introspection.CacheOperation) {
-	c := o.attrs.cacheOp(op)
-	o.cacheErrors.Add(ctx, 1, c.add...)
-	if span, ok := spanOf(ctx, verifySpan); ok {
+	c := o.m.attrs.cacheOp(op)
+	o.m.cacheErrors.Add(ctx, 1, c.add...)
+	span, ok := spanOf(ctx, o.cacheCallKey)
+	if !ok {
+		span, ok = spanOf(ctx, o.verifyKey)
+	}
+	if ok {
 		span.AddEvent(eventCacheError, trace.WithAttributes(c.kv))
 	}
 }
@@ -361,10 +517,10 @@ func (o *Observer) CacheError(ctx context.Context, op introspection.CacheOperati
 // BreakerChange counts the transition and adds an event to the span of
 // the verification whose request caused it.
 func (o *Observer) BreakerChange(ctx context.Context, e introspection.BreakerEvent) {
-	to := o.attrs.breakerState(e.To)
-	o.transitions.Add(ctx, 1, o.attrs.transition[to])
-	if span, ok := spanOf(ctx, verifySpan); ok {
+	to := o.m.attrs.breakerState(e.To)
+	o.m.transitions.Add(ctx, 1, o.m.attrs.transition[to])
+	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.AddEvent(eventBreaker, trace.WithAttributes(keyBreakerState.String(string(to)),
-			keyBreakerFrom.String(string(o.attrs.breakerState(e.From)))))
+			keyBreakerFrom.String(string(o.m.attrs.breakerState(e.From)))))
 	}
 }

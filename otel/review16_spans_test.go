@@ -11,7 +11,9 @@ import (
 	"github.com/mcpauth/introspection"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/codes"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
@@ -29,14 +31,15 @@ func (c lateFailingCache) Set(ctx context.Context, _ string, _ []byte, _ time.Du
 }
 func (lateFailingCache) Delete(context.Context, string) error { return nil }
 
-// TestReviewCacheSetErrorIsAnEventOfTheVerifySpan shows that the error of
-// a caller's Cache storing the answer never becomes the
-// introspection.cache.error event that the README's event table puts on
-// the introspection.verify span: the store runs after the callers have
-// their answer, so the verification's span has ended when CacheError adds
-// the event, and the SDK drops it. The error is counted
-// (introspection.cache.errors{set}), but the trace of the verification
-// whose answer could not be stored does not show it.
+// TestReviewCacheSetErrorIsAnEventOfTheVerifySpan shows where the error
+// of a caller's Cache storing the answer appears in the verification's
+// trace: the store runs after the callers have their answer, so the
+// introspection.verify span may have ended when the Set fails, and an
+// event added to it would be dropped. The error is counted
+// (introspection.cache.errors{set}) and is the introspection.cache.error
+// event of the introspection.cache.set span, which is open when the error
+// is told, has status Error and is a child of the verification's span in
+// its trace, as the README's event table says.
 func TestReviewCacheSetErrorIsAnEventOfTheVerifySpan(t *testing.T) {
 	h := newHarness(t)
 	srv := httptest.NewServer(jsonHandler(200, `{"active":true}`))
@@ -53,10 +56,26 @@ func TestReviewCacheSetErrorIsAnEventOfTheVerifySpan(t *testing.T) {
 	require.Equal(t, uint64(1), v.Stats().CacheErrors, "the failed Set is a cache error")
 	require.Equal(t, 1.0, value(h.collect(t), "introspection.cache.errors", "introspection.cache.operation=set"))
 
-	verify := named(h.ended(), "introspection.verify")
-	require.Len(t, verify, 1)
-	assert.Contains(t, verify[0].Events, "introspection.cache.error introspection.cache.operation=set",
-		"the cache error is an event of the verification's span")
+	var verify, set sdktrace.ReadOnlySpan
+	for _, s := range h.spans.Ended() {
+		switch s.Name() {
+		case "introspection.verify":
+			verify = s
+		case "introspection.cache.set":
+			set = s
+		}
+	}
+	require.NotNil(t, verify)
+	require.NotNil(t, set, "the store's span was exported")
+	assert.Equal(t, verify.SpanContext().TraceID(), set.SpanContext().TraceID(), "in the verification's trace")
+	assert.Equal(t, verify.SpanContext().SpanID(), set.Parent().SpanID(), "a child of the verification's span")
+	assert.Equal(t, codes.Error, set.Status().Code)
+	views := named(h.ended(), "introspection.cache.set")
+	require.Len(t, views, 1)
+	assert.Equal(t, []string{"introspection.cache.error introspection.cache.operation=set"}, views[0].Events,
+		"the cache error is an event of the store's span")
+	assert.Empty(t, named(h.ended(), "introspection.verify")[0].Events, "not of the ended verification's span")
+	checkDocumented(t, h)
 }
 
 // TestReviewEndsOnlyItsOwnSpansWhenVerifiersNest shows that the End
