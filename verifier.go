@@ -108,9 +108,9 @@ type flight struct {
 // credentials or credentials the ClientAuthMethod cannot use, an unknown
 // ClientAuthMethod, negative durations, a negative MaxCacheSize,
 // StaleIfError without CacheTTL and an Observer whose methods cannot be
-// called (a nil pointer, or one embedding a nil Observer). It does no I/O: with discovery, the
-// metadata is fetched by the first Verify that needs it, or by
-// [Verifier.Discover].
+// called (a nil pointer, or one embedding a nil Observer). It does no
+// I/O: with discovery, the metadata is fetched by the first Verify that
+// needs it, or by [Verifier.Discover].
 func NewVerifier(s Settings) (*Verifier, error) {
 	s, endpoint, err := s.validate()
 	if err != nil {
