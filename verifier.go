@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +61,10 @@ type Verifier struct {
 
 	staleLog staleLog // warnings about stale answers served
 
+	forgets     forgetting           // what Forget dropped while shared requests run
+	detached    map[*flight]struct{} // flights out of flights but still running, for Close; guarded by mu
+	unsubscribe func()               // ends the subscription to the Cache's invalidations; nil without one
+
 	dp dpopConfig // never modified
 }
 
@@ -87,6 +92,9 @@ type flight struct {
 	// older cached answer for the token is dropped rather than served
 	// stale in its place. Written by the flight's goroutine only.
 	forget bool
+
+	since  uint64      // the point the flight began, for forgetting; written by its goroutine only
+	cached atomic.Bool // the answer came from a cache
 }
 
 // NewVerifier validates s and returns a Verifier. It rejects a missing or
@@ -106,6 +114,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 		now:            s.Now,
 		log:            s.Logger,
 		flights:        make(map[string]*flight),
+		detached:       make(map[*flight]struct{}),
 		breaker:        newBreaker(s),
 	}
 	if v.now == nil {
@@ -131,13 +140,14 @@ func NewVerifier(s Settings) (*Verifier, error) {
 
 	if s.CacheTTL > 0 || s.NegativeCacheTTL > 0 {
 		if s.Cache != nil {
-			v.cache = &sharedStore{c: s.Cache, v: v, cooldown: cacheCooldown, timeout: cacheCallTimeout, stale: s.StaleIfError}
+			v.cache = newSharedStore(v, s)
 		} else {
 			mc := newMemoryCache(s.MaxCacheSize, v.now)
 			mc.stale = s.StaleIfError
 			v.cache = mc
 		}
 	}
+	v.subscribe()
 	return v, nil
 }
 
@@ -190,7 +200,11 @@ func (v *Verifier) Close() error {
 	for _, f := range v.flights {
 		flights = append(flights, f)
 	}
+	for f := range v.detached {
+		flights = append(flights, f)
+	}
 	v.mu.Unlock()
+	v.closeTiers()
 	for _, f := range flights {
 		t := time.NewTimer(time.Until(f.deadline))
 		select {
@@ -252,7 +266,6 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 			v.stats.cacheHits.Add(1)
 			return v.check(ctx, a, token, p, false, now)
 		}
-		v.stats.cacheMisses.Add(1)
 	}
 	a, exclusive, err := v.fetch(ctx, token)
 	if err != nil {
@@ -283,6 +296,7 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 		v.mu.Lock()
 		if !fresh && v.flights[token] == f {
 			delete(v.flights, token)
+			v.detached[f] = struct{}{}
 		}
 		f, joined = v.flights[token]
 	}
@@ -303,9 +317,11 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 	select {
 	case <-ctx.Done():
 		v.stats.canceled.Add(1)
+		v.countLookup(false)
 		return nil, false, fmt.Errorf("introspection: %w", ctx.Err())
 	case <-f.done:
 	}
+	v.countLookup(f.err == nil && f.cached.Load())
 	if joined {
 		v.stats.collapsed.Add(1)
 	}
@@ -336,12 +352,13 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 		if v.flights[token] == f {
 			delete(v.flights, token)
 		}
+		delete(v.detached, f)
 		v.mu.Unlock()
 	}()
 	a, ttl, at, err := v.resolve(ctx, token, f)
 	switch published := v.publish(ctx, token, f, a, err, ttl, at); {
 	case published && err == nil && ttl > 0:
-		v.store(ctx, token, a, f.until, ttl)
+		v.store(ctx, token, a, f, ttl)
 	case err == nil && f.forget:
 		// After the callers have their answer, which does not wait for
 		// the cache.
@@ -367,6 +384,7 @@ func (v *Verifier) publish(ctx context.Context, token string, f *flight, a *answ
 	f.storing, f.until = store, at.Add(ttl)
 	if !store && v.flights[token] == f {
 		delete(v.flights, token)
+		v.detached[f] = struct{}{}
 	}
 	att := f.attempt
 	v.mu.Unlock()
@@ -419,7 +437,9 @@ func (v *Verifier) resolve(ctx context.Context, token string, f *flight) (a *ans
 		}
 	}()
 	if v.cache != nil {
-		if a, ok := v.cache.get(ctx, token, v.now()); ok {
+		f.since = v.forgets.begin()
+		if a, ok := v.cache.load(ctx, token, v.now(), f.since); ok {
+			f.cached.Store(true)
 			return a, 0, at, nil
 		}
 	}
@@ -443,18 +463,19 @@ func (v *Verifier) resolve(ctx context.Context, token string, f *flight) (a *ans
 	return a, ttl, at, nil
 }
 
-// store puts a into the cache until then, counted from now, so that the
-// entry ends when it would have had it been stored at once, and for at most
-// ttl, however far Settings.Now went back since. A panic in it
+// store puts a, the answer of the flight f, into the cache until f.until,
+// counted from now, so that the entry ends when it would have had it been
+// stored at once, and for at most ttl, however far Settings.Now went back
+// since; unless token was forgotten since f began. A panic in it
 // (Settings.Now) is recovered: the callers have their answer.
-func (v *Verifier) store(ctx context.Context, token string, a *answer, until time.Time, ttl time.Duration) {
+func (v *Verifier) store(ctx context.Context, token string, a *answer, f *flight, ttl time.Duration) {
 	defer func() {
 		if r := recover(); r != nil {
 			_ = v.recovered(ctx, "shared request", r)
 		}
 	}()
-	if ttl = min(ttl, until.Sub(v.now())); ttl > 0 {
-		v.cache.set(ctx, token, a, ttl)
+	if ttl = min(ttl, f.until.Sub(v.now())); ttl > 0 {
+		v.keep(ctx, token, a, ttl, f.since)
 	} else {
 		v.forgetStale(ctx, token, ttl)
 	}
