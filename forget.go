@@ -60,12 +60,13 @@ const maxForgotten = 1024
 // the stores under way, so that Forget waits for them. Its zero value is
 // ready to use.
 type forgetting struct {
-	mu     sync.Mutex        // guards all fields, and makes each store's local part atomic with forgets
-	seq    uint64            // counts forgets and subscriptions
-	keys   map[string]uint64 // the seq of each key's latest forget; at most maxForgotten
-	floor  uint64            // requests that began before it store nothing
-	stores map[string]*storing
-	up     bool // invalidations reach the verifier
+	mu      sync.Mutex        // guards all fields, and makes each store's local part atomic with forgets
+	seq     uint64            // counts forgets and changes of the subscription
+	keys    map[string]uint64 // the seq of each key's latest forget; at most maxForgotten
+	floor   uint64            // requests that began before it store nothing
+	stores  map[string]*storing
+	up      bool   // invalidations reach the verifier
+	upSince uint64 // the seq at which they started to
 }
 
 // storing counts the stores under way for one key.
@@ -74,9 +75,9 @@ type storing struct {
 	done chan struct{} // closed when n drops to zero
 }
 
-// begin returns the point a shared request starts from, before it reads
-// any cache or asks the server.
-func (fg *forgetting) begin() uint64 {
+// now returns the point a shared request starts from, before it reads any
+// cache or asks the server.
+func (fg *forgetting) now() uint64 {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
 	return fg.seq
@@ -104,26 +105,15 @@ func (fg *forgetting) forget(key string) <-chan struct{} {
 
 // store runs the store of key by a shared request that began at since,
 // unless key was forgotten since then: local, the part in this process,
-// told whether invalidations reach it, atomically with forgets and
-// changes of the subscription; then shared, the part in a shared Cache,
-// which a Forget of key waits for. It reports whether it ran them.
+// atomically with forgets and changes of the subscription, told whether
+// invalidations have reached the verifier all along since the request
+// began (else one may have been lost); then shared, the part in a shared
+// Cache, which a Forget of key waits for. It reports whether it ran them.
 func (fg *forgetting) store(key string, since uint64, local func(up bool), shared func()) bool {
-	fg.mu.Lock()
-	if since < fg.floor || fg.keys[key] > since {
-		fg.mu.Unlock()
+	s := fg.begin(key, since, local)
+	if s == nil {
 		return false
 	}
-	local(fg.up)
-	if fg.stores == nil {
-		fg.stores = make(map[string]*storing)
-	}
-	s := fg.stores[key]
-	if s == nil {
-		s = &storing{done: make(chan struct{})}
-		fg.stores[key] = s
-	}
-	s.n++
-	fg.mu.Unlock()
 	defer func() {
 		fg.mu.Lock()
 		defer fg.mu.Unlock()
@@ -136,16 +126,39 @@ func (fg *forgetting) store(key string, since uint64, local func(up bool), share
 	return true
 }
 
+// begin runs the local part of a store of key by a request that began at
+// since and counts the store as under way, unless key was forgotten since;
+// it returns the count, or nil.
+func (fg *forgetting) begin(key string, since uint64, local func(up bool)) *storing {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	if since < fg.floor || fg.keys[key] > since {
+		return nil
+	}
+	local(fg.up && since >= fg.upSince)
+	if fg.stores == nil {
+		fg.stores = make(map[string]*storing)
+	}
+	s := fg.stores[key]
+	if s == nil {
+		s = &storing{done: make(chan struct{})}
+		fg.stores[key] = s
+	}
+	s.n++
+	return s
+}
+
 // subscribed records whether invalidations reach the verifier, and runs
-// drop, which empties the local tier, atomically with stores. When they
-// start to, every shared request running stores nothing: it may have read
-// an answer whose invalidation was lost.
+// drop, which empties the local tier, atomically with stores. A shared
+// request running when they start to is told, when it stores, that they
+// did not reach the verifier all along: it may have read an answer whose
+// invalidation was lost.
 func (fg *forgetting) subscribed(up bool, drop func()) {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
 	fg.seq++
 	if up {
-		fg.floor = fg.seq
+		fg.upSince = fg.seq
 	}
 	fg.up = up
 	drop()

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -514,7 +515,7 @@ func TestForgottenKeysAreBounded(t *testing.T) {
 	}{{maxForgotten, true}, {maxForgotten + 1, false}} {
 		t.Run(fmt.Sprint(tc.others), func(t *testing.T) {
 			var fg forgetting
-			since := fg.begin()
+			since := fg.now()
 			for i := range tc.others {
 				fg.forget(fmt.Sprint("other", i))
 			}
@@ -539,4 +540,142 @@ func (fg *forgetting) remembered() int {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
 	return len(fg.keys)
+}
+
+// TestRequestUnderWayWhenSubscribedKeepsTheShortBound checks that a shared
+// request that began while invalidations did not reach the verifier keeps
+// its answer locally for UnsubscribedLocalCacheTTL at most, even if the
+// subscription came up meanwhile: an invalidation may have been lost
+// before.
+func TestRequestUnderWayWhenSubscribedKeepsTheShortBound(t *testing.T) {
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	b := newBus()
+	b.up = false
+	g := newGate(t, 1)
+	vs, cc := replicas(t, 1, as, clock, b, func(s *Settings) {
+		s.LocalCacheTTL = time.Minute
+		s.HTTPClient = &http.Client{Transport: g}
+	})
+	v := vs[0]
+	tok := as.Issue(introspectiontest.TokenOptions{Lifetime: time.Hour})
+	pending := verifyAsync(v, tok)
+	g.waitHeld(t)
+	b.setUp(true)
+	close(g.release)
+	require.NoError(t, result(t, pending))
+	waitUntilIdle(t, v)
+	require.Equal(t, 1, v.Stats().LocalCacheEntries)
+	clock.Advance(UnsubscribedLocalCacheTTL)
+	fill(t, v, tok)
+	assert.Equal(t, int64(2), cc.gets.Load(), "the entry lived UnsubscribedLocalCacheTTL")
+	clock.Advance(UnsubscribedLocalCacheTTL)
+	fill(t, v, tok)
+	assert.Equal(t, int64(2), cc.gets.Load(), "a request that began while subscribed keeps it longer")
+}
+
+// panicky panics in every call of the Cache it wraps that fails names,
+// and hangs, ignoring its context, in every call that hangs names, until
+// release is closed.
+type panicky struct {
+	invalidatingCache
+	fails, hangs string
+	release      chan struct{}
+	healed       *atomic.Bool // once set, no call misbehaves
+}
+
+func (p panicky) misbehave(call string) {
+	if p.healed.Load() {
+		return
+	}
+	if strings.Contains(p.fails, call) {
+		panic("cache " + call + " failed")
+	}
+	if strings.Contains(p.hangs, call) {
+		<-p.release
+	}
+}
+
+func (p panicky) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	p.misbehave("Get")
+	return p.invalidatingCache.Get(ctx, key)
+}
+
+func (p panicky) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	p.misbehave("Set")
+	return p.invalidatingCache.Set(ctx, key, value, ttl)
+}
+
+func (p panicky) Delete(ctx context.Context, key string) error {
+	p.misbehave("Delete")
+	return p.invalidatingCache.Delete(ctx, key)
+}
+
+func (p panicky) Invalidate(ctx context.Context, key string) error {
+	p.misbehave("Invalidate")
+	return p.invalidatingCache.Invalidate(ctx, key)
+}
+
+// TestTwoTiersWithAFailingCache runs the two tiers over a Cache whose calls
+// panic or hang: every verdict is the server's or a tier's, never wrong; a
+// hung call costs at most the call timeout; Forget returns the failure of
+// Delete or Invalidate, without the token, and still drops the local copy,
+// and succeeds once the Cache works again, after which the server refuses
+// the token; no goroutine is left once the Cache returns.
+func TestTwoTiersWithAFailingCache(t *testing.T) {
+	tests := []struct {
+		name         string
+		fails, hangs string
+		forgetErr    bool
+	}{
+		{"Get panics", "Get", "", false},
+		{"Set panics", "Set", "", false},
+		{"Delete panics", "Delete", "", true},
+		{"Invalidate panics", "Invalidate", "", true},
+		{"Get hangs", "", "Get", false},
+		{"Set hangs", "", "Set", false},
+		{"Delete hangs", "", "Delete", true},
+		{"Invalidate hangs", "", "Invalidate", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			t.Cleanup(func() { goleak.VerifyNone(t, ignore) }) // runs last
+			as := newAS(t, nil)
+			release := make(chan struct{})
+			var released sync.Once
+			t.Cleanup(func() { released.Do(func() { close(release) }) }) // before Close
+			c := panicky{invalidatingCache: invalidatingCache{Cache: newMapCache(nil), b: newBus()},
+				fails: tc.fails, hangs: tc.hangs, release: release, healed: new(atomic.Bool)}
+			v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+				s.CacheTTL = time.Minute
+				s.Cache = c
+			})
+			v.cache.(*sharedStore).timeout = 50 * time.Millisecond
+			tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
+			for range 2 {
+				got, err := v.Verify(context.Background(), tok)
+				require.NoError(t, err)
+				assert.Equal(t, "alice", got.Subject)
+				waitUntilIdle(t, v)
+			}
+			as.Revoke(tok)
+			err := v.Forget(context.Background(), tok)
+			if tc.forgetErr {
+				require.Error(t, err)
+				assert.True(t, strings.HasPrefix(err.Error(), "introspection: forget: "), err.Error())
+				assert.NotContains(t, err.Error(), tok)
+				assert.Zero(t, v.Stats().LocalCacheEntries, "the local copy is gone")
+				c.healed.Store(true)
+				released.Do(func() { close(release) })
+				require.NoError(t, v.Forget(context.Background(), tok), "once the Cache works again")
+			} else {
+				require.NoError(t, err)
+			}
+			_, err = v.Verify(context.Background(), tok)
+			assert.ErrorIs(t, err, ErrTokenInactive, "the server refuses")
+			released.Do(func() { close(release) })
+			waitUntilIdle(t, v)
+		})
+	}
 }

@@ -437,7 +437,7 @@ func (v *Verifier) resolve(ctx context.Context, token string, f *flight) (a *ans
 		}
 	}()
 	if v.cache != nil {
-		f.since = v.forgets.begin()
+		f.since = v.forgets.now()
 		if a, ok := v.cache.load(ctx, token, v.now(), f.since); ok {
 			f.cached.Store(true)
 			return a, 0, at, nil
