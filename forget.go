@@ -108,21 +108,31 @@ func (fg *forgetting) forget(key string) <-chan struct{} {
 // atomically with forgets and changes of the subscription, told whether
 // invalidations have reached the verifier all along since the request
 // began (else one may have been lost); then shared, the part in a shared
-// Cache, which a Forget of key waits for. It reports whether it ran them.
-func (fg *forgetting) store(key string, since uint64, local func(up bool), shared func()) bool {
+// Cache, which a Forget of key here waits for. When key is forgotten while
+// shared runs, as another verifier's Forget that this one hears of, which
+// waits for nothing here, shared may land after that Forget's Delete: undo
+// then deletes what it stored. It reports whether it ran them.
+func (fg *forgetting) store(key string, since uint64, local func(up bool), shared, undo func()) bool {
 	s := fg.begin(key, since, local)
 	if s == nil {
 		return false
 	}
-	defer func() {
-		fg.mu.Lock()
-		defer fg.mu.Unlock()
-		if s.n--; s.n == 0 {
-			close(s.done)
-			delete(fg.stores, key)
-		}
+	forgotten := false
+	func() {
+		defer func() {
+			fg.mu.Lock()
+			defer fg.mu.Unlock()
+			forgotten = fg.forgotten(key, since)
+			if s.n--; s.n == 0 {
+				close(s.done)
+				delete(fg.stores, key)
+			}
+		}()
+		shared()
 	}()
-	shared()
+	if forgotten {
+		undo()
+	}
 	return true
 }
 
@@ -132,7 +142,7 @@ func (fg *forgetting) store(key string, since uint64, local func(up bool), share
 func (fg *forgetting) begin(key string, since uint64, local func(up bool)) *storing {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
-	if since < fg.floor || fg.keys[key] > since {
+	if fg.forgotten(key, since) {
 		return nil
 	}
 	local(fg.up && since >= fg.upSince)
@@ -146,6 +156,20 @@ func (fg *forgetting) begin(key string, since uint64, local func(up bool)) *stor
 	}
 	s.n++
 	return s
+}
+
+// forgottenSince reports whether key was forgotten after since, the point
+// a shared request began, which then neither stores its answer nor takes
+// callers who come later.
+func (fg *forgetting) forgottenSince(key string, since uint64) bool {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	return fg.forgotten(key, since)
+}
+
+// forgotten is forgottenSince with fg.mu held.
+func (fg *forgetting) forgotten(key string, since uint64) bool {
+	return since < fg.floor || fg.keys[key] > since
 }
 
 // subscribed records whether invalidations reach the verifier, and runs
@@ -215,6 +239,15 @@ func (v *Verifier) Forget(ctx context.Context, token string) error {
 	return err
 }
 
+// flightKey returns the CacheKey of token for its shared request, or ""
+// with caching off.
+func (v *Verifier) flightKey(token string) string {
+	if v.cache == nil {
+		return ""
+	}
+	return v.CacheKey(token)
+}
+
 // subscriber is the verifier's end of an Invalidator's subscription.
 type subscriber struct{ s *sharedStore }
 
@@ -227,11 +260,11 @@ func (sub subscriber) Invalidated(key string) {
 		s.v.stats.invalidationsRefused.Add(1)
 		return
 	}
-	s.v.stats.invalidations.Add(1)
 	s.v.forgets.forget(key)
 	if s.local != nil {
 		s.local.forget(context.Background(), digest)
 	}
+	s.v.stats.invalidations.Add(1) // once dropped: who sees the count sees the drop
 }
 
 // Subscribed records whether invalidations reach the verifier, and empties

@@ -270,7 +270,7 @@ func TestForgetWaitsForAStoreUnderWay(t *testing.T) {
 	forgot := make(chan error, 1)
 	go func() { forgot <- v.Forget(context.Background(), tok) }()
 	key := v.CacheKey(tok)
-	require.Eventually(t, func() bool { return v.forgets.forgotten(key) }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return v.forgets.remembers(key) }, 10*time.Second, time.Millisecond)
 	released.Do(func() { close(release) })
 	require.NoError(t, <-forgot)
 	waitUntilIdle(t, v) // the store has returned
@@ -336,7 +336,8 @@ func TestForgetReachesEveryReplica(t *testing.T) {
 
 // TestInvalidationDuringAnotherReplicasFlight checks that a replica whose
 // request for a token is under way when another replica forgets the token
-// stores nothing: its answer may predate the revocation.
+// stores nothing, as its answer may predate the revocation, and that
+// callers who come after the invalidation do not join it.
 func TestInvalidationDuringAnotherReplicasFlight(t *testing.T) {
 	as := newAS(t, nil)
 	b := newBus()
@@ -352,6 +353,7 @@ func TestInvalidationDuringAnotherReplicasFlight(t *testing.T) {
 	g.waitHeld(t)
 	as.Revoke(tok)
 	require.NoError(t, vs[0].Forget(context.Background(), tok))
+	assert.ErrorIs(t, result(t, verifyAsync(slow, tok)), ErrTokenInactive, "a caller after the invalidation asks the server")
 	close(g.release)
 	assert.NoError(t, result(t, pending))
 	waitUntilIdle(t, slow)
@@ -520,15 +522,15 @@ func TestForgottenKeysAreBounded(t *testing.T) {
 				fg.forget(fmt.Sprint("other", i))
 			}
 			stored := false
-			fg.store("key", since, func(bool) { stored = true }, func() {})
+			fg.store("key", since, func(bool) { stored = true }, func() {}, func() {})
 			assert.Equal(t, tc.stores, stored)
 			assert.LessOrEqual(t, fg.remembered(), maxForgotten)
 		})
 	}
 }
 
-// forgotten reports whether key is remembered as forgotten.
-func (fg *forgetting) forgotten(key string) bool {
+// remembers reports whether key is remembered as forgotten.
+func (fg *forgetting) remembers(key string) bool {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
 	_, ok := fg.keys[key]
@@ -678,4 +680,53 @@ func TestTwoTiersWithAFailingCache(t *testing.T) {
 			waitUntilIdle(t, v)
 		})
 	}
+}
+
+// setHook is a Cache whose Sets wait for hook first.
+type setHook struct {
+	invalidatingCache
+	hook func()
+}
+
+func (c setHook) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	c.hook()
+	return c.invalidatingCache.Set(ctx, key, value, ttl)
+}
+
+// TestInvalidationDuringAnotherReplicasStore checks a replica whose Set of
+// a token's answer is under way when another replica forgets the token:
+// callers who come after the invalidation do not join its request but ask
+// the server, and once its Set lands, after the other replica's Delete, it
+// deletes what it stored, so that no replica reads the forgotten answer.
+func TestInvalidationDuringAnotherReplicasStore(t *testing.T) {
+	as := newAS(t, nil)
+	b := newBus()
+	vs, cc := replicas(t, 2, as, nil, b, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once, released sync.Once
+	t.Cleanup(func() { released.Do(func() { close(release) }) })
+	slow := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.CacheTTL = time.Minute
+		s.Cache = setHook{invalidatingCache{Cache: cc, b: b}, func() {
+			once.Do(func() { close(entered) })
+			<-release
+		}}
+	})
+	slow.cache.(*sharedStore).timeout = time.Hour // only the release below ends the Set
+	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
+	_, err := slow.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	<-entered // its Set is under way
+
+	as.Revoke(tok)
+	require.NoError(t, vs[0].Forget(context.Background(), tok))
+	_, err = slow.Verify(context.Background(), tok)
+	assert.ErrorIs(t, err, ErrTokenInactive, "a caller after the invalidation asks the server")
+	released.Do(func() { close(release) })
+	waitUntilIdle(t, slow)
+	_, ok, err := cc.Cache.Get(context.Background(), slow.CacheKey(tok))
+	require.NoError(t, err)
+	assert.False(t, ok, "the late Set was deleted")
+	_, err = vs[1].Verify(context.Background(), tok)
+	assert.ErrorIs(t, err, ErrTokenInactive)
 }

@@ -87,13 +87,19 @@ func (c *memoryCache) get(_ context.Context, token string, now time.Time) (*answ
 	sh.mu.RLock()
 	e := sh.m[token]
 	sh.mu.RUnlock()
+	return sh.hit(e, now)
+}
+
+// hit returns the answer of e, the entry found in sh or nil, if it is
+// fresh at now, and marks e visited. An entry past its end is removed.
+func (sh *memShard) hit(e *memEntry, now time.Time) (*answer, bool) {
 	if e == nil {
 		return nil, false
 	}
 	if !now.Before(e.fresh) {
 		if !now.Before(e.end()) {
 			sh.mu.Lock()
-			if sh.m[token] == e {
+			if sh.m[e.key] == e {
 				sh.remove(e)
 			}
 			sh.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -69,15 +70,29 @@ func localKey(token string) string {
 }
 
 // get looks token up in the local tier.
-func (s *sharedStore) get(ctx context.Context, token string, now time.Time) (*answer, bool) {
+func (s *sharedStore) get(_ context.Context, token string, now time.Time) (*answer, bool) {
 	if s.local == nil {
 		return nil, false
 	}
-	a, ok := s.local.get(ctx, localKey(token), now)
+	a, ok := s.local.getDigest(sha256.Sum256([]byte(token)), now)
 	if ok {
 		s.v.stats.localHits.Add(1)
 	}
 	return a, ok
+}
+
+// getDigest is get for the local tier's key of a token, its digest d,
+// without a copy of d: a hit allocates no more than one of the built-in
+// cache.
+func (c *memoryCache) getDigest(d [sha256.Size]byte, now time.Time) (*answer, bool) {
+	sh := &c.shards[0]
+	if len(c.shards) > 1 {
+		sh = &c.shards[maphash.Bytes(c.seed, d[:])&uint64(len(c.shards)-1)]
+	}
+	sh.mu.RLock()
+	e := sh.m[string(d[:])]
+	sh.mu.RUnlock()
+	return sh.hit(e, now)
 }
 
 // load looks token up for the shared request that began at since: in the
@@ -86,7 +101,7 @@ func (s *sharedStore) get(ctx context.Context, token string, now time.Time) (*an
 // tier, unless token was forgotten since.
 func (s *sharedStore) load(ctx context.Context, token string, now time.Time, since uint64) (*answer, bool) {
 	if s.local != nil {
-		if a, ok := s.local.get(ctx, localKey(token), now); ok {
+		if a, ok := s.local.getDigest(sha256.Sum256([]byte(token)), now); ok {
 			return a, true
 		}
 	}
@@ -108,7 +123,7 @@ func (s *sharedStore) load(ctx context.Context, token string, now time.Time, sin
 			ttl = min(ttl, a.expiresAt.Sub(now))
 		}
 		if ttl > 0 {
-			s.v.forgets.store(s.v.CacheKey(token), since, func(up bool) { s.keep(token, a, ttl, up) }, func() {})
+			s.v.forgets.store(s.v.CacheKey(token), since, func(up bool) { s.keep(token, a, ttl, up) }, func() {}, func() {})
 		}
 	}
 	return a, true
@@ -165,11 +180,13 @@ func (s *sharedStore) drop(ctx context.Context, token string) error {
 }
 
 // keep stores a, the answer for token fresh for ttl, in every tier, unless
-// token was forgotten since the shared request began at since.
-func (v *Verifier) keep(ctx context.Context, token string, a *answer, ttl time.Duration, since uint64) {
-	v.forgets.store(v.CacheKey(token), since,
+// key, the token's CacheKey, was forgotten since the shared request began
+// at since.
+func (v *Verifier) keep(ctx context.Context, token, key string, a *answer, ttl time.Duration, since uint64) {
+	v.forgets.store(key, since,
 		func(up bool) { v.cache.keep(token, a, ttl, up) },
-		func() { v.cache.share(ctx, token, a, ttl) })
+		func() { v.cache.share(ctx, token, a, ttl) },
+		func() { v.cache.forget(ctx, token) })
 }
 
 // load is the built-in cache's lookup for a shared request: get.

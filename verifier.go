@@ -93,7 +93,8 @@ type flight struct {
 	// stale in its place. Written by the flight's goroutine only.
 	forget bool
 
-	since  uint64      // the point the flight began, for forgetting; written by its goroutine only
+	key    string      // CacheKey of the token, with a cache; never modified
+	since  uint64      // the point the flight began, for forgetting; never modified
 	cached atomic.Bool // the answer came from a cache
 }
 
@@ -287,6 +288,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) *AccessToken {
 // no one else holds the answer: it was neither cached nor shared, so the
 // caller may keep its parts without copying them.
 func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusive bool, err error) {
+	key := v.flightKey(token)
 	v.mu.Lock()
 	f, joined := v.flights[token]
 	if joined && f.storing {
@@ -300,11 +302,18 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 		}
 		f, joined = v.flights[token]
 	}
+	if joined && v.forgets.forgottenSince(f.key, f.since) {
+		// Forgotten since the request began, here or by another
+		// verifier: its answer may be older than that.
+		delete(v.flights, token)
+		v.detached[f] = struct{}{}
+		joined = false
+	}
 	if joined {
 		f.joined++
 	} else {
 		f = &flight{done: make(chan struct{}), ended: make(chan struct{}),
-			deadline: time.Now().Add(flightLimit(v.s.Timeout))}
+			deadline: time.Now().Add(flightLimit(v.s.Timeout)), key: key, since: v.forgets.now()}
 		v.flights[token] = f
 	}
 	v.mu.Unlock()
@@ -437,7 +446,6 @@ func (v *Verifier) resolve(ctx context.Context, token string, f *flight) (a *ans
 		}
 	}()
 	if v.cache != nil {
-		f.since = v.forgets.now()
 		if a, ok := v.cache.load(ctx, token, v.now(), f.since); ok {
 			f.cached.Store(true)
 			return a, 0, at, nil
@@ -475,7 +483,7 @@ func (v *Verifier) store(ctx context.Context, token string, a *answer, f *flight
 		}
 	}()
 	if ttl = min(ttl, f.until.Sub(v.now())); ttl > 0 {
-		v.keep(ctx, token, a, ttl, f.since)
+		v.keep(ctx, token, f.key, a, ttl, f.since)
 	} else {
 		v.forgetStale(ctx, token, ttl)
 	}

@@ -101,15 +101,16 @@ func TestForgetReachesEveryReplica(t *testing.T) {
 	rdb := rs.client(t)
 	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
 	for i, v := range vs {
-		for range 2 {
-			got, err := v.Verify(context.Background(), tok)
-			require.NoError(t, err)
-			require.Equal(t, "alice", got.Subject)
-		}
-		require.Equal(t, uint64(1), v.Stats().LocalCacheHits, "the local tier holds it")
+		got, err := v.Verify(context.Background(), tok)
+		require.NoError(t, err)
+		require.Equal(t, "alice", got.Subject)
 		if i == 0 {
 			stored(t, rdb, v, tok)
 		}
+		require.Eventually(t, func() bool { return v.Stats().LocalCacheEntries == 1 }, waitBound, time.Millisecond)
+		_, err = v.Verify(context.Background(), tok)
+		require.NoError(t, err)
+		require.Equal(t, uint64(1), v.Stats().LocalCacheHits, "the local tier holds it")
 	}
 	require.Equal(t, int64(1), as.RequestsFor(tok))
 
@@ -243,6 +244,7 @@ func TestRedisDownAtStart(t *testing.T) {
 		assert.Equal(t, "alice", got.Subject)
 	}
 	verify()
+	require.Eventually(t, func() bool { return v.Stats().LocalCacheEntries == 1 }, waitBound, time.Millisecond)
 	verify()
 	st := v.Stats()
 	assert.False(t, st.InvalidationsSubscribed)
@@ -455,4 +457,28 @@ func TestHungRedisWithTwoTiers(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	_, err = v.Verify(context.Background(), good)
 	assert.ErrorIs(t, err, introspection.ErrTokenInactive, "the local copy is gone")
+}
+
+// TestHungRedisTakesTheSubscriptionDown stops redis-server (SIGSTOP) under
+// a subscribed verifier: the subscription's ping goes unanswered, so the
+// verifier takes it for down and empties its local tier; once redis-server
+// runs again (SIGCONT), the subscription comes back by itself.
+func TestHungRedisTakesTheSubscriptionDown(t *testing.T) {
+	rs := startRedis(t)
+	as := introspectiontest.NewServer()
+	defer as.Close()
+	v := replicas(t, 1, rs, as, nil)[0]
+	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
+	_, err := v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return v.Stats().LocalCacheEntries == 1 }, waitBound, time.Millisecond)
+
+	require.NoError(t, rs.cmd.Process.Signal(syscall.SIGSTOP))
+	var resumed sync.Once
+	resume := func() { resumed.Do(func() { _ = rs.cmd.Process.Signal(syscall.SIGCONT) }) }
+	t.Cleanup(resume)
+	waitSubscribed(t, []*introspection.Verifier{v}, false)
+	assert.Zero(t, v.Stats().LocalCacheEntries, "the local tier was emptied")
+	resume()
+	waitSubscribed(t, []*introspection.Verifier{v}, true)
 }
