@@ -2,6 +2,7 @@ package introspection
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -255,14 +256,14 @@ type subscriber struct{ s *sharedStore }
 // shared request of the key that is under way store nothing.
 func (sub subscriber) Invalidated(key string) {
 	s := sub.s
-	digest, ok := localKeyOf(s.v.cacheNamespace, key)
+	digest, ok := digestOf(s.v.cacheNamespace, key)
 	if !ok {
 		s.v.stats.invalidationsRefused.Add(1)
 		return
 	}
 	s.v.forgets.forget(key)
 	if s.local != nil {
-		s.local.forget(context.Background(), digest)
+		s.local.forgetDigest(digest)
 	}
 	s.v.stats.invalidations.Add(1) // once dropped: who sees the count sees the drop
 }
@@ -273,20 +274,19 @@ func (sub subscriber) Subscribed(up bool) {
 	sub.s.v.forgets.subscribed(up, sub.s.clearLocal)
 }
 
-// localKeyOf returns the local tier's key for key, a [Verifier.CacheKey]
-// of namespace, and whether key is one: the namespace, a colon and 64
+// digestOf returns the token's digest in key, a [Verifier.CacheKey] of
+// namespace, and whether key is one: the namespace, a colon and 64
 // lowercase hex digits.
-func localKeyOf(namespace, key string) (string, bool) {
-	if len(key) != len(namespace)+1+64 {
-		return "", false
+func digestOf(namespace, key string) (d [sha256.Size]byte, ok bool) {
+	if len(key) != len(namespace)+1+2*sha256.Size {
+		return d, false
 	}
 	digest, ok := strings.CutPrefix(key, namespace+":")
 	if !ok || strings.ContainsFunc(digest, func(r rune) bool { return (r < '0' || r > '9') && (r < 'a' || r > 'f') }) {
-		return "", false
+		return d, false
 	}
-	b, err := hex.DecodeString(digest)
-	if err != nil {
-		return "", false
+	if _, err := hex.Decode(d[:], []byte(digest)); err != nil {
+		return d, false
 	}
-	return string(b), true
+	return d, true
 }

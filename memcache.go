@@ -48,6 +48,7 @@ type memShard struct {
 	tail      *memEntry            // oldest
 	hand      *memEntry            // SIEVE hand; nil means start at tail
 	count     *atomic.Int64        // the cache's count
+	index     *digestIndex         // the local tier's; nil for the built-in cache
 	nextSweep time.Time
 	_         [64]byte // keep shards on separate cache lines
 }
@@ -87,19 +88,13 @@ func (c *memoryCache) get(_ context.Context, token string, now time.Time) (*answ
 	sh.mu.RLock()
 	e := sh.m[token]
 	sh.mu.RUnlock()
-	return sh.hit(e, now)
-}
-
-// hit returns the answer of e, the entry found in sh or nil, if it is
-// fresh at now, and marks e visited. An entry past its end is removed.
-func (sh *memShard) hit(e *memEntry, now time.Time) (*answer, bool) {
 	if e == nil {
 		return nil, false
 	}
 	if !now.Before(e.fresh) {
 		if !now.Before(e.end()) {
 			sh.mu.Lock()
-			if sh.m[e.key] == e {
+			if sh.m[token] == e {
 				sh.remove(e)
 			}
 			sh.mu.Unlock()
@@ -151,6 +146,9 @@ func (c *memoryCache) set(ctx context.Context, token string, a *answer, ttl time
 		sh.tail = e
 	}
 	sh.m[token] = e
+	if sh.index != nil {
+		sh.index.add(token)
+	}
 }
 
 func (c *memoryCache) len() int {
@@ -215,4 +213,7 @@ func (sh *memShard) remove(e *memEntry) {
 	e.prev, e.next = nil, nil
 	delete(sh.m, e.key)
 	sh.count.Add(-1)
+	if sh.index != nil {
+		sh.index.drop(e.key)
+	}
 }

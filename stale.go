@@ -175,7 +175,7 @@ func (c *memoryCache) forget(_ context.Context, token string) {
 // counted, logged, and the start of a cooldown.
 func (s *sharedStore) forget(ctx context.Context, token string) {
 	if s.local != nil {
-		s.local.forget(ctx, localKey(token))
+		s.local.forget(ctx, token)
 	}
 	if !s.available() {
 		return

@@ -99,7 +99,7 @@ type counters struct {
 	staleServed                                             atomic.Uint64
 	failures                                                [len(failureKinds)]atomic.Uint64
 
-	localHits                           paddedCounter
+	requestHits                         atomic.Uint64 // the cacheHits of callers of a shared request
 	invalidations, invalidationsRefused atomic.Uint64
 }
 
@@ -139,8 +139,13 @@ func (v *Verifier) Stats() Stats {
 	if ss, ok := v.cache.(*sharedStore); ok {
 		s.LocalCacheEntries = ss.localLen()
 		s.InvalidationsSubscribed = ss.inv != nil && v.forgets.isUp()
+		if ss.local != nil {
+			// The hits a caller found itself, in the local tier; the
+			// shared request counts its own after cacheHits.
+			requestHits := c.requestHits.Load()
+			s.LocalCacheHits = c.cacheHits.Load() - requestHits
+		}
 	}
-	s.LocalCacheHits = c.localHits.Load()
 	s.Invalidations = c.invalidations.Load()
 	s.InvalidationsRefused = c.invalidationsRefused.Load()
 	for i, k := range failureKinds {

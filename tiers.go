@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"hash/maphash"
 	"sync"
 	"time"
 )
@@ -36,6 +35,7 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 	}
 	if st.localTTL > 0 {
 		st.local = newMemoryCache(s.MaxCacheSize, v.now)
+		st.local.indexDigests()
 	}
 	st.inv, _ = s.Cache.(Invalidator)
 	return st
@@ -62,37 +62,12 @@ func (v *Verifier) closeTiers() {
 	subscriber{v.cache.(*sharedStore)}.Subscribed(false)
 }
 
-// localKey returns the local tier's key for token: its SHA-256 digest, the
-// digest of CacheKey, so that an invalidation of a key finds it.
-func localKey(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return string(sum[:])
-}
-
 // get looks token up in the local tier.
-func (s *sharedStore) get(_ context.Context, token string, now time.Time) (*answer, bool) {
+func (s *sharedStore) get(ctx context.Context, token string, now time.Time) (*answer, bool) {
 	if s.local == nil {
 		return nil, false
 	}
-	a, ok := s.local.getDigest(sha256.Sum256([]byte(token)), now)
-	if ok {
-		s.v.stats.localHits.Add(1)
-	}
-	return a, ok
-}
-
-// getDigest is get for the local tier's key of a token, its digest d,
-// without a copy of d: a hit allocates no more than one of the built-in
-// cache.
-func (c *memoryCache) getDigest(d [sha256.Size]byte, now time.Time) (*answer, bool) {
-	sh := &c.shards[0]
-	if len(c.shards) > 1 {
-		sh = &c.shards[maphash.Bytes(c.seed, d[:])&uint64(len(c.shards)-1)]
-	}
-	sh.mu.RLock()
-	e := sh.m[string(d[:])]
-	sh.mu.RUnlock()
-	return sh.hit(e, now)
+	return s.local.get(ctx, token, now)
 }
 
 // load looks token up for the shared request that began at since: in the
@@ -101,7 +76,7 @@ func (c *memoryCache) getDigest(d [sha256.Size]byte, now time.Time) (*answer, bo
 // tier, unless token was forgotten since.
 func (s *sharedStore) load(ctx context.Context, token string, now time.Time, since uint64) (*answer, bool) {
 	if s.local != nil {
-		if a, ok := s.local.getDigest(sha256.Sum256([]byte(token)), now); ok {
+		if a, ok := s.local.get(ctx, token, now); ok {
 			return a, true
 		}
 	}
@@ -140,7 +115,7 @@ func (s *sharedStore) keep(token string, a *answer, ttl time.Duration, up bool) 
 	if s.inv != nil && !up {
 		ttl = min(ttl, UnsubscribedLocalCacheTTL)
 	}
-	s.local.set(context.Background(), localKey(token), a, ttl)
+	s.local.set(context.Background(), token, a, ttl)
 }
 
 // clearLocal empties the local tier.
@@ -162,7 +137,7 @@ func (s *sharedStore) localLen() int {
 // cooldown, and, with an Invalidator, tells the other verifiers.
 func (s *sharedStore) drop(ctx context.Context, token string) error {
 	if s.local != nil {
-		s.local.forget(ctx, localKey(token))
+		s.local.forget(ctx, token)
 	}
 	key := s.v.CacheKey(token)
 	if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
@@ -213,10 +188,60 @@ func (c *memoryCache) clear() {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		c.count.Add(-int64(len(sh.m)))
-		clear(sh.m)
-		sh.head, sh.tail, sh.hand = nil, nil, nil
+		for e := sh.tail; e != nil; e = sh.tail {
+			sh.remove(e)
+		}
 		sh.mu.Unlock()
+	}
+}
+
+// indexDigests makes c, the local tier, keep a digestIndex of its tokens.
+func (c *memoryCache) indexDigests() {
+	x := &digestIndex{tokens: make(map[[sha256.Size]byte]string)}
+	for i := range c.shards {
+		c.shards[i].index = x
+	}
+}
+
+// digestIndex finds the token of a local tier's entry by the SHA-256
+// digest of the token, which is all that an invalidation carries, so that a
+// hit of the local tier looks the token up as one of the built-in cache
+// does. It has an entry for each of the local tier's, added and dropped
+// with it under its shard's lock.
+type digestIndex struct {
+	mu     sync.Mutex // guards tokens
+	tokens map[[sha256.Size]byte]string
+}
+
+func (x *digestIndex) add(token string) {
+	d := sha256.Sum256([]byte(token))
+	x.mu.Lock()
+	x.tokens[d] = token
+	x.mu.Unlock()
+}
+
+func (x *digestIndex) drop(token string) {
+	d := sha256.Sum256([]byte(token))
+	x.mu.Lock()
+	if x.tokens[d] == token {
+		delete(x.tokens, d)
+	}
+	x.mu.Unlock()
+}
+
+// token returns the token whose digest is d, if the local tier has an
+// entry for it.
+func (x *digestIndex) token(d [sha256.Size]byte) (string, bool) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	t, ok := x.tokens[d]
+	return t, ok
+}
+
+// forgetDigest removes the entry of the token whose digest is d, if any.
+func (c *memoryCache) forgetDigest(d [sha256.Size]byte) {
+	if token, ok := c.shards[0].index.token(d); ok {
+		c.forget(context.Background(), token)
 	}
 }
 
@@ -227,6 +252,7 @@ func (v *Verifier) countLookup(hit bool) {
 	case v.cache == nil:
 	case hit:
 		v.stats.cacheHits.Add(1)
+		v.stats.requestHits.Add(1) // after cacheHits, which Stats reads after it
 	default:
 		v.stats.cacheMisses.Add(1)
 	}

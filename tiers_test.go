@@ -2,6 +2,7 @@ package introspection
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -311,4 +312,53 @@ func TestLocalTierNeedsACache(t *testing.T) {
 	assert.Zero(t, st.LocalCacheEntries)
 	assert.Zero(t, st.LocalCacheHits)
 	assert.Equal(t, int64(1), as.RequestsFor(tok))
+}
+
+// TestDigestIndexFollowsTheLocalTier checks that the local tier's index
+// by digest, which invalidations use, has an entry for each of the local
+// tier's and no other, through stores, replacements, evictions, expiry,
+// forgets and emptying, so that an invalidation finds every entry.
+func TestDigestIndexFollowsTheLocalTier(t *testing.T) {
+	clock := newFakeClock()
+	c := newMemoryCache(512, clock.Now) // two shards
+	c.indexDigests()
+	a, err := decodeAnswer([]byte(`{"active":true}`))
+	require.NoError(t, err)
+	consistent := func(step string) {
+		t.Helper()
+		x := c.shards[0].index
+		x.mu.Lock()
+		defer x.mu.Unlock()
+		n := 0
+		for i := range c.shards {
+			sh := &c.shards[i]
+			sh.mu.RLock()
+			for tok := range sh.m {
+				assert.Equal(t, tok, x.tokens[sha256.Sum256([]byte(tok))], "%s: %q is indexed", step, tok)
+				n++
+			}
+			sh.mu.RUnlock()
+		}
+		assert.Len(t, x.tokens, n, "%s: nothing else is", step)
+	}
+	for i := range 2000 { // past the capacity: evictions
+		c.set(context.Background(), fmt.Sprint("token-", i%700), a, time.Duration(1+i%3)*time.Second)
+	}
+	consistent("stores, replacements and evictions")
+	clock.Advance(2 * time.Second)
+	for i := range 700 { // expired entries leave on a lookup
+		c.get(context.Background(), fmt.Sprint("token-", i), clock.Now())
+	}
+	consistent("expiry")
+	clock.Advance(time.Minute)
+	c.set(context.Background(), "after the sweep", a, time.Second)
+	consistent("sweep")
+	c.set(context.Background(), "forgotten", a, time.Second)
+	c.forgetDigest(sha256.Sum256([]byte("forgotten")))
+	_, ok := c.get(context.Background(), "forgotten", clock.Now())
+	assert.False(t, ok, "found and dropped by its digest")
+	consistent("forget")
+	c.clear()
+	assert.Zero(t, c.len())
+	consistent("clear")
 }
