@@ -730,3 +730,48 @@ func TestInvalidationDuringAnotherReplicasStore(t *testing.T) {
 	_, err = vs[1].Verify(context.Background(), tok)
 	assert.ErrorIs(t, err, ErrTokenInactive)
 }
+
+// TestForgetDeletesDuringACooldown checks that Forget deletes from the
+// shared Cache also while the verifier leaves it alone after an error.
+func TestForgetDeletesDuringACooldown(t *testing.T) {
+	as := newAS(t, nil)
+	v, mc := sharedCacheVerifier(t, as, nil)
+	tok := as.Issue(introspectiontest.TokenOptions{})
+	fill(t, v, tok)
+	require.Equal(t, 1, mc.len())
+	v.cache.(*sharedStore).downUntil.Store(time.Now().Add(time.Hour).UnixNano())
+	require.NoError(t, v.Forget(context.Background(), tok))
+	assert.Zero(t, mc.len())
+}
+
+// panickingSubscription is an Invalidator whose SubscribeInvalidations,
+// or the stop it returns, panics.
+type panickingSubscription struct {
+	invalidatingCache
+	inStop bool
+}
+
+func (p panickingSubscription) SubscribeInvalidations(string, InvalidationSubscriber) func() {
+	if p.inStop {
+		return func() { panic("stop failed") }
+	}
+	panic("subscribe failed")
+}
+
+// TestInvalidatorThatPanics checks that a panic in SubscribeInvalidations
+// or in the stop it returns is recovered and counted: NewVerifier and
+// Close succeed, and the local tier keeps the short bound.
+func TestInvalidatorThatPanics(t *testing.T) {
+	for _, inStop := range []bool{false, true} {
+		t.Run(fmt.Sprint("in stop: ", inStop), func(t *testing.T) {
+			as := newAS(t, nil)
+			c := panickingSubscription{invalidatingCache{Cache: newMapCache(nil), b: newBus()}, inStop}
+			v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.CacheTTL, s.Cache = time.Minute, c })
+			fill(t, v, as.Issue(introspectiontest.TokenOptions{}))
+			require.NoError(t, v.Close())
+			st := v.Stats()
+			assert.Equal(t, uint64(1), st.Panics)
+			assert.False(t, st.InvalidationsSubscribed)
+		})
+	}
+}

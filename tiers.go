@@ -43,13 +43,21 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 
 // subscribe starts the subscription of the verifier's local tier to the
 // invalidations of its Cache, if the Cache is an Invalidator. Until it is
-// up, the local tier keeps answers for UnsubscribedLocalCacheTTL at most.
+// up, the local tier keeps answers for UnsubscribedLocalCacheTTL at most;
+// if SubscribeInvalidations panics, for as long as the verifier lives.
 func (v *Verifier) subscribe() {
 	s, ok := v.cache.(*sharedStore)
 	if !ok || s.inv == nil || s.local == nil {
 		return
 	}
-	v.unsubscribe = sync.OnceFunc(s.inv.SubscribeInvalidations(v.cacheNamespace, subscriber{s}))
+	defer func() {
+		if r := recover(); r != nil {
+			_ = v.recovered(context.Background(), "Cache.SubscribeInvalidations", r)
+		}
+	}()
+	if stop := s.inv.SubscribeInvalidations(v.cacheNamespace, subscriber{s}); stop != nil {
+		v.unsubscribe = sync.OnceFunc(stop)
+	}
 }
 
 // closeTiers ends the subscription, if any: from then on, the local tier
@@ -58,7 +66,14 @@ func (v *Verifier) closeTiers() {
 	if v.unsubscribe == nil {
 		return
 	}
-	v.unsubscribe()
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				_ = v.recovered(context.Background(), "Cache.SubscribeInvalidations' stop", r)
+			}
+		}()
+		v.unsubscribe()
+	}()
 	subscriber{v.cache.(*sharedStore)}.Subscribed(false)
 }
 
