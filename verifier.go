@@ -190,6 +190,10 @@ func (v *Verifier) Leeway() time.Duration {
 // until it returns, and is the only goroutine of the verifier that can
 // outlive Close.
 //
+// Close also ends the subscription to the invalidations of a Cache that is
+// an [Invalidator]; from then on the local tier keeps answers for
+// [UnsubscribedLocalCacheTTL] at most.
+//
 // Call Close once the server that uses the verifier has shut down (after
 // [http.Server.Shutdown] returns), so that no Verify is running. Verify
 // keeps working after Close: it opens connections again as it needs them,
