@@ -194,6 +194,7 @@ func (v *Verifier) admit(ctx context.Context) (*attempt, error) {
 	}
 	if halfOpened {
 		v.logBreaker(ctx, slog.LevelInfo, "introspection: circuit breaker half-open: sending a probe")
+		v.observeBreaker(ctx, BreakerOpen, BreakerHalfOpen)
 	}
 	return att, nil
 }
@@ -280,6 +281,7 @@ func (v *Verifier) settle(ctx context.Context, att *attempt, err error) {
 	// Otherwise the request was sent before the breaker opened: its end
 	// is no news.
 	streak, openFor := b.streak, now.Sub(b.since)
+	from := breakerStates[b.state.Load()]
 	if opened {
 		if b.state.Load() == stateClosed {
 			b.since = now
@@ -301,15 +303,23 @@ func (v *Verifier) settle(ctx context.Context, att *attempt, err error) {
 	case opened:
 		v.logBreaker(ctx, slog.LevelWarn, "introspection: circuit breaker opened",
 			slog.Int("failures", streak), slog.String("kind", string(kind)), slog.Duration("retry_in", interval))
+		v.observeBreaker(ctx, from, BreakerOpen)
 	case closed:
 		v.logBreaker(ctx, slog.LevelInfo, "introspection: circuit breaker closed",
 			slog.Int("failures", streak), slog.Duration("open_for", openFor))
+		v.observeBreaker(ctx, from, BreakerClosed)
 	}
 }
 
 // send sends the shared request f for token, unless the breaker refuses
-// it.
+// it, to the endpoint in use: with discovery, it waits for the metadata
+// when the verifier holds none yet, and fails with FailureDiscovery when
+// that cannot be had.
 func (v *Verifier) send(ctx context.Context, token string, f *flight) (*answer, error) {
+	t, err := v.target(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if v.breaker != nil {
 		att, err := v.admit(ctx)
 		if err != nil {
@@ -329,7 +339,10 @@ func (v *Verifier) send(ctx context.Context, token string, f *flight) (*answer, 
 		}
 	}
 	v.stats.upstream.Add(1)
-	return v.introspect(ctx, token)
+	if v.s.Observer != nil {
+		return v.observedIntrospect(ctx, token, t)
+	}
+	return v.introspect(ctx, token, t)
 }
 
 // safeNow returns Settings.Now, and false if it panicked; the panic is

@@ -19,8 +19,8 @@ import (
 //
 // Keys are [Verifier.CacheKey]: a namespace, a colon and the hex SHA-256
 // digest of the token, never the token. The namespace is a digest of what
-// the authorization server's answer depends on: the IntrospectionURL and
-// the ClientID. RFC 7662 lets an authorization server answer each protected
+// the authorization server's answer depends on: the IntrospectionURL (with
+// discovery, the Issuer) and the ClientID. RFC 7662 lets an authorization server answer each protected
 // resource (each authenticated client) differently, so verifiers of
 // different resource servers, or at different authorization servers, never
 // read each other's answers from one store, while the replicas of one
@@ -104,8 +104,8 @@ type store interface {
 }
 
 // CacheKey returns the key under which the verifier hands answers for token
-// to a [Cache]: the namespace of the verifier's IntrospectionURL and
-// ClientID (32 hex digits), a colon, and the lowercase hex SHA-256 digest of
+// to a [Cache]: the namespace of the verifier's IntrospectionURL (with
+// discovery, its Issuer) and ClientID (32 hex digits), a colon, and the lowercase hex SHA-256 digest of
 // the token.
 func (v *Verifier) CacheKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
@@ -160,7 +160,11 @@ func (s *sharedStore) available() bool {
 // with a context that ends after s.timeout, and waits for it no longer
 // than that, nor than ctx. A panic in f is recovered and returned as a
 // [*panicError].
-func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) error {
+func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) (err error) {
+	if s.v.s.Observer != nil {
+		ctx = s.v.observeCacheCallStart(ctx, op)
+		defer func() { s.v.observeCacheCallEnd(ctx, op, err) }()
+	}
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -172,7 +176,6 @@ func (s *sharedStore) call(ctx context.Context, op string, f func(context.Contex
 		}()
 		done <- f(cctx)
 	}()
-	var err error
 	select {
 	case err = <-done:
 	case <-cctx.Done():
@@ -281,6 +284,7 @@ func (s *sharedStore) cacheError(ctx context.Context, op string, err error) {
 		s.downUntil.Store(time.Now().Add(s.cooldown).UnixNano())
 	}
 	s.v.stats.cacheErrors.Add(1)
+	s.v.observeCacheError(ctx, op)
 	if _, ok := err.(*panicError); ok {
 		return
 	}

@@ -13,7 +13,8 @@ import (
 var envNames = []string{"URL", "CLIENT_ID", "CLIENT_SECRET", "CLIENT_SECRET_FILE", "CLIENT_AUTH_METHOD", "TIMEOUT",
 	"REQUIRED_SCOPES", "AUDIENCE", "ISSUER", "LEEWAY", "CACHE_TTL", "MAX_CACHE_SIZE", "NEGATIVE_CACHE_TTL", "ALLOW_INSECURE_HTTP",
 	"SCOPE_SEPARATOR", "DPOP", "DPOP_ALGORITHMS", "DPOP_PROOF_WINDOW", "PUBLIC_BASE_URL", "TRUST_FORWARDED_HEADERS",
-	"STALE_IF_ERROR", "LOCAL_CACHE_TTL", "BREAKER_THRESHOLD", "BREAKER_MIN_BACKOFF", "BREAKER_MAX_BACKOFF"}
+	"STALE_IF_ERROR", "LOCAL_CACHE_TTL", "BREAKER_THRESHOLD", "BREAKER_MIN_BACKOFF", "BREAKER_MAX_BACKOFF",
+	"PRIVATE_KEY_FILE", "PRIVATE_KEY_ID", "TLS_CERT_FILE", "TLS_KEY_FILE", "DISCOVERY_REFRESH"}
 
 // clearEnv empties every variable SettingsFromEnv reads under each prefix.
 func clearEnv(t *testing.T, prefixes ...string) {
@@ -108,14 +109,14 @@ func TestEnvErrorNamesTheVariable(t *testing.T) {
 		set    map[string]string // more variables
 		want   string
 	}{
-		{name: "no URL", unset: "URL", want: "introspection: INTROSPECTION_URL is not set"},
+		{name: "no URL", unset: "URL", want: "introspection: INTROSPECTION_URL is not set (nor INTROSPECTION_ISSUER, to discover it)"},
 		{name: "no client id", unset: "CLIENT_ID", want: "introspection: INTROSPECTION_CLIENT_ID is not set"},
 		{name: "no client secret", unset: "CLIENT_SECRET",
 			want: "introspection: INTROSPECTION_CLIENT_SECRET or INTROSPECTION_CLIENT_SECRET_FILE is not set"},
 		{name: "custom prefix", prefix: "NOTES", unset: "CLIENT_ID", want: "introspection: NOTES_CLIENT_ID is not set"},
 		{name: "custom prefix with underscore", prefix: "NOTES_", unset: "CLIENT_ID", want: "introspection: NOTES_CLIENT_ID is not set"},
-		{name: "unknown auth method", set: map[string]string{"CLIENT_AUTH_METHOD": "tls_client_auth"},
-			want: `introspection: unsupported INTROSPECTION_CLIENT_AUTH_METHOD "tls_client_auth" (want "client_secret_basic" or "client_secret_post")`},
+		{name: "unknown auth method", set: map[string]string{"CLIENT_AUTH_METHOD": "none"},
+			want: `introspection: unsupported INTROSPECTION_CLIENT_AUTH_METHOD "none" (want one of "client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth")`},
 		{name: "plain http", set: map[string]string{"URL": "http://as.example.com/i"},
 			want: `introspection: INTROSPECTION_URL "http://as.example.com/i" uses http to a host that is not loopback; use https or set INTROSPECTION_ALLOW_INSECURE_HTTP=true`},
 		{name: "credentials in URL", set: map[string]string{"URL": "https://u:p@as.example.com/i"},

@@ -108,6 +108,12 @@ const (
 	FailurePanic       FailureKind = "panic"        // the HTTPClient's transport, Settings.Now or Settings.ScopeMatcher panicked
 	FailureReplayStore FailureKind = "replay_store" // Settings.ReplayStore failed, so a DPoP proof's jti could not be recorded
 	FailureUnavailable FailureKind = "unavailable"  // the circuit breaker is open: no request was sent; RetryAfter is the time to the next probe
+	// FailureDiscovery: the issuer's metadata could not be fetched or is
+	// unusable (Settings.IntrospectionURL empty), so no introspection
+	// request was sent. While the verifier backs off after such a failure,
+	// Verify fails with it at once, RetryAfter the time to the next
+	// attempt. StatusCode is the metadata URL's status, if any.
+	FailureDiscovery FailureKind = "discovery"
 )
 
 // IntrospectionError reports that the authorization server gave no usable

@@ -32,7 +32,7 @@ func TestNewVerifierValidation(t *testing.T) {
 		{"missing URL", func(s *Settings) { s.IntrospectionURL = "" }, "IntrospectionURL is required"},
 		{"missing client id", func(s *Settings) { s.ClientID = "" }, "ClientID is required"},
 		{"missing client secret", func(s *Settings) { s.ClientSecret = "" }, "ClientSecret is required"},
-		{"unknown auth method", func(s *Settings) { s.ClientAuthMethod = "private_key_jwt" }, `"private_key_jwt"`},
+		{"unknown auth method", func(s *Settings) { s.ClientAuthMethod = "none" }, `unsupported ClientAuthMethod "none"`},
 		{"client_secret_post", func(s *Settings) { s.ClientAuthMethod = ClientSecretPost }, ""},
 		{"negative timeout", func(s *Settings) { s.Timeout = -time.Second }, "Timeout must not be negative"},
 		{"negative leeway", func(s *Settings) { s.Leeway = -time.Second }, "Leeway must not be negative"},
@@ -797,12 +797,12 @@ func TestSettingsFromEnvUnknownAuthMethodFailsInNewVerifier(t *testing.T) {
 	t.Setenv("INTROSPECTION_URL", "https://as/introspect")
 	t.Setenv("INTROSPECTION_CLIENT_ID", "rs")
 	t.Setenv("INTROSPECTION_CLIENT_SECRET", "s")
-	t.Setenv("INTROSPECTION_CLIENT_AUTH_METHOD", "tls_client_auth")
+	t.Setenv("INTROSPECTION_CLIENT_AUTH_METHOD", "client_secret_jws")
 	s, err := SettingsFromEnv("")
 	require.NoError(t, err)
 	_, err = NewVerifier(s)
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `"tls_client_auth"`)
+	assert.Contains(t, err.Error(), `"client_secret_jws"`)
 }
 
 func TestParseRetryAfter(t *testing.T) {

@@ -189,6 +189,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			// With nonces on, every answer carries the current one
 			// (RFC 9449 §8.2), whatever it is.
 			if nonce, ok := v.currentNonce(r.Context()); !ok {
+				v.observeUnverified(r.Context(), errNoncePanicked)
 				w.Header().Set("Retry-After", strconv.Itoa(int(defaultRetryAfter/time.Second)))
 				challenge.WriteError(w, http.StatusServiceUnavailable, "temporarily_unavailable")
 				return
@@ -210,6 +211,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			var err error
 			if scheme == schemeDPoP {
 				p.proof, err = v.checkProof(r, token)
+				v.observeUnverified(r.Context(), err)
 			}
 			var t *AccessToken
 			if err == nil {

@@ -80,6 +80,9 @@ func lowerASCII(c byte) byte {
 // secrets returns what the verifier must never show beside a token: the
 // client secret and the Basic credentials that encode it.
 func (v *Verifier) secrets() []string {
+	if v.basicAuth == nil {
+		return []string{v.s.ClientSecret}
+	}
 	basic := strings.TrimPrefix(v.basicAuth[0], "Basic ")
 	return []string{v.s.ClientSecret, basic}
 }

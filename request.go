@@ -20,21 +20,178 @@ import (
 // maxBodySize caps the introspection answer that is read (as x/oauth2 does).
 const maxBodySize = 1 << 20
 
-// newRequest builds the RFC 7662 §2.1 request for token.
-func (v *Verifier) newRequest(ctx context.Context, token string) *http.Request {
+// target is where and how introspection requests are sent: fixed by the
+// settings, or given by the issuer's metadata. Never modified once made.
+type target struct {
+	endpoint *url.URL
+	method   ClientAuthMethod
+	signer   *jwtSigner // for ClientSecretJWT and PrivateKeyJWT; else nil
+	audience string     // the aud of client assertions
+}
+
+// clientAuth is what the settings give to authenticate the client.
+type clientAuth struct {
+	creds  clientCredentials
+	key    *jwtSigner // from Settings.PrivateKey, or nil
+	secret *jwtSigner // HS256 with Settings.ClientSecret when long enough, or nil
+}
+
+// newClientAuth returns the client authentication of the validated
+// settings s.
+func newClientAuth(s Settings) (clientAuth, error) {
+	var a clientAuth
+	var err error
+	if s.PrivateKey != nil {
+		if a.key, err = newKeySigner(s.PrivateKey); err != nil {
+			return a, err
+		}
+	}
+	if len(s.ClientSecret) >= MinClientSecretJWTSize {
+		if a.secret, err = newSecretSigner(s.ClientSecret); err != nil {
+			return a, err
+		}
+	}
+	a.creds = clientCredentials{
+		secret:    s.ClientSecret != "",
+		secretJWT: a.secret != nil,
+		key:       a.key != nil,
+		certificate: s.TLSClientCertificate != nil ||
+			s.HTTPClient != nil && isTLSMethod(s.ClientAuthMethod),
+		selfSigned: isSelfSigned(s.TLSClientCertificate),
+	}
+	if a.key != nil {
+		a.creds.keyAlg = a.key.alg()
+	}
+	return a, nil
+}
+
+// isTLSMethod reports whether m authenticates the client with its TLS
+// certificate (RFC 8705 §2).
+func isTLSMethod(m ClientAuthMethod) bool {
+	return m == TLSClientAuth || m == SelfSignedTLSClientAuth
+}
+
+// newTarget returns the target that sends requests to endpoint with
+// method; client assertions name audience.
+func (v *Verifier) newTarget(endpoint *url.URL, method ClientAuthMethod, audience string) (*target, error) {
+	t := &target{endpoint: endpoint, method: method, audience: audience}
+	switch method {
+	case ClientSecretBasic, ClientSecretPost:
+		if v.basicAuth == nil {
+			return nil, fmt.Errorf("%s needs ClientSecret", method)
+		}
+	case ClientSecretJWT:
+		if t.signer = v.auth.secret; t.signer == nil {
+			return nil, fmt.Errorf("%s needs a ClientSecret of at least %d bytes", method, MinClientSecretJWTSize)
+		}
+	case PrivateKeyJWT:
+		if t.signer = v.auth.key; t.signer == nil {
+			return nil, fmt.Errorf("%s needs PrivateKey", method)
+		}
+	case TLSClientAuth, SelfSignedTLSClientAuth:
+	default:
+		return nil, fmt.Errorf("unsupported client authentication method %q", method)
+	}
+	return t, nil
+}
+
+// The form fields of a client assertion (RFC 7521 §4.2, RFC 7523 §2.2),
+// form-encoded.
+const (
+	assertionTypeField = "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer"
+	assertionField     = "&client_assertion="
+)
+
+// assertions are the client assertions one request carried: one, and one
+// more each time net/http sends the request again. They are never shown.
+type assertions struct {
+	mu   sync.Mutex // guards list
+	list []string
+}
+
+func (a *assertions) add(s string) {
+	a.mu.Lock()
+	a.list = append(a.list, s)
+	a.mu.Unlock()
+}
+
+// secrets returns the assertions, and the signature of each, to be
+// scrubbed from text.
+func (a *assertions) secrets() []string {
+	if a == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]string, 0, 2*len(a.list))
+	for _, s := range a.list {
+		out = append(out, s)
+		if i := strings.LastIndexByte(s, '.'); i >= 0 && i+1 < len(s) {
+			out = append(out, s[i+1:])
+		}
+	}
+	return out
+}
+
+// newRequest builds the RFC 7662 §2.1 request for token to t, with the
+// client authentication of t's method. For the assertion methods it signs
+// a new assertion, and signs another each time net/http asks for the body
+// again (GetBody, to send the request on a new connection), so that no
+// assertion is ever sent twice; sent lists them. Only signing can fail.
+func (v *Verifier) newRequest(ctx context.Context, token string, t *target) (*http.Request, *assertions, error) {
 	var b strings.Builder
 	b.Grow(len(token) + 64)
 	b.WriteString("token=")
 	b.WriteString(url.QueryEscape(token))
 	b.WriteString("&token_type_hint=access_token")
-	if v.s.ClientAuthMethod == ClientSecretPost {
+	switch t.method {
+	case ClientSecretPost:
 		b.WriteString("&client_id=")
 		b.WriteString(url.QueryEscape(v.s.ClientID))
 		b.WriteString("&client_secret=")
 		b.WriteString(url.QueryEscape(v.s.ClientSecret))
+	case TLSClientAuth, SelfSignedTLSClientAuth:
+		b.WriteString("&client_id=")
+		b.WriteString(url.QueryEscape(v.s.ClientID))
+	}
+	if t.signer != nil {
+		return v.newAssertionRequest(ctx, b.String(), t)
 	}
 	body := b.String()
-	u := *v.endpoint
+	return v.postRequest(ctx, body, t, func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }), nil, nil
+}
+
+// newAssertionRequest returns the request with form, followed by a new
+// client assertion of t and client_id, and a GetBody that signs another.
+func (v *Verifier) newAssertionRequest(ctx context.Context, form string, t *target) (*http.Request, *assertions, error) {
+	// A body sent again keeps the first assertion's iat and exp, so that
+	// it has the first one's length.
+	now := v.now()
+	sent := &assertions{}
+	body, err := v.assertionBody(form, t, now, sent)
+	if err != nil {
+		return nil, nil, err
+	}
+	n := len(body)
+	getBody := func() (io.ReadCloser, error) {
+		again, err := v.assertionBody(form, t, now, sent)
+		if err != nil {
+			return nil, err
+		}
+		if len(again) != n {
+			// Never the case with the algorithms' fixed-size signatures;
+			// a body of another length would not be sent.
+			return nil, errors.New("the client assertion signed again has another length")
+		}
+		return io.NopCloser(strings.NewReader(again)), nil
+	}
+	return v.postRequest(ctx, body, t, getBody), sent, nil
+}
+
+// postRequest returns the POST of body, a form, to t's endpoint, with
+// getBody to read it again.
+func (v *Verifier) postRequest(ctx context.Context, body string, t *target, getBody func() (io.ReadCloser, error)) *http.Request {
+	u := *t.endpoint
 	req := &http.Request{
 		Method:     http.MethodPost,
 		URL:        &u,
@@ -46,14 +203,34 @@ func (v *Verifier) newRequest(ctx context.Context, token string) *http.Request {
 			"Accept":       acceptJSON,
 		},
 		Body:          io.NopCloser(strings.NewReader(body)),
-		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil },
+		GetBody:       getBody,
 		ContentLength: int64(len(body)),
 		Host:          u.Host,
 	}
-	if v.s.ClientAuthMethod == ClientSecretBasic {
+	if t.method == ClientSecretBasic {
 		req.Header["Authorization"] = v.basicAuth
 	}
 	return req.WithContext(ctx)
+}
+
+// assertionBody returns form followed by a new client assertion of t,
+// issued at now, and client_id; the assertion is added to sent.
+func (v *Verifier) assertionBody(form string, t *target, now time.Time, sent *assertions) (string, error) {
+	a, err := t.signer.clientAssertion(v.s.ClientID, t.audience, now)
+	if err != nil {
+		return "", fmt.Errorf("signing the client assertion: %w", err)
+	}
+	sent.add(a)
+	id := url.QueryEscape(v.s.ClientID)
+	var b strings.Builder
+	b.Grow(len(form) + len(assertionTypeField) + len(assertionField) + len(a) + len("&client_id=") + len(id))
+	b.WriteString(form)
+	b.WriteString(assertionTypeField)
+	b.WriteString(assertionField)
+	b.WriteString(a) // base64url and dots: nothing to escape
+	b.WriteString("&client_id=")
+	b.WriteString(id)
+	return b.String(), nil
 }
 
 // Header values shared by every request. net/http only reads them, and
@@ -89,15 +266,20 @@ func putBuffer(b *bytes.Buffer) {
 // The text of every error it returns is scrubbed of the token and the
 // client's secrets: the server chooses much of it (a Content-Type, a broken
 // status line or header that net/http quotes, a member name).
-func (v *Verifier) introspect(ctx context.Context, token string) (a *answer, err error) {
+func (v *Verifier) introspect(ctx context.Context, token string, t *target) (a *answer, err error) {
+	var sent *assertions
 	defer func() {
 		if ie, ok := err.(*IntrospectionError); ok && ie.Err != nil {
-			ie.Err = scrubError(ie.Err, append(v.secrets(), token)...)
+			ie.Err = scrubError(ie.Err, v.hidden(token, sent)...)
 		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, v.s.Timeout)
 	defer cancel()
-	resp, err := v.client.Do(v.newRequest(ctx, token))
+	req, sent, err := v.newRequest(ctx, token, t)
+	if err != nil {
+		return nil, &IntrospectionError{Kind: FailureTransport, Err: err}
+	}
+	resp, err := v.client.Do(req)
 	if err != nil {
 		return nil, v.transportError(ctx, err)
 	}
@@ -115,10 +297,10 @@ func (v *Verifier) introspect(ctx context.Context, token string) (a *answer, err
 			Err: fmt.Errorf("answer is larger than %d bytes", maxBodySize)}
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, v.statusError(resp, body, token)
+		return nil, v.statusError(resp, body, token, sent)
 	}
 	if ct := resp.Header.Get("Content-Type"); ct != "" && !isJSON(ct) {
-		shown := truncate(scrub(ct, append(v.secrets(), token)...), 64)
+		shown := truncate(scrub(ct, v.hidden(token, sent)...), 64)
 		return nil, &IntrospectionError{Kind: FailureContentType, StatusCode: resp.StatusCode,
 			Err: fmt.Errorf("answer has Content-Type %q, want application/json", shown)}
 	}
@@ -127,6 +309,13 @@ func (v *Verifier) introspect(ctx context.Context, token string) (a *answer, err
 		return nil, &IntrospectionError{Kind: FailureMalformed, StatusCode: resp.StatusCode, Err: err}
 	}
 	return a, nil
+}
+
+// hidden returns what must never show in text about the request for
+// token that carried the client assertions sent: the verifier's secrets,
+// the assertions and the token.
+func (v *Verifier) hidden(token string, sent *assertions) []string {
+	return append(append(v.secrets(), sent.secrets()...), token)
 }
 
 // transportError classifies an error from sending or reading a request.
@@ -141,9 +330,10 @@ func (v *Verifier) transportError(ctx context.Context, err error) error {
 }
 
 // statusError builds the error for an answer that is not 200 OK. The
-// server's error and error_description are kept without the token, the client
-// secret or the Basic credentials, which are scrubbed before truncation.
-func (v *Verifier) statusError(resp *http.Response, body []byte, token string) error {
+// server's error and error_description are kept without the token, the
+// client secret, the Basic credentials or the client assertions sent,
+// which are scrubbed before truncation.
+func (v *Verifier) statusError(resp *http.Response, body []byte, token string, sent *assertions) error {
 	e := &IntrospectionError{Kind: FailureStatus, StatusCode: resp.StatusCode}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		e.Kind = FailureRedirect
@@ -157,7 +347,7 @@ func (v *Verifier) statusError(resp *http.Response, body []byte, token string) e
 		Description any `json:"error_description"`
 	}
 	if json.Unmarshal(body, &oauthErr) == nil {
-		secrets := append(v.secrets(), token)
+		secrets := v.hidden(token, sent)
 		if s, ok := oauthErr.Error.(string); ok {
 			e.ErrorCode = truncate(scrub(s, secrets...), 128)
 		}

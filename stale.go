@@ -77,6 +77,7 @@ func (v *Verifier) staleIfError(ctx context.Context, token string, p possession,
 			t, cerr := v.check(ctx, a, token, p, false, now)
 			if _, failed := cerr.(*IntrospectionError); !failed && !freshUntil.IsZero() && !now.Before(freshUntil) {
 				v.stats.staleServed.Add(1)
+				v.observeCacheLookup(ctx, CacheStale)
 				v.logStale(ctx, now, ie)
 				if t != nil {
 					t.Stale = true

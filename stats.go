@@ -82,7 +82,7 @@ type Stats struct {
 var failureKinds = [...]FailureKind{
 	FailureTransport, FailureTimeout, FailureStatus, FailureRedirect,
 	FailureContentType, FailureTooLarge, FailureMalformed, FailurePanic,
-	FailureReplayStore, FailureUnavailable,
+	FailureReplayStore, FailureUnavailable, FailureDiscovery,
 }
 
 // paddedCounter keeps a hot counter on its own cache line.

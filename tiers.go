@@ -260,15 +260,29 @@ func (c *memoryCache) forgetDigest(d [sha256.Size]byte) {
 	}
 }
 
-// countLookup counts the lookup of a call that waited for a shared
-// request: a hit when the request's answer came from a cache.
-func (v *Verifier) countLookup(hit bool) {
-	switch {
-	case v.cache == nil:
-	case hit:
+// countMiss counts, and tells the observer, that a call found nothing in
+// the built-in cache. With a shared Cache, the caller's lookup is not over
+// until its shared request has read the Cache: countLookup counts it then.
+func (v *Verifier) countMiss(ctx context.Context) {
+	if _, shared := v.cache.(*sharedStore); !shared {
+		v.stats.cacheMisses.Add(1)
+		v.observeCacheLookup(ctx, CacheMiss)
+	}
+}
+
+// countLookup counts, and tells the observer, the lookup of a call that
+// waited for a shared request of a shared Cache: a hit when the request's
+// answer a came from either tier, else (a nil) a miss.
+func (v *Verifier) countLookup(ctx context.Context, a *answer) {
+	if _, shared := v.cache.(*sharedStore); !shared {
+		return
+	}
+	if a != nil {
 		v.stats.cacheHits.Add(1)
 		v.stats.requestHits.Add(1) // after cacheHits, which Stats reads after it
-	default:
-		v.stats.cacheMisses.Add(1)
+		v.observeCacheHit(ctx, a)
+		return
 	}
+	v.stats.cacheMisses.Add(1)
+	v.observeCacheLookup(ctx, CacheMiss)
 }

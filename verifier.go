@@ -2,12 +2,12 @@ package introspection
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -38,18 +38,29 @@ import (
 // without a panic (runtime.Goexit, as t.FailNow in a test double) fails it
 // the same way, and the next call for the token sends a new request.
 //
+// With Settings.IntrospectionURL empty, the verifier discovers the endpoint
+// from the metadata of Settings.Issuer at the first Verify that needs it
+// (or at [Verifier.Discover]), and keeps it fresh; a Verify that needs
+// the metadata when none can be had fails with an [*IntrospectionError] of
+// kind [FailureDiscovery]. Concurrent callers share one fetch of the
+// metadata, as they share one request for a token.
+//
 // Callers of a shared request wait at most one second for the cache
-// lookup, Settings.Timeout for the request and a second of grace: if a
+// lookup, Settings.Timeout for the request and a second of grace (with
+// discovery, also Settings.Timeout and a second for the metadata): if a
 // dependency ignores its context and the answer has not come by then, they
 // get an [*IntrospectionError] of kind [FailureTimeout] and the next call
 // for the token sends a new request.
 type Verifier struct {
 	s              Settings
-	endpoint       *url.URL // parsed IntrospectionURL; never modified
-	basicAuth      []string // Authorization header value for ClientSecretBasic; never modified
-	cacheNamespace string   // of the keys handed to a Cache; see CacheKey
+	fixed          *target    // of the IntrospectionURL; nil with discovery
+	disc           *discovery // nil without discovery
+	auth           clientAuth // never modified
+	basicAuth      []string   // Authorization header value for ClientSecretBasic, nil without a secret; never modified
+	cacheNamespace string     // of the keys handed to a Cache; see CacheKey
 	client         *http.Client
-	transport      *http.Transport // owned by the verifier; nil with a caller's HTTPClient
+	transport      *http.Transport // owned by the verifier: its own, or a clone of the caller's with the TLS client certificate; else nil
+	requestLimit   time.Duration   // how long a shared request may take to get its answer: Settings.Timeout, twice that and a second with discovery
 	now            func() time.Time
 	log            *slog.Logger
 
@@ -99,24 +110,49 @@ type flight struct {
 }
 
 // NewVerifier validates s and returns a Verifier. It rejects a missing or
-// unsafe IntrospectionURL, missing credentials, an unknown ClientAuthMethod,
-// negative durations, a negative MaxCacheSize and StaleIfError without
-// CacheTTL.
+// unsafe IntrospectionURL (or, to discover it, Issuer), missing
+// credentials or credentials the ClientAuthMethod cannot use, an unknown
+// ClientAuthMethod, negative durations, a negative MaxCacheSize and
+// StaleIfError without CacheTTL. It does no I/O: with discovery, the
+// metadata is fetched by the first Verify that needs it, or by
+// [Verifier.Discover].
 func NewVerifier(s Settings) (*Verifier, error) {
 	s, endpoint, err := s.validate()
 	if err != nil {
 		return nil, err
 	}
 	v := &Verifier{
-		s:              s,
-		endpoint:       endpoint,
-		basicAuth:      []string{basicAuthHeader(s.ClientID, s.ClientSecret)},
-		cacheNamespace: cacheNamespace(endpoint.String(), s.ClientID),
-		now:            s.Now,
-		log:            s.Logger,
-		flights:        make(map[string]*flight),
-		detached:       make(map[*flight]struct{}),
-		breaker:        newBreaker(s),
+		s:            s,
+		requestLimit: s.Timeout,
+		now:          s.Now,
+		log:          s.Logger,
+		flights:      make(map[string]*flight),
+		detached:     make(map[*flight]struct{}),
+		breaker:      newBreaker(s),
+	}
+	if v.auth, err = newClientAuth(s); err != nil {
+		return nil, err
+	}
+	if s.ClientSecret != "" {
+		v.basicAuth = []string{basicAuthHeader(s.ClientID, s.ClientSecret)}
+	}
+	if s.IntrospectionURL != "" {
+		audience := s.ClientAssertionAudience
+		if audience == "" {
+			audience = s.Issuer
+		}
+		if audience == "" {
+			audience = endpoint.String()
+		}
+		if v.fixed, err = v.newTarget(endpoint, s.ClientAuthMethod, audience); err != nil {
+			return nil, fmt.Errorf("introspection: %w", err)
+		}
+		v.cacheNamespace = cacheNamespace(endpoint.String(), s.ClientID)
+	} else {
+		v.disc = newDiscovery(s, endpoint)
+		// The issuer, never an endpoint URL: stable across refreshes.
+		v.cacheNamespace = cacheNamespace(discoveryNamespace+s.Issuer, s.ClientID)
+		v.requestLimit = 2*s.Timeout + time.Second
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -129,10 +165,24 @@ func NewVerifier(s Settings) (*Verifier, error) {
 	}
 	if s.HTTPClient != nil {
 		c := *s.HTTPClient
+		if s.TLSClientCertificate != nil {
+			base, _ := c.Transport.(*http.Transport) // validated: nil or an *http.Transport
+			if base == nil {
+				base, _ = http.DefaultTransport.(*http.Transport)
+			}
+			if base == nil {
+				base = newTransport()
+			}
+			v.transport = withClientCertificate(base.Clone(), *s.TLSClientCertificate)
+			c.Transport = v.transport
+		}
 		c.Transport = recoveringTransport{rt: c.Transport, v: v}
 		v.client = &c
 	} else {
 		v.transport = newTransport()
+		if s.TLSClientCertificate != nil {
+			v.transport = withClientCertificate(v.transport, *s.TLSClientCertificate)
+		}
 		v.client = &http.Client{Transport: v.transport}
 	}
 	// Never follow redirects: the next hop would receive the token and,
@@ -170,6 +220,26 @@ func newTransport() *http.Transport {
 	}
 }
 
+// discoveryNamespace precedes the issuer in the cache namespace of a
+// verifier that discovers its endpoint: no IntrospectionURL begins with
+// it, so the two kinds of namespace never meet.
+const discoveryNamespace = "discovery:"
+
+// withClientCertificate returns t, which it changes, presenting cert as
+// its TLS client certificate (RFC 8705 §2) to every server that asks for
+// one, whatever certificate authorities the server names: a self-signed
+// certificate is named by none.
+func withClientCertificate(t *http.Transport, cert tls.Certificate) *http.Transport {
+	cfg := t.TLSClientConfig.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	cfg.Certificates = nil
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &cert, nil }
+	t.TLSClientConfig = cfg
+	return t
+}
+
 // RequiredScopes returns a copy of Settings.RequiredScopes.
 func (v *Verifier) RequiredScopes() []string {
 	return slices.Clone(v.s.RequiredScopes)
@@ -180,11 +250,14 @@ func (v *Verifier) Leeway() time.Duration {
 	return v.s.Leeway
 }
 
-// Close releases what the verifier holds. It waits for the shared
-// introspection requests still running (one whose callers have all gone
-// runs on until it ends: its request is bounded by Settings.Timeout and
-// each of its cache calls by one second), then closes the idle connections
-// of the verifier's own HTTP client; a caller's HTTPClient is left alone.
+// Close releases what the verifier holds. It stops a fetch of the
+// issuer's metadata that is running (with discovery) and waits for it,
+// then waits for the shared introspection requests still running (one
+// whose callers have all gone runs on until it ends: its request is
+// bounded by Settings.Timeout and each of its cache calls by one second),
+// then closes the idle connections of the verifier's own HTTP client (its
+// own transport, or the clone of a caller's that carries the
+// TLSClientCertificate); a caller's HTTPClient is left alone.
 // It never waits longer than those bounds plus a second: a dependency that
 // ignores its context (a Cache, or a caller's transport) is left running
 // until it returns, and is the only goroutine of the verifier that can
@@ -200,6 +273,7 @@ func (v *Verifier) Leeway() time.Duration {
 // which a later Close releases. Close may be called more than once; it
 // always returns nil.
 func (v *Verifier) Close() error {
+	v.closeDiscovery()
 	v.mu.Lock()
 	flights := make([]*flight, 0, len(v.flights))
 	for _, f := range v.flights {
@@ -248,6 +322,10 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, erro
 // DPoP proof, whose jti it records once the token is accepted, and the
 // request, for its TLS client certificate.
 func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *AccessToken, err error) {
+	if v.s.Observer != nil {
+		ctx = v.observeVerifyStart(ctx)
+		defer func() { v.observeVerifyEnd(ctx, err) }() // after the recover below has set err
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			t = nil
@@ -269,8 +347,10 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 		now := v.now()
 		if a, ok := v.cache.get(ctx, token, now); ok {
 			v.stats.cacheHits.Add(1)
+			v.observeCacheHit(ctx, a)
 			return v.check(ctx, a, token, p, false, now)
 		}
+		v.countMiss(ctx)
 	}
 	a, exclusive, err := v.fetch(ctx, token)
 	if err != nil {
@@ -317,7 +397,7 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 		f.joined++
 	} else {
 		f = &flight{done: make(chan struct{}), ended: make(chan struct{}),
-			deadline: time.Now().Add(flightLimit(v.s.Timeout)), key: key, since: v.forgets.now()}
+			deadline: time.Now().Add(flightLimit(v.requestLimit)), key: key, since: v.forgets.now()}
 		v.flights[token] = f
 	}
 	v.mu.Unlock()
@@ -330,13 +410,18 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 	select {
 	case <-ctx.Done():
 		v.stats.canceled.Add(1)
-		v.countLookup(false)
+		v.countLookup(ctx, nil)
 		return nil, false, fmt.Errorf("introspection: %w", ctx.Err())
 	case <-f.done:
 	}
-	v.countLookup(f.err == nil && f.cached.Load())
+	if f.err == nil && f.cached.Load() {
+		v.countLookup(ctx, f.a)
+	} else {
+		v.countLookup(ctx, nil)
+	}
 	if joined {
 		v.stats.collapsed.Add(1)
+		v.observeCollapsed(ctx)
 	}
 	if f.err != nil {
 		return nil, false, f.err // counted by staleIfError, unless a stale answer gives the verdict
@@ -352,7 +437,7 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 	// The callers never wait longer than the request and its cache lookup
 	// may take, even when a dependency ignores its context: the answer
 	// that comes after that, if any, is dropped.
-	watchdog := time.AfterFunc(answerLimit(v.s.Timeout), func() {
+	watchdog := time.AfterFunc(answerLimit(v.requestLimit), func() {
 		v.publish(ctx, token, f, nil, &IntrospectionError{Kind: FailureTimeout, Err: errHung}, 0, time.Time{})
 	})
 	defer watchdog.Stop()
@@ -407,8 +492,9 @@ func (v *Verifier) publish(ctx context.Context, token string, f *flight, a *answ
 		if ok {
 			v.stats.failure(ie.Kind)
 		}
-		// The breaker logs its own refusals, once per transition.
-		if _, panicked := errors.AsType[*panicError](err); !panicked && (!ok || ie.Kind != FailureUnavailable) {
+		// The breaker logs its own refusals, once per transition, and
+		// discovery each failed fetch of the metadata.
+		if _, panicked := errors.AsType[*panicError](err); !panicked && (!ok || ie.Kind != FailureUnavailable && ie.Kind != FailureDiscovery) {
 			// A panic is logged already, with its stack.
 			v.logError(ctx, slog.LevelWarn, "introspection: request failed", "error", err)
 		}

@@ -1,15 +1,7 @@
-// Package introspectiontest runs an in-process RFC 7662 authorization server
-// for tests and demos, in the way go-oidc's oidctest does for OpenID Connect.
-//
-// The server listens on 127.0.0.1, knows client credentials (HTTP Basic with
-// RFC 6749 §2.3.1 decoding, or client_secret_post), issues opaque tokens with
-// chosen scopes, subject, audience, lifetime and extra claims, revokes them,
-// and answers introspection as RFC 7662 §2.2 says: active tokens with their
-// metadata, anything else as {"active":false}. It can inject faults and
-// counts the requests it served.
 package introspectiontest
 
 import (
+	"crypto"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -17,7 +9,6 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,8 +21,19 @@ const (
 	ClientSecret = "p@ss:w+rd%/ x"
 )
 
-// IntrospectionPath is the path of the introspection endpoint.
-const IntrospectionPath = "/introspect"
+// Paths of the server's endpoints.
+const (
+	// IntrospectionPath is the path of the introspection endpoint.
+	IntrospectionPath = "/introspect"
+	// TokenPath is the path of the token endpoint.
+	TokenPath = "/token"
+	// MetadataPath is the path of the RFC 8414 authorization server
+	// metadata.
+	MetadataPath = "/.well-known/oauth-authorization-server"
+	// OpenIDMetadataPath is the path of the OpenID Connect Discovery 1.0
+	// provider metadata.
+	OpenIDMetadataPath = "/.well-known/openid-configuration"
+)
 
 // TokenOptions describe a token to issue.
 type TokenOptions struct {
@@ -59,11 +61,16 @@ type TokenOptions struct {
 	// (RFC 8705 §3): cnf has x5t#S256 set to it, the base64url SHA-256 of
 	// the certificate's DER.
 	Certificate string
+	// KeepActive keeps the token active after it expires: the answer is
+	// active, with the past exp, so that a verifier's own exp check is
+	// reached. Revocation still makes it inactive.
+	KeepActive bool
 	// Extra members are added to the answer; they override the others.
 	Extra map[string]any
 }
 
-// Fault makes the server misbehave. The zero Fault answers normally.
+// Fault makes the introspection endpoint misbehave; the other endpoints
+// answer normally. The zero Fault answers normally.
 type Fault struct {
 	// Latency delays every answer.
 	Latency time.Duration
@@ -90,34 +97,50 @@ type Server struct {
 	URL string
 	// IntrospectionURL is URL + IntrospectionPath.
 	IntrospectionURL string
-	// Issuer is sent as iss. It is URL.
+	// TokenURL is URL + TokenPath.
+	TokenURL string
+	// Issuer is sent as iss and is the issuer of the metadata documents. It
+	// is URL.
 	Issuer string
 
-	srv      *httptest.Server
-	requests atomic.Int64
+	srv              *httptest.Server
+	requests         atomic.Int64
+	metadataRequests atomic.Int64
 
-	mu      sync.Mutex        // guards the fields below
-	clients map[string]string // id to secret
-	tokens  map[string]*token
-	perTok  map[string]int64 // introspection requests per token
-	fault   Fault
-	now     func() time.Time
+	mu         sync.Mutex                  // guards the fields below
+	clients    map[string]string           // id to secret
+	keyClients map[string]crypto.PublicKey // id to private_key_jwt key
+	methods    []string                    // accepted client authentication methods; nil: all
+	scopes     []string                    // scopes the token endpoint grants; nil: any
+	jtis       *jtiMemory                  // client assertions seen
+	tokens     map[string]*token
+	perTok     map[string]int64 // introspection requests per token
+	fault      Fault
+	now        func() time.Time
 }
 
 // NewServer starts a server that knows the client [ClientID] with secret
 // [ClientSecret]. Call Close when done.
 func NewServer() *Server {
 	s := &Server{
-		clients: map[string]string{ClientID: ClientSecret},
-		tokens:  make(map[string]*token),
-		perTok:  make(map[string]int64),
-		now:     time.Now,
+		clients:    map[string]string{ClientID: ClientSecret},
+		keyClients: make(map[string]crypto.PublicKey),
+		jtis:       newJTIMemory(maxSeenJTIs),
+		tokens:     make(map[string]*token),
+		perTok:     make(map[string]int64),
+		now:        time.Now,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc(IntrospectionPath, s.introspect)
+	mux.HandleFunc(TokenPath, s.token)
+	mux.HandleFunc(MetadataPath, s.metadata(false))
+	mux.HandleFunc(OpenIDMetadataPath, s.metadata(true))
+	mux.HandleFunc(authorizationPath, s.authorize)
+	mux.HandleFunc(jwksPath, s.jwks)
 	s.srv = httptest.NewServer(mux)
 	s.URL = s.srv.URL
 	s.IntrospectionURL = s.URL + IntrospectionPath
+	s.TokenURL = s.URL + TokenPath
 	s.Issuer = s.URL
 	return s
 }
@@ -128,14 +151,18 @@ func (s *Server) Close() {
 	s.srv.Close()
 }
 
-// AddClient registers another client that may introspect.
+// AddClient registers another client that may introspect and get tokens.
+// It authenticates with its secret by client_secret_basic or
+// client_secret_post, and, when the secret has at least 32 bytes (RFC 7518
+// §3.2), by client_secret_jwt.
 func (s *Server) AddClient(id, secret string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.clients[id] = secret
 }
 
-// SetNow sets the server's clock, used for iat, exp and activity.
+// SetNow sets the server's clock, used for iat, exp and activity, and for
+// the exp, iat and nbf checks of client assertions.
 func (s *Server) SetNow(now func() time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -162,7 +189,7 @@ func (s *Server) Revoke(tok string) {
 	}
 }
 
-// SetFault makes every following answer misbehave as f says.
+// SetFault makes every following introspection answer misbehave as f says.
 func (s *Server) SetFault(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -171,6 +198,10 @@ func (s *Server) SetFault(f Fault) {
 
 // Requests returns the number of introspection requests received.
 func (s *Server) Requests() int64 { return s.requests.Load() }
+
+// MetadataRequests returns the number of requests received at
+// [MetadataPath] and [OpenIDMetadataPath].
+func (s *Server) MetadataRequests() int64 { return s.metadataRequests.Load() }
 
 // RequestsFor returns the number of authenticated introspection requests
 // for tok.
@@ -216,8 +247,11 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	for k, v := range fault.Header {
 		w.Header()[k] = v
 	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="introspection"`)
+	if status == http.StatusUnauthorized && s.challengeBasic(r) {
+		w.Header().Set("WWW-Authenticate", basicChallenge)
+	}
+	if status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", http.MethodPost)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
@@ -228,42 +262,43 @@ func oauthError(code, desc string) map[string]any {
 	return map[string]any{"error": code, "error_description": desc}
 }
 
-// answer authenticates the caller and builds the RFC 7662 §2.2 answer.
-func (s *Server) answer(r *http.Request) (int, map[string]any) {
+// failure is an RFC 6749 §5.2 error answer.
+type failure struct {
+	status int
+	code   string
+	desc   string
+}
+
+func (f *failure) answer() (int, map[string]any) { return f.status, oauthError(f.code, f.desc) }
+
+// readForm checks that r is a POST of a form with no query parameters, as
+// both endpoints that take client authentication ask, and parses it.
+func readForm(r *http.Request) *failure {
 	if r.Method != http.MethodPost {
-		return http.StatusMethodNotAllowed, oauthError("invalid_request", "use POST")
+		return &failure{http.StatusMethodNotAllowed, "invalid_request", "use POST"}
 	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/x-www-form-urlencoded" {
-		return http.StatusBadRequest, oauthError("invalid_request", "body must be application/x-www-form-urlencoded")
+		return &failure{http.StatusBadRequest, "invalid_request", "body must be application/x-www-form-urlencoded"}
 	}
 	if err := r.ParseForm(); err != nil {
-		return http.StatusBadRequest, oauthError("invalid_request", "unreadable form")
+		return &failure{http.StatusBadRequest, "invalid_request", "unreadable form"}
 	}
 	if len(r.URL.RawQuery) > 0 {
-		return http.StatusBadRequest, oauthError("invalid_request", "parameters belong in the body")
+		return &failure{http.StatusBadRequest, "invalid_request", "parameters belong in the body"}
 	}
-	id, secret, basic := r.BasicAuth()
-	_, posted := r.PostForm["client_id"]
-	switch {
-	case basic && posted:
-		return http.StatusBadRequest, oauthError("invalid_request", "more than one client authentication method")
-	case basic:
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(id)
-		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			return http.StatusBadRequest, oauthError("invalid_request", "client credentials are not form-encoded")
-		}
-	case posted:
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	default:
-		return http.StatusUnauthorized, oauthError("invalid_client", "no client authentication")
+	return nil
+}
+
+// answer authenticates the caller and builds the RFC 7662 §2.2 answer.
+func (s *Server) answer(r *http.Request) (int, map[string]any) {
+	if f := readForm(r); f != nil {
+		return f.answer()
+	}
+	if _, f := s.authenticate(r); f != nil {
+		return f.answer()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if want, ok := s.clients[id]; !ok || want != secret {
-		return http.StatusUnauthorized, oauthError("invalid_client", "client authentication failed")
-	}
 	tok := r.PostForm.Get("token")
 	if tok == "" {
 		return http.StatusBadRequest, oauthError("invalid_request", "token is required")
@@ -279,7 +314,7 @@ func (s *Server) answer(r *http.Request) (int, map[string]any) {
 		lifetime = time.Hour
 	}
 	exp := t.issued.Add(lifetime)
-	if !t.opts.NoExpiry && !now.Before(exp) {
+	if !t.opts.NoExpiry && !t.opts.KeepActive && !now.Before(exp) {
 		return http.StatusOK, map[string]any{"active": false}
 	}
 	clientID := t.opts.ClientID

@@ -129,3 +129,29 @@ func TestListensOnLoopback(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "127.0.0.1", u.Hostname())
 }
+
+// TestKeepActive shows that a KeepActive token stays active after it
+// expires and is answered with its past exp, while others turn inactive.
+func TestKeepActive(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := NewServer()
+	defer s.Close()
+	s.SetNow(func() time.Time { return now })
+	kept := s.Issue(TokenOptions{Lifetime: time.Minute, KeepActive: true})
+	plain := s.Issue(TokenOptions{Lifetime: time.Minute})
+	past := s.Issue(TokenOptions{Lifetime: -time.Hour, KeepActive: true})
+	revoked := s.Issue(TokenOptions{KeepActive: true})
+	s.Revoke(revoked)
+
+	now = now.Add(2 * time.Minute)
+	_, body := post(t, s, url.Values{"token": {kept}}, encodedCreds)
+	assert.Equal(t, true, body["active"])
+	assert.Equal(t, float64(now.Add(-time.Minute).Unix()), body["exp"], "the past exp")
+	_, body = post(t, s, url.Values{"token": {past}}, encodedCreds)
+	assert.Equal(t, true, body["active"])
+	assert.Equal(t, float64(now.Add(-2*time.Minute-time.Hour).Unix()), body["exp"])
+	_, body = post(t, s, url.Values{"token": {plain}}, encodedCreds)
+	assert.Equal(t, map[string]any{"active": false}, body)
+	_, body = post(t, s, url.Values{"token": {revoked}}, encodedCreds)
+	assert.Equal(t, map[string]any{"active": false}, body, "revocation still wins")
+}

@@ -7,8 +7,10 @@
 //
 // This file holds the whole wiring a server copies: settings, audience,
 // public URL, metadata, middleware, cache, shutdown. Only the development
-// authorization server, started when no INTROSPECTION_URL is set, lives
-// elsewhere (examples/internal/demo).
+// authorization server, started when neither INTROSPECTION_URL nor
+// INTROSPECTION_ISSUER is set, lives elsewhere (examples/internal/demo).
+// INTROSPECTION_ISSUER alone finds the introspection endpoint in the
+// issuer's metadata.
 //
 //	go run ./examples/mcpgo [-addr 127.0.0.1:8080] [-public-url https://mcp.example.com]
 //
@@ -138,7 +140,7 @@ func run(ctx context.Context, addr, publicURL string, out io.Writer) error {
 		settings.CacheTTL = 30 * time.Second
 	}
 	var dev *demo.Server
-	if settings.IntrospectionURL == "" {
+	if settings.IntrospectionURL == "" && settings.Issuer == "" {
 		dev = demo.Start(settings.Audience)
 		defer dev.Close()
 		settings = dev.Configure(settings)

@@ -6,10 +6,17 @@
 //
 // This file holds the whole wiring a server copies: settings, audience,
 // public URL, metadata, middleware, cache, shutdown. Only the development
-// authorization server, started when no INTROSPECTION_URL is set, lives
-// elsewhere (examples/internal/demo).
+// authorization server, started when neither INTROSPECTION_URL nor
+// INTROSPECTION_ISSUER is set, lives elsewhere (examples/internal/demo).
+// INTROSPECTION_ISSUER alone finds the introspection endpoint in the
+// issuer's metadata.
 //
-//	go run ./examples/mcpserver [-addr 127.0.0.1:8080] [-public-url https://mcp.example.com]
+//	go run ./examples/mcpserver [-addr 127.0.0.1:8080] [-public-url https://mcp.example.com] [-metrics]
+//
+// With -metrics it also serves the verifier's OpenTelemetry metrics (the
+// module github.com/mcpauth/introspection/otel) to Prometheus at /metrics,
+// on the same address and without a token: put it behind a listener of
+// its own, or a proxy that keeps /metrics inside, before exposing it.
 //
 // Environment: INTROSPECTION_* as introspection.SettingsFromEnv reads them;
 // MCP_PUBLIC_URL, the public base URL (the -public-url flag wins);
@@ -46,7 +53,13 @@ import (
 	"github.com/mcpauth/introspection"
 	"github.com/mcpauth/introspection/examples/internal/demo"
 	"github.com/mcpauth/introspection/mcpsdk"
+	introspectionotel "github.com/mcpauth/introspection/otel"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprometheus "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 const (
@@ -63,6 +76,8 @@ const (
 	shutdownTimeout = 10 * time.Second
 	// sessionTimeout closes sessions idle for that long.
 	sessionTimeout = 10 * time.Minute
+	// metricsPath is where -metrics serves Prometheus metrics.
+	metricsPath = "/metrics"
 )
 
 // toolScopes maps each tool to the scopes a call of it needs on top of
@@ -74,15 +89,23 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
 	publicURL := flag.String("public-url", "",
 		"base URL clients reach this server at, scheme://host[:port] (default $MCP_PUBLIC_URL, else http://127.0.0.1:PORT of the listener)")
+	metrics := flag.Bool("metrics", false, "serve the verifier's metrics to Prometheus at "+metricsPath)
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("mcpserver: ")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, *addr, *publicURL, os.Stdout)
+	err := serve(ctx, config{addr: *addr, publicURL: *publicURL, metrics: *metrics}, os.Stdout)
 	stop()
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// config is what the flags set.
+type config struct {
+	addr      string // -addr
+	publicURL string // -public-url
+	metrics   bool   // -metrics
 }
 
 // run serves MCP on addr until ctx ends, then shuts the server down and
@@ -90,6 +113,13 @@ func main() {
 // MCP_PUBLIC_URL, else the listener's address. It writes where the server
 // is, and with the development server how to call it, to out.
 func run(ctx context.Context, addr, publicURL string, out io.Writer) error {
+	return serve(ctx, config{addr: addr, publicURL: publicURL}, out)
+}
+
+// serve is run with every flag: with c.metrics it serves the verifier's
+// metrics at metricsPath too.
+func serve(ctx context.Context, c config, out io.Writer) error {
+	addr, publicURL := c.addr, c.publicURL
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -136,7 +166,7 @@ func run(ctx context.Context, addr, publicURL string, out io.Writer) error {
 		settings.CacheTTL = 30 * time.Second
 	}
 	var dev *demo.Server
-	if settings.IntrospectionURL == "" {
+	if settings.IntrospectionURL == "" && settings.Issuer == "" {
 		dev = demo.Start(settings.Audience)
 		defer dev.Close()
 		settings = dev.Configure(settings)
@@ -146,6 +176,15 @@ func run(ctx context.Context, addr, publicURL string, out io.Writer) error {
 	authorizationServer := cmp.Or(os.Getenv("MCP_AUTHORIZATION_SERVER"), settings.Issuer)
 	if authorizationServer == "" {
 		return errors.New("set MCP_AUTHORIZATION_SERVER or INTROSPECTION_ISSUER to the issuer that clients get tokens from")
+	}
+
+	var metrics *prometheusMetrics
+	if c.metrics {
+		if metrics, err = newPrometheusMetrics(); err != nil {
+			return err
+		}
+		defer metrics.shutdown()
+		settings.Observer = metrics.observer
 	}
 
 	v, err := introspection.NewVerifier(settings)
@@ -158,8 +197,19 @@ func run(ctx context.Context, addr, publicURL string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Listening on: %s\nMCP endpoint: %s\nAuthorization server: %s\nAccepted token audience: %s\n",
-		ln.Addr(), resource, authorizationServer, strings.Join(settings.Audience, " "))
+	if metrics != nil {
+		defer metrics.observer.Watch(v)() // the cache-size and breaker-state gauges
+		mux := http.NewServeMux()
+		mux.Handle(metricsPath, metrics.handler)
+		mux.Handle("/", h)
+		h = mux
+	}
+	fmt.Fprintf(out, "Listening on: %s\nMCP endpoint: %s\n", ln.Addr(), resource)
+	if metrics != nil {
+		fmt.Fprintf(out, "Metrics: %s%s\n", base, metricsPath)
+	}
+	fmt.Fprintf(out, "Authorization server: %s\nAccepted token audience: %s\n",
+		authorizationServer, strings.Join(settings.Audience, " "))
 	if dev != nil {
 		dev.PrintUsage(out, resource)
 	}
@@ -176,6 +226,38 @@ func run(ctx context.Context, addr, publicURL string, out io.Writer) error {
 	shutdown, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// prometheusMetrics records the verifier's metrics with OpenTelemetry and
+// serves them to Prometheus.
+type prometheusMetrics struct {
+	observer *introspectionotel.Observer
+	handler  http.Handler // serves the metrics in Prometheus's format
+	shutdown func()
+}
+
+// newPrometheusMetrics returns an observer whose metrics OpenTelemetry's
+// Prometheus exporter serves. It records no spans: a server that exports
+// traces passes its TracerProvider instead of the no-op one.
+func newPrometheusMetrics() (*prometheusMetrics, error) {
+	registry := prometheus.NewRegistry()
+	exporter, err := otelprometheus.New(otelprometheus.WithRegisterer(registry))
+	if err != nil {
+		return nil, err
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	observer, err := introspectionotel.New(introspectionotel.Options{
+		MeterProvider:  provider,
+		TracerProvider: noop.NewTracerProvider(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &prometheusMetrics{
+		observer: observer,
+		handler:  promhttp.HandlerFor(registry, promhttp.HandlerOpts{}),
+		shutdown: func() { _ = provider.Shutdown(context.Background()) },
+	}, nil
 }
 
 // newHandler serves MCP at publicURL's mcpPath behind the verifier, and the

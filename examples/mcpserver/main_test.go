@@ -31,6 +31,7 @@ func TestMachineClient(t *testing.T)                { e2e.MachineClient(t, e2eEx
 func TestSessionsServeOnlyTheirCaller(t *testing.T) { e2e.SessionsServeOnlyTheirCaller(t, e2eExample) }
 func TestSameAnswersAsTheSDK(t *testing.T)          { e2e.SameAnswersAsTheSDK(t, e2eExample) }
 func TestMetadata(t *testing.T)                     { e2e.Metadata(t, e2eExample) }
+func TestDiscoveryFromIssuer(t *testing.T)          { e2e.DiscoveryFromIssuer(t, e2eExample) }
 func TestDPoP(t *testing.T)                         { e2e.DPoP(t, e2eExample) }
 func TestDPoPProofNamesThePublicURL(t *testing.T)   { e2e.DPoPProofNamesThePublicURL(t, e2eExample) }
 func TestDPoPWithOIDCProvider(t *testing.T)         { e2e.DPoPWithOIDCProvider(t, e2eExample) }

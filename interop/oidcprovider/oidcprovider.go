@@ -57,8 +57,18 @@ type Provider struct {
 	Issuer string
 	// IntrospectionURL is its RFC 7662 endpoint.
 	IntrospectionURL string
+	// TokenURL is its token endpoint.
+	TokenURL string
+	// MTLSIntrospectionURL is the RFC 7662 endpoint on its HTTPS listener,
+	// which asks every client for a certificate (RFC 8705), or "" when it
+	// was not started with [Options.MTLS]. The metadata lists it as
+	// mtls_endpoint_aliases.introspection_endpoint.
+	MTLSIntrospectionURL string
 
-	port int
+	opts     Options
+	keys     *Keys
+	port     int
+	mtlsPort int // 0 without Options.MTLS
 
 	mu   sync.Mutex // guards proc
 	proc *process   // the running node process
@@ -106,21 +116,76 @@ func Node(t testing.TB, pkg string) string {
 	return node
 }
 
+// Options configure [StartWith].
+type Options struct {
+	// MTLS adds an HTTPS listener on another port of 127.0.0.1, with a
+	// certificate from [Keys.CA], that asks every client for a certificate
+	// (RFC 8705), and registers [TLSClientID] and [SelfSignedTLSClientID].
+	MTLS bool
+}
+
 // Start runs oidc-provider on a free port of 127.0.0.1 and stops it when t
 // ends.
 func Start(t testing.TB) *Provider {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is [Start] with options.
+func StartWith(t testing.TB, opts Options) *Provider {
+	t.Helper()
+	p := &Provider{opts: opts, keys: TestKeys(t), port: freePort(t)}
+	p.Issuer = fmt.Sprintf("http://127.0.0.1:%d", p.port)
+	p.IntrospectionURL = p.Issuer + "/token/introspection"
+	p.TokenURL = p.Issuer + "/token"
+	if opts.MTLS {
+		p.mtlsPort = freePort(t)
+		p.MTLSIntrospectionURL = fmt.Sprintf("https://127.0.0.1:%d/token/introspection", p.mtlsPort)
+	}
+	t.Cleanup(p.Stop)
+	p.launch(t)
+	return p
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago.
+func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Provider{port: l.Addr().(*net.TCPAddr).Port}
-	_ = l.Close()
-	p.Issuer = fmt.Sprintf("http://127.0.0.1:%d", p.port)
-	p.IntrospectionURL = p.Issuer + "/token/introspection"
-	t.Cleanup(p.Stop)
-	p.launch(t)
-	return p
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// clientAuthEnv returns INTEROP_CLIENT_AUTH for server.mjs: the public
+// keys of the clients and, with Options.MTLS, the HTTPS listener's port,
+// certificate, key and CA.
+func (p *Provider) clientAuthEnv(t testing.TB) string {
+	t.Helper()
+	type mtls struct {
+		Port int    `json:"port"`
+		Key  string `json:"key"`
+		Cert string `json:"cert"`
+		CA   string `json:"ca"`
+	}
+	cfg := struct {
+		JWKS map[string]jwkSet `json:"jwks"`
+		MTLS *mtls             `json:"mtls,omitempty"`
+	}{JWKS: p.keys.jwks}
+	if p.opts.MTLS {
+		cfg.MTLS = &mtls{
+			Port: p.mtlsPort,
+			Key:  string(p.keys.serverKeyPEM),
+			Cert: string(p.keys.serverCertPEM),
+			CA:   string(p.keys.caPEM),
+		}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "INTEROP_CLIENT_AUTH=" + string(b)
 }
 
 // Restart starts oidc-provider again on the same port, after stopping it
@@ -143,6 +208,7 @@ func (p *Provider) launch(t testing.TB) {
 	}
 	cmd := exec.Command(node, "server.mjs", fmt.Sprint(p.port))
 	cmd.Dir = d
+	cmd.Env = append(os.Environ(), p.clientAuthEnv(t))
 	cmd.Stderr = nil // oidc-provider's warnings about the runtime and dev keys
 	out, err := cmd.StdoutPipe()
 	if err != nil {

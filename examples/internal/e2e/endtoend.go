@@ -192,6 +192,21 @@ func AudienceDefaultsToResourceURL(t *testing.T, ex Example) {
 	}
 }
 
+// DiscoveryFromIssuer starts an example with INTROSPECTION_ISSUER and the
+// credentials alone: it finds the introspection endpoint in the issuer's
+// metadata, rather than starting the development server, and accepts the
+// issuer's tokens.
+func DiscoveryFromIssuer(t *testing.T, ex Example) {
+	srv, iss := startConfigured(t, ex, "INTROSPECTION_URL", "")
+	assert.NotContains(t, srv.out.String(), "development authorization server", "no development server was started")
+	assert.Equal(t, iss.as.Issuer, printed(t, srv.out.String(), "Authorization server"))
+	token := iss.as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{ScopeTools}, Audience: []string{srv.endpoint}})
+	r := send(t, http.MethodPost, srv.endpoint, token, "", initializeRequest)
+	assert.Equal(t, http.StatusOK, r.status, r.body)
+	assert.Positive(t, iss.as.MetadataRequests(), "the endpoint came from the issuer's metadata")
+	assert.Positive(t, iss.as.Requests(), "the token was introspected there")
+}
+
 // clock is a clock that tests move forward.
 type clock struct {
 	mu sync.Mutex    // guards d

@@ -1,0 +1,439 @@
+package introspection
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Observer is told what a [Verifier] does, so that metrics and traces can
+// follow it: set it in Settings.Observer. The module
+// github.com/mcpauth/introspection/otel implements it with OpenTelemetry.
+// With no Observer set, the verifier does no work for it.
+//
+// A verification is a call of [Verifier.Verify], or the check of a
+// request's token by [RequireBearerToken]. It starts with VerifyStart and
+// ends with one VerifyEnd, whose outcome is the one [Stats] counts; the
+// events between come on the verification's goroutine, or on the goroutine
+// of the introspection request it shares with others (UpstreamStart and
+// UpstreamEnd, BreakerChange, and the cache calls of that request), after
+// VerifyStart of the verification that started the request and before its
+// VerifyEnd, unless its own context ended first; the store of the answer
+// in a caller's Cache runs after the callers have their answer.
+//
+// The Start methods return the context that the work they start goes on
+// with: ctx itself, or a context derived from it (an OpenTelemetry span
+// goes there). The verification's later events get the context
+// VerifyStart returned; the introspection request runs with the one
+// UpstreamStart returned, as does the HTTPClient's transport, and each
+// call of a caller's Cache with the one CacheCallStart returned. A nil
+// context leaves ctx as it was.
+//
+// Methods are called concurrently and should return quickly: the
+// verifier waits for each. A slow observer slows every verification, and
+// one that blocks holds the verification it was called for. The callers
+// of a shared request whose UpstreamStart, UpstreamEnd or cache call
+// blocks stop waiting at the bounds [Verifier] states, with
+// FailureTimeout; a BreakerChange that blocks, which is called before the
+// callers of the request that changed the breaker get their answer, holds
+// them until their own contexts end, as a Logger that blocks there does.
+// A panic in a method is recovered, counted in [Stats].Panics and logged,
+// as for the verifier's other dependencies; the event is lost (a Start
+// method's context stays as it was) and the verdict is the one it would
+// have been.
+//
+// Events hold only values of small fixed sets, numbers and the
+// introspection URL without its query: never the token, its claims, the
+// client's credentials or text of the authorization server.
+//
+// An implementation embeds [NopObserver], which does nothing for each
+// event, and overrides the methods it needs. New events are added to
+// Observer and NopObserver together, so that implementations keep
+// compiling; Observer cannot be implemented without NopObserver.
+type Observer interface {
+	// VerifyStart is called as a verification starts.
+	VerifyStart(ctx context.Context) context.Context
+	// VerifyEnd is called once as a verification ends, with its verdict.
+	VerifyEnd(ctx context.Context, e VerifyEvent)
+	// CacheLookup is called after a verification looked its token up in
+	// the cache, with what it found, and again with CacheStale when the
+	// authorization server could not answer and a stale answer gave the
+	// verdict (Settings.StaleIfError). It is not called when caching is
+	// off.
+	CacheLookup(ctx context.Context, r CacheResult)
+	// CollapsedWaiter is called when a verification got the answer of an
+	// introspection request another verification had started, instead of
+	// sending its own ([Stats].CollapsedWaiters).
+	CollapsedWaiter(ctx context.Context)
+	// UpstreamStart is called as an introspection request is sent, after
+	// the circuit breaker let it through.
+	UpstreamStart(ctx context.Context, r UpstreamRequest) context.Context
+	// UpstreamEnd is called when the introspection request is over: its
+	// answer read, or its failure known.
+	UpstreamEnd(ctx context.Context, e UpstreamEvent)
+	// CacheCallStart is called before each call of a caller's [Cache]
+	// (Settings.Cache). The built-in cache, an in-memory lookup, has no
+	// calls: its results are told by CacheLookup.
+	CacheCallStart(ctx context.Context, op CacheOperation) context.Context
+	// CacheCallEnd is called when that call has returned, or when the
+	// verifier stopped waiting for it.
+	CacheCallEnd(ctx context.Context, e CacheCallEvent)
+	// CacheError is called for each cache error [Stats].CacheErrors
+	// counts: a failed call of a caller's Cache, and a stored value that
+	// is not an answer (CacheDecode).
+	CacheError(ctx context.Context, op CacheOperation)
+	// BreakerChange is called when the circuit breaker changes state, by
+	// the introspection request that changed it.
+	BreakerChange(ctx context.Context, e BreakerEvent)
+
+	nopObserver() // only NopObserver has it: implementations embed it
+}
+
+// NopObserver is an [Observer] that does nothing for each event. Embed it
+// in an observer of your own, which then overrides only the events it
+// needs and keeps compiling when events are added.
+type NopObserver struct{}
+
+// VerifyStart returns ctx.
+func (NopObserver) VerifyStart(ctx context.Context) context.Context { return ctx }
+
+// VerifyEnd does nothing.
+func (NopObserver) VerifyEnd(context.Context, VerifyEvent) {}
+
+// CacheLookup does nothing.
+func (NopObserver) CacheLookup(context.Context, CacheResult) {}
+
+// CollapsedWaiter does nothing.
+func (NopObserver) CollapsedWaiter(context.Context) {}
+
+// UpstreamStart returns ctx.
+func (NopObserver) UpstreamStart(ctx context.Context, _ UpstreamRequest) context.Context { return ctx }
+
+// UpstreamEnd does nothing.
+func (NopObserver) UpstreamEnd(context.Context, UpstreamEvent) {}
+
+// CacheCallStart returns ctx.
+func (NopObserver) CacheCallStart(ctx context.Context, _ CacheOperation) context.Context { return ctx }
+
+// CacheCallEnd does nothing.
+func (NopObserver) CacheCallEnd(context.Context, CacheCallEvent) {}
+
+// CacheError does nothing.
+func (NopObserver) CacheError(context.Context, CacheOperation) {}
+
+// BreakerChange does nothing.
+func (NopObserver) BreakerChange(context.Context, BreakerEvent) {}
+
+func (NopObserver) nopObserver() {}
+
+// Outcome is how a verification ended, as [Stats] counts it.
+type Outcome string
+
+const (
+	// OutcomeAccepted counts in Stats.Accepted.
+	OutcomeAccepted Outcome = "accepted"
+	// OutcomeRejected is an error satisfying [ErrInvalidToken]
+	// (Stats.Rejected).
+	OutcomeRejected Outcome = "rejected"
+	// OutcomeInsufficientScope is an error satisfying
+	// [ErrInsufficientScope] (Stats.InsufficientScope).
+	OutcomeInsufficientScope Outcome = "insufficient_scope"
+	// OutcomeFailed is an error satisfying [ErrIntrospectionFailed]
+	// (Stats.Failed).
+	OutcomeFailed Outcome = "failed"
+	// OutcomeCanceled is the caller's own context ending first
+	// (Stats.Canceled).
+	OutcomeCanceled Outcome = "canceled"
+)
+
+// VerifyEvent is the verdict of a verification.
+type VerifyEvent struct {
+	Outcome Outcome
+	// Reason says why, from a fixed set of names:
+	//   - with OutcomeAccepted: "none";
+	//   - with OutcomeRejected, the error: "malformed_token"
+	//     ([ErrMalformedToken]), "inactive" ([ErrTokenInactive]),
+	//     "expired", "not_yet_valid", "issuer_mismatch",
+	//     "audience_mismatch", "not_access_token", "proof_required",
+	//     "proof_mismatch", "token_not_bound", "invalid_dpop_proof",
+	//     "use_dpop_nonce", "proof_replayed", each for the sentinel of that
+	//     name, or "invalid_token" for another;
+	//   - with OutcomeInsufficientScope: "insufficient_scope";
+	//   - with OutcomeFailed, the [FailureKind], such as "timeout" or
+	//     "unavailable" ("other" for an error of none of the classes
+	//     [ErrInvalidToken] documents, which Verify does not return);
+	//   - with OutcomeCanceled: "canceled" or "deadline_exceeded".
+	Reason string
+}
+
+// CacheResult is what a verification found in the cache.
+type CacheResult string
+
+const (
+	// CacheHit is a fresh answer saying the token is active.
+	CacheHit CacheResult = "hit"
+	// CacheNegative is a fresh answer saying it is not
+	// (Settings.NegativeCacheTTL).
+	CacheNegative CacheResult = "negative"
+	// CacheMiss is no fresh answer: the authorization server is asked.
+	CacheMiss CacheResult = "miss"
+	// CacheStale is an answer past its entry's end that gave the verdict
+	// because the server could not answer (Settings.StaleIfError).
+	CacheStale CacheResult = "stale"
+)
+
+// CacheOperation names a call of a [Cache], or what failed with it.
+type CacheOperation string
+
+const (
+	CacheGet    CacheOperation = "get"
+	CacheSet    CacheOperation = "set"
+	CacheDelete CacheOperation = "delete"
+	// CacheDecode is a stored value that is not an answer: only a
+	// CacheError, after the Get that read it.
+	CacheDecode CacheOperation = "decode"
+)
+
+// CacheCallEvent is the end of a call of a caller's [Cache].
+type CacheCallEvent struct {
+	Operation CacheOperation
+	// Err is the call's error, the verifier's own when it stopped waiting
+	// or when the call panicked; nil when the call succeeded.
+	Err error
+}
+
+// UpstreamRequest is an introspection request about to be sent.
+type UpstreamRequest struct {
+	// Method is the HTTP method: POST.
+	Method string
+	// URL is the introspection endpoint the request goes to
+	// (Settings.IntrospectionURL, or the one the issuer's metadata
+	// names), without its query and fragment.
+	URL string
+}
+
+// UpstreamEvent is the end of an introspection request.
+type UpstreamEvent struct {
+	// StatusCode is the HTTP status of the answer, or 0 when none came.
+	StatusCode int
+	// Failure is why the request failed, or "" when it brought a usable
+	// answer.
+	Failure FailureKind
+	// Duration is the time from sending the request to reading its
+	// answer or failing, by the wall clock.
+	Duration time.Duration
+}
+
+// BreakerEvent is a change of the circuit breaker's state.
+type BreakerEvent struct {
+	From, To BreakerState
+}
+
+// observeVerifyStart tells the observer that a verification starts and
+// returns the context the verification goes on with.
+func (v *Verifier) observeVerifyStart(ctx context.Context) (out context.Context) {
+	out = ctx
+	defer v.recoverObserver(ctx, "VerifyStart")
+	if c := v.s.Observer.VerifyStart(ctx); c != nil {
+		out = c
+	}
+	return out
+}
+
+// observeVerifyEnd tells the observer the verdict of a verification that
+// returned err.
+func (v *Verifier) observeVerifyEnd(ctx context.Context, err error) {
+	defer v.recoverObserver(ctx, "VerifyEnd")
+	o, r := verdictOf(err)
+	v.s.Observer.VerifyEnd(ctx, VerifyEvent{Outcome: o, Reason: r})
+}
+
+// observeUnverified tells the observer of a verdict that the middleware
+// reached without Verify, when it is an error: a DPoP proof refused, or a
+// panic while it made a nonce.
+func (v *Verifier) observeUnverified(ctx context.Context, err error) {
+	if v.s.Observer != nil && err != nil {
+		v.observeVerifyEnd(v.observeVerifyStart(ctx), err)
+	}
+}
+
+// errNoncePanicked is the verdict of a request whose nonce could not be
+// made because Settings.Now panicked.
+var errNoncePanicked = &IntrospectionError{Kind: FailurePanic}
+
+// observeCacheHit tells the observer that a verification found a fresh
+// answer a in the cache.
+func (v *Verifier) observeCacheHit(ctx context.Context, a *answer) {
+	if v.s.Observer != nil {
+		r := CacheHit
+		if !a.active {
+			r = CacheNegative
+		}
+		v.notifyCacheLookup(ctx, r)
+	}
+}
+
+// observeCacheLookup tells the observer what a verification found in the
+// cache.
+func (v *Verifier) observeCacheLookup(ctx context.Context, r CacheResult) {
+	if v.s.Observer != nil {
+		v.notifyCacheLookup(ctx, r)
+	}
+}
+
+func (v *Verifier) notifyCacheLookup(ctx context.Context, r CacheResult) {
+	defer v.recoverObserver(ctx, "CacheLookup")
+	v.s.Observer.CacheLookup(ctx, r)
+}
+
+// observeCollapsed tells the observer that a verification got the answer
+// of another's request.
+func (v *Verifier) observeCollapsed(ctx context.Context) {
+	if v.s.Observer != nil {
+		defer v.recoverObserver(ctx, "CollapsedWaiter")
+		v.s.Observer.CollapsedWaiter(ctx)
+	}
+}
+
+// observedIntrospect is introspect between UpstreamStart and UpstreamEnd.
+func (v *Verifier) observedIntrospect(ctx context.Context, token string, t *target) (*answer, error) {
+	ctx = v.observeUpstreamStart(ctx, t.endpoint)
+	start := time.Now()
+	a, err := v.introspect(ctx, token, t)
+	e := UpstreamEvent{StatusCode: http.StatusOK, Duration: time.Since(start)}
+	if err != nil {
+		e.StatusCode, e.Failure = 0, FailureTransport
+		if ie, ok := err.(*IntrospectionError); ok {
+			e.StatusCode, e.Failure = ie.StatusCode, ie.Kind
+			if _, panicked := errors.AsType[*panicError](ie.Err); panicked {
+				e.Failure = FailurePanic // in the caller's transport
+			}
+		}
+	}
+	v.observeUpstreamEnd(ctx, e)
+	return a, err
+}
+
+func (v *Verifier) observeUpstreamStart(ctx context.Context, endpoint *url.URL) (out context.Context) {
+	out = ctx
+	defer v.recoverObserver(ctx, "UpstreamStart")
+	u := *endpoint
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	if c := v.s.Observer.UpstreamStart(ctx, UpstreamRequest{Method: http.MethodPost, URL: u.String()}); c != nil {
+		out = c
+	}
+	return out
+}
+
+func (v *Verifier) observeUpstreamEnd(ctx context.Context, e UpstreamEvent) {
+	defer v.recoverObserver(ctx, "UpstreamEnd")
+	v.s.Observer.UpstreamEnd(ctx, e)
+}
+
+// cacheOperations are the operations by the name sharedStore.call gives
+// them.
+var cacheOperations = map[string]CacheOperation{"Get": CacheGet, "Set": CacheSet, "Delete": CacheDelete}
+
+// cacheOperation returns the operation sharedStore.call names op.
+func cacheOperation(op string) CacheOperation {
+	if o, ok := cacheOperations[op]; ok {
+		return o
+	}
+	return CacheOperation(strings.ToLower(op))
+}
+
+// observeCacheCallStart tells the observer that a call op of a caller's
+// Cache starts, and returns the context it runs with.
+func (v *Verifier) observeCacheCallStart(ctx context.Context, op string) (out context.Context) {
+	out = ctx
+	defer v.recoverObserver(ctx, "CacheCallStart")
+	if c := v.s.Observer.CacheCallStart(ctx, cacheOperation(op)); c != nil {
+		out = c
+	}
+	return out
+}
+
+// observeCacheCallEnd tells the observer that the call op ended with err.
+func (v *Verifier) observeCacheCallEnd(ctx context.Context, op string, err error) {
+	defer v.recoverObserver(ctx, "CacheCallEnd")
+	v.s.Observer.CacheCallEnd(ctx, CacheCallEvent{Operation: cacheOperation(op), Err: err})
+}
+
+// observeCacheError tells the observer of a cache error that Stats
+// counts.
+func (v *Verifier) observeCacheError(ctx context.Context, op string) {
+	if v.s.Observer != nil {
+		defer v.recoverObserver(ctx, "CacheError")
+		v.s.Observer.CacheError(ctx, CacheOperation(op))
+	}
+}
+
+// observeBreaker tells the observer that the breaker went from one state
+// to another.
+func (v *Verifier) observeBreaker(ctx context.Context, from, to BreakerState) {
+	if v.s.Observer != nil {
+		defer v.recoverObserver(ctx, "BreakerChange")
+		v.s.Observer.BreakerChange(ctx, BreakerEvent{From: from, To: to})
+	}
+}
+
+// recoverObserver, deferred, recovers a panic in the observer's method
+// event, and counts and logs it.
+func (v *Verifier) recoverObserver(ctx context.Context, event string) {
+	if r := recover(); r != nil {
+		_ = v.recovered(ctx, "Observer."+event, r)
+	}
+}
+
+// rejections are the reasons of the errors satisfying ErrInvalidToken,
+// the more specific before those they wrap.
+var rejections = []struct {
+	err    error
+	reason string
+}{
+	{ErrMalformedToken, "malformed_token"},
+	{ErrTokenInactive, "inactive"},
+	{ErrTokenExpired, "expired"},
+	{ErrTokenNotYetValid, "not_yet_valid"},
+	{ErrIssuerMismatch, "issuer_mismatch"},
+	{ErrAudienceMismatch, "audience_mismatch"},
+	{ErrNotAccessToken, "not_access_token"},
+	{ErrProofRequired, "proof_required"},
+	{ErrProofMismatch, "proof_mismatch"},
+	{ErrTokenNotBound, "token_not_bound"},
+	{ErrUseDPoPNonce, "use_dpop_nonce"},
+	{ErrProofReplayed, "proof_replayed"},
+	{ErrInvalidDPoPProof, "invalid_dpop_proof"},
+}
+
+// verdictOf returns the outcome and reason of a verification that
+// returned err, as VerifyEvent describes them.
+func verdictOf(err error) (Outcome, string) {
+	if err == nil {
+		return OutcomeAccepted, "none"
+	}
+	if ie, ok := errors.AsType[*IntrospectionError](err); ok {
+		return OutcomeFailed, string(ie.Kind)
+	}
+	if errors.Is(err, ErrInsufficientScope) {
+		return OutcomeInsufficientScope, "insufficient_scope"
+	}
+	if errors.Is(err, ErrInvalidToken) {
+		for _, r := range rejections {
+			if errors.Is(err, r.err) {
+				return OutcomeRejected, r.reason
+			}
+		}
+		return OutcomeRejected, "invalid_token"
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return OutcomeCanceled, "deadline_exceeded"
+	case errors.Is(err, context.Canceled):
+		return OutcomeCanceled, "canceled"
+	}
+	return OutcomeFailed, "other"
+}

@@ -1,0 +1,134 @@
+package otel
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/mcpauth/introspection"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// typicalAnswer is a 10-member introspection answer of about 300 bytes, as
+// the core module's benchmarks use.
+func typicalAnswer() string {
+	return fmt.Sprintf(`{"active":true,"client_id":"mcp-client-0","sub":"user-0@example.com","username":"user0",`+
+		`"scope":"mcp:tools mcp:resources profile email","aud":["https://mcp.example.com/mcp"],`+
+		`"exp":%d,"iat":%d,"iss":"https://auth.example.com","token_type":"Bearer"}`,
+		time.Now().Add(24*time.Hour).Unix(), time.Now().Unix())
+}
+
+const benchToken = "f3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// observers are the set-ups the cache-hit path is measured with: none,
+// and this module's Observer recording metrics into the SDK, with spans
+// off (a no-op TracerProvider), not sampled, or sampled and recorded.
+var observers = []struct {
+	name string
+	new  func(tb testing.TB) introspection.Observer
+}{
+	{"none", func(testing.TB) introspection.Observer { return nil }},
+	{"otel-metrics", func(tb testing.TB) introspection.Observer {
+		return benchObserver(tb, noop.NewTracerProvider())
+	}},
+	{"otel-metrics+unsampled-spans", func(tb testing.TB) introspection.Observer {
+		return benchObserver(tb, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())))
+	}},
+	{"otel-metrics+sampled-spans", func(tb testing.TB) introspection.Observer {
+		return benchObserver(tb, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())))
+	}},
+}
+
+// benchObserver returns an Observer recording metrics into the SDK with a
+// manual reader, and spans with tp.
+func benchObserver(tb testing.TB, tp trace.TracerProvider) introspection.Observer {
+	tb.Helper()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	tb.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	obs, err := New(Options{MeterProvider: mp, TracerProvider: tp})
+	require.NoError(tb, err)
+	return obs
+}
+
+// hitVerifier returns a verifier observed by obs whose cache holds the
+// answer for benchToken.
+func hitVerifier(tb testing.TB, obs introspection.Observer) *introspection.Verifier {
+	tb.Helper()
+	srv := httptest.NewServer(jsonHandler(http.StatusOK, typicalAnswer()))
+	tb.Cleanup(srv.Close)
+	v := newVerifier(tb, srv.URL, obs, func(s *introspection.Settings) {
+		s.ClientID, s.ClientSecret = "rs", "secret"
+		s.RequiredScopes = []string{"mcp:tools"}
+		s.CacheTTL = time.Hour
+	})
+	_, err := v.Verify(context.Background(), benchToken)
+	require.NoError(tb, err)
+	require.NoError(tb, v.Close())
+	return v
+}
+
+// BenchmarkVerifyCacheHit measures a cache hit with each set-up of
+// observers.
+func BenchmarkVerifyCacheHit(b *testing.B) {
+	ctx := context.Background()
+	for _, o := range observers {
+		v := hitVerifier(b, o.new(b))
+		b.Run("observer="+o.name+"/serial", func(b *testing.B) {
+			b.ReportAllocs()
+			cpu := cpuTime()
+			for b.Loop() {
+				if _, err := v.Verify(ctx, benchToken); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportCPU(b, cpu)
+		})
+		b.Run("observer="+o.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := v.Verify(ctx, benchToken); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// reportCPU reports the CPU time per operation since cpu, a figure that
+// other processes on the machine disturb less than the wall clock's.
+func reportCPU(b *testing.B, cpu time.Duration) {
+	if d := cpuTime() - cpu; d > 0 {
+		b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// TestCacheHitAllocationsWithTheObserver counts what the observer adds
+// to a cache hit's allocations: nothing with spans off (a no-op
+// TracerProvider), and with spans not sampled the two of the SDK's
+// tracer (the span that does not record, and the context that holds it).
+func TestCacheHitAllocationsWithTheObserver(t *testing.T) {
+	ctx := context.Background()
+	allocs := map[string]float64{}
+	for _, o := range observers[:3] {
+		v := hitVerifier(t, o.new(t))
+		allocs[o.name] = testing.AllocsPerRun(200, func() {
+			if _, err := v.Verify(ctx, benchToken); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	none := allocs["none"]
+	assert.Equal(t, none, allocs["otel-metrics"], "metrics add no allocation")
+	assert.Equal(t, none+2, allocs["otel-metrics+unsampled-spans"], "an unsampled span adds two")
+}
