@@ -62,7 +62,9 @@ type Observer interface {
 	// the cache, with what it found, and again with CacheStale when the
 	// authorization server could not answer and a stale answer gave the
 	// verdict (Settings.StaleIfError). It is not called when caching is
-	// off.
+	// off. With a caller's Cache, a lookup that the local tier cannot
+	// answer goes on in the shared request, which reads the Cache:
+	// CacheLookup comes once that request has its answer.
 	CacheLookup(ctx context.Context, r CacheResult)
 	// CollapsedWaiter is called when a verification got the answer of an
 	// introspection request another verification had started, instead of
