@@ -775,3 +775,18 @@ func TestInvalidatorThatPanics(t *testing.T) {
 		})
 	}
 }
+
+// TestObserverSeesForget shows the calls of Forget to a Cache that is an
+// Invalidator: a Delete, then an Invalidate, each between CacheCallStart
+// and CacheCallEnd.
+func TestObserverSeesForget(t *testing.T) {
+	as := newAS(t, nil)
+	obs := &recordingObserver{}
+	vs, _ := replicas(t, 1, as, nil, newBus(), func(s *Settings) { s.Observer = obs })
+	tok := as.Issue(introspectiontest.TokenOptions{})
+	fill(t, vs[0], tok)
+	obs.seen()
+	require.NoError(t, vs[0].Forget(context.Background(), tok))
+	assert.Equal(t, []string{"CacheCallStart delete", "CacheCallEnd delete ok",
+		"CacheCallStart invalidate", "CacheCallEnd invalidate ok"}, obs.seen())
+}

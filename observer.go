@@ -194,6 +194,9 @@ const (
 	CacheGet    CacheOperation = "get"
 	CacheSet    CacheOperation = "set"
 	CacheDelete CacheOperation = "delete"
+	// CacheInvalidate is the Invalidate of a Cache that is an
+	// [Invalidator], by [Verifier.Forget].
+	CacheInvalidate CacheOperation = "invalidate"
 	// CacheDecode is a stored value that is not an answer: only a
 	// CacheError, after the Get that read it.
 	CacheDecode CacheOperation = "decode"
@@ -337,7 +340,7 @@ func (v *Verifier) observeUpstreamEnd(ctx context.Context, e UpstreamEvent) {
 
 // cacheOperations are the operations by the name sharedStore.call gives
 // them.
-var cacheOperations = map[string]CacheOperation{"Get": CacheGet, "Set": CacheSet, "Delete": CacheDelete}
+var cacheOperations = map[string]CacheOperation{"Get": CacheGet, "Set": CacheSet, "Delete": CacheDelete, "Invalidate": CacheInvalidate}
 
 // cacheOperation returns the operation sharedStore.call names op.
 func cacheOperation(op string) CacheOperation {
