@@ -216,6 +216,16 @@ type Settings struct {
 	// cache, for example a store shared by several replicas. It is used
 	// only when CacheTTL or NegativeCacheTTL is set.
 	Cache Cache
+	// LocalCacheTTL is, with a Cache, how long answers are also kept in
+	// a built-in cache of MaxCacheSize entries in front of it, the local
+	// tier, so that hot tokens do not call the Cache: an entry lives at
+	// most LocalCacheTTL, never past the Cache's entry's end or the
+	// token's exp, and at most UnsubscribedLocalCacheTTL while a Cache
+	// that is an [Invalidator] cannot deliver invalidations.
+	// [Verifier.Forget] drops an entry from both tiers. Zero means
+	// DefaultLocalCacheTTL (5 seconds); negative means no local tier:
+	// every Verify calls the Cache. Without a Cache it changes nothing.
+	LocalCacheTTL time.Duration
 	// StaleIfError, if set, lets the verifier use a cached answer whose
 	// entry ended less than StaleIfError ago when the authorization server
 	// cannot answer (no answer in time, a transport error, a 5xx or 429, a
@@ -292,11 +302,11 @@ type Settings struct {
 // written into IntrospectionURL, Issuer, ClientAssertionAudience or
 // PublicBaseURL, redacted.
 func (s Settings) String() string {
-	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q PrivateKey:%s TLSClientCertificate:%s ClientAssertionAudience:%q DiscoveryRefresh:%v Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v StaleIfError:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t BreakerThreshold:%d BreakerMinBackoff:%v BreakerMaxBackoff:%v}",
+	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q PrivateKey:%s TLSClientCertificate:%s ClientAssertionAudience:%q DiscoveryRefresh:%v Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v LocalCacheTTL:%v StaleIfError:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t BreakerThreshold:%d BreakerMinBackoff:%v BreakerMaxBackoff:%v}",
 		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod,
 		s.privateKey(), s.tlsCertificate(), displayURL(s.ClientAssertionAudience), s.DiscoveryRefresh, s.Timeout,
 		s.RequiredScopes, s.Audience, displayURL(s.Issuer), s.Leeway, s.CacheTTL, s.MaxCacheSize,
-		s.NegativeCacheTTL, s.StaleIfError, s.AllowInsecureHTTP, s.scopeMatching(),
+		s.NegativeCacheTTL, s.LocalCacheTTL, s.StaleIfError, s.AllowInsecureHTTP, s.scopeMatching(),
 		s.DPoP, s.DPoPAlgorithms, s.DPoPProofWindow, redactKeys(s.DPoPNonceKeys),
 		displayURL(s.PublicBaseURL), s.TrustForwardedHeaders,
 		s.BreakerThreshold, s.BreakerMinBackoff, s.BreakerMaxBackoff)
@@ -366,6 +376,7 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("issuer", displayURL(s.Issuer)),
 		slog.Duration("cache_ttl", s.CacheTTL),
 		slog.Duration("negative_cache_ttl", s.NegativeCacheTTL),
+		slog.Duration("local_cache_ttl", s.LocalCacheTTL),
 		slog.Duration("stale_if_error", s.StaleIfError),
 		slog.String("scope_matcher", s.scopeMatching()),
 		slog.String("dpop", string(s.DPoP)),
@@ -705,6 +716,7 @@ func isLoopback(host string) bool {
 // REQUIRED_SCOPES, AUDIENCE, ISSUER (with URL unset, the issuer whose
 // metadata the endpoint is discovered from), DISCOVERY_REFRESH, LEEWAY,
 // CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL, STALE_IF_ERROR,
+// LOCAL_CACHE_TTL (negative turns the local tier off),
 // ALLOW_INSECURE_HTTP, SCOPE_SEPARATOR, which sets ScopeMatcher to
 // [HierarchicalScopes] with that separator (":" for the "a:b:c"
 // convention; unset means exact matching), DPOP (off, allowed or
@@ -785,6 +797,13 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 			return s, fmt.Errorf("introspection: %s%s=%q is not a non-negative duration such as 5s", prefix, d.name, v)
 		}
 		*d.dst = dur
+	}
+	if v := get("LOCAL_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return s, fmt.Errorf("introspection: %sLOCAL_CACHE_TTL=%q is not a duration such as 5s (negative turns the local tier off)", prefix, v)
+		}
+		s.LocalCacheTTL = d
 	}
 	if v := get("MAX_CACHE_SIZE"); v != "" {
 		n, err := strconv.Atoi(v)
