@@ -438,8 +438,8 @@ func TestObserverUpstreamURLIsTheDiscoveredEndpoint(t *testing.T) {
 	})
 	_, err := v.Verify(context.Background(), as.Issue(introspectiontest.TokenOptions{}))
 	require.NoError(t, err)
-	assert.Equal(t, []string{"VerifyStart", "UpstreamStart POST " + as.IntrospectionURL, "UpstreamEnd 200",
-		"VerifyEnd accepted none"}, obs.seen())
+	assert.Equal(t, []string{"VerifyStart", "MetadataFetch ok 200", "UpstreamStart POST " + as.IntrospectionURL,
+		"UpstreamEnd 200", "VerifyEnd accepted none"}, obs.seen())
 }
 
 // TestObserverContextReachesTheRequest shows that the introspection
