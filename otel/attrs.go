@@ -55,6 +55,7 @@ type attrSets struct {
 	cacheOps   map[introspection.CacheOperation]*cacheOpAttrs
 	breaker    map[introspection.BreakerState]metric.ObserveOption
 	transition map[introspection.BreakerState]metric.AddOption
+	metadatas  map[introspection.FailureKind]*metadataAttrs
 }
 
 type verdictKey struct {
@@ -93,6 +94,11 @@ type upstreamAttrs struct {
 	errorType attribute.KeyValue
 }
 
+type metadataAttrs struct {
+	add       []metric.AddOption
+	errorType attribute.KeyValue
+}
+
 type cacheOpAttrs struct {
 	name string
 	kv   attribute.KeyValue
@@ -107,6 +113,7 @@ func newAttrSets() *attrSets {
 		cacheOps:   map[introspection.CacheOperation]*cacheOpAttrs{},
 		breaker:    map[introspection.BreakerState]metric.ObserveOption{},
 		transition: map[introspection.BreakerState]metric.AddOption{},
+		metadatas:  map[introspection.FailureKind]*metadataAttrs{},
 	}
 	addVerdict := func(o introspection.Outcome, r string) {
 		kvs := []attribute.KeyValue{keyOutcome.String(string(o)), keyReason.String(r)}
@@ -134,6 +141,13 @@ func newAttrSets() *attrSets {
 				errorType: semconv.ErrorTypeKey.String(f),
 			}
 		}
+	}
+	for _, f := range append([]string{"", otherValue}, failureKinds...) {
+		m := &metadataAttrs{errorType: semconv.ErrorTypeKey.String(f)}
+		if f != "" {
+			m.add = []metric.AddOption{metric.WithAttributes(m.errorType)}
+		}
+		a.metadatas[introspection.FailureKind(f)] = m
 	}
 	for _, op := range append(cacheOps, otherValue) {
 		kv := keyCacheOp.String(string(op))
@@ -169,6 +183,15 @@ func (a *attrSets) upstream(e introspection.UpstreamEvent) *upstreamAttrs {
 		return u
 	}
 	return a.upstreams[upstreamKey{statusClass(e.StatusCode), otherValue}]
+}
+
+// metadata returns the attributes of the end of a fetch of the metadata
+// that failed with f, or succeeded ("").
+func (a *attrSets) metadata(f introspection.FailureKind) *metadataAttrs {
+	if m, ok := a.metadatas[f]; ok {
+		return m
+	}
+	return a.metadatas[otherValue]
 }
 
 // statusClass returns the class of an HTTP status code: "2xx" for 200 to

@@ -28,6 +28,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/mcpauth/introspection"
 	"go.opentelemetry.io/otel"
@@ -52,12 +53,14 @@ const (
 	metricUpstream      = "introspection.upstream.duration"
 	metricTransitions   = "introspection.breaker.transitions"
 	metricBreakerState  = "introspection.breaker.state"
+	metricMetadata      = "introspection.metadata.fetches"
 )
 
 // Span names.
 const (
 	spanVerify    = "introspection.verify"
 	spanCacheCall = "introspection.cache." // and the operation
+	spanMetadata  = "introspection.metadata.fetch"
 )
 
 // Attribute keys.
@@ -107,6 +110,7 @@ type Observer struct {
 	collapsed   metric.Int64Counter
 	upstream    metric.Float64Histogram
 	transitions metric.Int64Counter
+	metadata    metric.Int64Counter
 	attrs       *attrSets
 
 	mu      sync.Mutex // guards watched
@@ -127,7 +131,7 @@ func New(opts Options) (*Observer, error) {
 	if _, off := tp.(noop.TracerProvider); !off {
 		o.tracer = tp.Tracer(ScopeName)
 	}
-	var errs [9]error
+	var errs [10]error
 	var verifications, lookups metric.Int64ObservableCounter
 	verifications, errs[0] = meter.Int64ObservableCounter(metricVerifications, metric.WithUnit("{verification}"),
 		metric.WithDescription("Verifications of tokens by their outcome and its reason."))
@@ -147,6 +151,8 @@ func New(opts Options) (*Observer, error) {
 		metric.WithDescription("Entries in the built-in caches of the watched verifiers."))
 	states, errs[7] = meter.Int64ObservableGauge(metricBreakerState, metric.WithUnit("{breaker}"),
 		metric.WithDescription("Watched verifiers whose circuit breaker is in each state."))
+	o.metadata, errs[9] = meter.Int64Counter(metricMetadata, metric.WithUnit("{fetch}"),
+		metric.WithDescription("Fetches of the issuer's metadata by why they failed."))
 	_, errs[8] = meter.RegisterCallback(o.observe(verifications, lookups, entries, states),
 		verifications, lookups, entries, states)
 	for _, err := range errs {
@@ -367,4 +373,31 @@ func (o *Observer) BreakerChange(ctx context.Context, e introspection.BreakerEve
 		span.AddEvent(eventBreaker, trace.WithAttributes(keyBreakerState.String(string(to)),
 			keyBreakerFrom.String(string(o.attrs.breakerState(e.From)))))
 	}
+}
+
+// MetadataFetch counts the fetch of the issuer's metadata and records its
+// span, which started Duration ago and ends now: a child of the span in
+// ctx, that of the verification or the call that started the fetch, or
+// for a refresh, which may outlive the verification that started it, the
+// root of a trace of its own linked to that span.
+func (o *Observer) MetadataFetch(ctx context.Context, e introspection.MetadataEvent) {
+	m := o.attrs.metadata(e.Failure)
+	o.metadata.Add(ctx, 1, m.add...)
+	if o.tracer == nil {
+		return
+	}
+	end := time.Now()
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(end.Add(-e.Duration))}
+	if e.Refresh {
+		opts = append(opts, trace.WithNewRoot())
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	_, span := o.tracer.Start(ctx, spanMetadata, opts...)
+	if e.Failure != "" {
+		span.SetAttributes(m.errorType)
+		span.SetStatus(codes.Error, m.errorType.Value.AsString())
+	}
+	span.End(trace.WithTimestamp(end))
 }

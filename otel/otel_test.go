@@ -42,6 +42,7 @@ var documentedMetrics = map[string]struct {
 	"introspection.breaker.transitions": {"counter", "{transition}", []string{"introspection.breaker.state"}},
 	"introspection.cache.entries":       {"gauge", "{entry}", nil},
 	"introspection.breaker.state":       {"gauge", "{breaker}", []string{"introspection.breaker.state"}},
+	"introspection.metadata.fetches":    {"counter", "{fetch}", []string{"error.type?"}},
 }
 
 // documentedSpans is the README's table of spans: each span's kind and
@@ -59,9 +60,10 @@ var documentedSpans = map[string]struct {
 		}},
 	"POST": {"client",
 		[]string{"http.request.method", "server.address", "server.port", "url.full", "http.response.status_code?", "error.type?"}, nil},
-	"introspection.cache.get":    {"internal", []string{"introspection.cache.operation"}, nil},
-	"introspection.cache.set":    {"internal", []string{"introspection.cache.operation"}, nil},
-	"introspection.cache.delete": {"internal", []string{"introspection.cache.operation"}, nil},
+	"introspection.cache.get":      {"internal", []string{"introspection.cache.operation"}, nil},
+	"introspection.cache.set":      {"internal", []string{"introspection.cache.operation"}, nil},
+	"introspection.cache.delete":   {"internal", []string{"introspection.cache.operation"}, nil},
+	"introspection.metadata.fetch": {"internal", []string{"error.type?"}, nil},
 }
 
 // documentedValues are the values the README lists for each attribute
