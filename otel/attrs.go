@@ -56,6 +56,10 @@ type attrSets struct {
 	breaker    map[introspection.BreakerState]metric.ObserveOption
 	transition map[introspection.BreakerState]metric.AddOption
 	metadatas  map[introspection.FailureKind]*metadataAttrs
+
+	// The attributes of a cache hit's events, found without a map.
+	accepted *verdictAttrs
+	hit      *lookupAttrs
 }
 
 type verdictKey struct {
@@ -126,10 +130,12 @@ func newAttrSets() *attrSets {
 		addVerdict(o, otherValue)
 	}
 	addVerdict(otherValue, otherValue)
+	a.accepted = a.verdicts[verdictKey{introspection.OutcomeAccepted, "none"}]
 	for _, r := range append(cacheResults, otherValue) {
 		kvs := []attribute.KeyValue{keyCacheResult.String(string(r))}
 		a.lookups[r] = &lookupAttrs{observe: []metric.ObserveOption{metric.WithAttributes(kvs...)}, kvs: kvs}
 	}
+	a.hit = a.lookups[introspection.CacheHit]
 	for _, c := range append(statusClasses, otherValue) {
 		for _, f := range append([]string{"", otherValue}, failureKinds...) {
 			kvs := []attribute.KeyValue{keyStatusClass.String(c)}
@@ -163,6 +169,9 @@ func newAttrSets() *attrSets {
 
 // verdict returns the attributes of the verdict e.
 func (a *attrSets) verdict(e introspection.VerifyEvent) *verdictAttrs {
+	if e.Outcome == introspection.OutcomeAccepted && e.Reason == "none" {
+		return a.accepted
+	}
 	if v, ok := a.verdicts[verdictKey{e.Outcome, e.Reason}]; ok {
 		return v
 	}
@@ -171,6 +180,9 @@ func (a *attrSets) verdict(e introspection.VerifyEvent) *verdictAttrs {
 
 // lookup returns the attributes of the cache result r.
 func (a *attrSets) lookup(r introspection.CacheResult) *lookupAttrs {
+	if r == introspection.CacheHit {
+		return a.hit
+	}
 	if l, ok := a.lookups[r]; ok {
 		return l
 	}

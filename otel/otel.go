@@ -96,6 +96,16 @@ type Options struct {
 	// started at all, which spares a verification the context that would
 	// hold one.
 	TracerProvider trace.TracerProvider
+	// SamplerIgnoresParent says that the TracerProvider's sampler may
+	// sample a span whose parent is not sampled, as the SDK's
+	// AlwaysSample and TraceIDRatioBased do when not wrapped in
+	// ParentBased. False, the default, means it follows the parent, as
+	// the SDK's default sampler, ParentBased, does: where the context of
+	// a verification already holds a valid span context that is not
+	// sampled, no span would be recorded, so the Observer starts none and
+	// returns the context as it was, which spares the verification the
+	// cost of an unsampled span. The metrics are recorded either way.
+	SamplerIgnoresParent bool
 }
 
 // Observer is an [introspection.Observer] that records metrics and spans.
@@ -106,6 +116,7 @@ type Observer struct {
 	introspection.NopObserver
 
 	tracer      trace.Tracer // nil when the TracerProvider is a no-op one: no span is started
+	anyParent   bool         // Options.SamplerIgnoresParent
 	cacheErrors metric.Int64Counter
 	collapsed   metric.Int64Counter
 	upstream    metric.Float64Histogram
@@ -131,6 +142,7 @@ func New(opts Options) (*Observer, error) {
 	if _, off := tp.(noop.TracerProvider); !off {
 		o.tracer = tp.Tracer(ScopeName)
 	}
+	o.anyParent = opts.SamplerIgnoresParent
 	var errs [10]error
 	var verifications, lookups metric.Int64ObservableCounter
 	verifications, errs[0] = meter.Int64ObservableCounter(metricVerifications, metric.WithUnit("{verification}"),
@@ -232,10 +244,25 @@ var (
 	cacheCallSpan = ownSpan{2}
 )
 
-// start starts a span named name with opts and returns the context that
-// holds it, marked as ours under key when it records.
-func (o *Observer) start(ctx context.Context, key ownSpan, name string, opts ...trace.SpanStartOption) context.Context {
+// tracing reports whether a span started in ctx may be sampled: spans
+// are on, and ctx holds no span context that is valid and not sampled,
+// unless the sampler ignores the parent (Options.SamplerIgnoresParent).
+func (o *Observer) tracing(ctx context.Context) bool {
 	if o.tracer == nil {
+		return false
+	}
+	if o.anyParent {
+		return true
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	return !sc.IsValid() || sc.IsSampled()
+}
+
+// start starts a span named name with opts and returns the context that
+// holds it, marked as ours under key when it records; or ctx as it was
+// when no span may be sampled there.
+func (o *Observer) start(ctx context.Context, key ownSpan, name string, opts ...trace.SpanStartOption) context.Context {
+	if !o.tracing(ctx) {
 		return ctx
 	}
 	ctx, span := o.tracer.Start(ctx, name, opts...)
@@ -262,6 +289,9 @@ func (o *Observer) VerifyStart(ctx context.Context) context.Context {
 func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
 	v := o.attrs.verdict(e)
 	v.n.Add(1)
+	if o.tracer == nil {
+		return
+	}
 	if span, ok := spanOf(ctx, verifySpan); ok {
 		span.SetAttributes(v.kvs...)
 		if e.Outcome == introspection.OutcomeFailed {
@@ -275,6 +305,9 @@ func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
 func (o *Observer) CacheLookup(ctx context.Context, r introspection.CacheResult) {
 	l := o.attrs.lookup(r)
 	l.n.Add(1)
+	if o.tracer == nil {
+		return
+	}
 	if span, ok := spanOf(ctx, verifySpan); ok {
 		span.SetAttributes(l.kvs...)
 	}
@@ -293,7 +326,7 @@ func (o *Observer) CollapsedWaiter(ctx context.Context) {
 // the method, with the method, the server's address and port, and the
 // URL, which has no query.
 func (o *Observer) UpstreamStart(ctx context.Context, r introspection.UpstreamRequest) context.Context {
-	if o.tracer == nil {
+	if !o.tracing(ctx) {
 		return ctx
 	}
 	return o.start(ctx, upstreamSpan, r.Method, trace.WithSpanKind(trace.SpanKindClient),
@@ -383,7 +416,7 @@ func (o *Observer) BreakerChange(ctx context.Context, e introspection.BreakerEve
 func (o *Observer) MetadataFetch(ctx context.Context, e introspection.MetadataEvent) {
 	m := o.attrs.metadata(e.Failure)
 	o.metadata.Add(ctx, 1, m.add...)
-	if o.tracer == nil {
+	if o.tracer == nil || !e.Refresh && !o.tracing(ctx) {
 		return
 	}
 	end := time.Now()
