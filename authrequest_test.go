@@ -641,11 +641,23 @@ func TestTLSClientAuthPresentsTheCertificate(t *testing.T) {
 	})
 }
 
+// signingTransport makes one client assertion, which it drops, before each
+// request it forwards to http.DefaultTransport.
+type signingTransport struct{ signer *jwtSigner }
+
+func (t signingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if _, err := t.signer.clientAssertion("rs", "https://as.example.com", time.Now()); err != nil {
+		return nil, err
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
 // BenchmarkMissClientAuth measures a cache miss, one introspection request
 // to an httptest server, with each client authentication method, and the
 // making of one assertion alone (assertion_<alg>), so that a
 // private_key_jwt miss compares with a client_secret_basic miss plus one
-// signature.
+// signature, made alone or (client_secret_basic_plus_ES256_signature) in
+// the request.
 func BenchmarkMissClientAuth(b *testing.B) {
 	ctx := context.Background()
 	srv := benchServer(b)
@@ -657,6 +669,17 @@ func BenchmarkMissClientAuth(b *testing.B) {
 		{"client_secret_jwt", func(s *Settings) { s.ClientAuthMethod = ClientSecretJWT; s.ClientSecret = jwtSecret }},
 		{"private_key_jwt_ES256", func(s *Settings) { s.ClientSecret = ""; s.PrivateKey = &SigningKey{Key: testECKey()} }},
 		{"private_key_jwt_RS256", func(s *Settings) { s.ClientSecret = ""; s.PrivateKey = &SigningKey{Key: testRSAKey()} }},
+		// client_secret_basic whose transport makes, and drops, one ES256
+		// assertion per request: the signature's cost where a
+		// private_key_jwt request pays it, on the request's goroutine
+		// between its other work, rather than in a loop of its own.
+		{"client_secret_basic_plus_ES256_signature", func(s *Settings) {
+			signer, err := newKeySigner(&SigningKey{Key: testECKey()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.HTTPClient = &http.Client{Transport: signingTransport{signer: signer}}
+		}},
 	} {
 		s := Settings{IntrospectionURL: srv.URL, ClientID: "rs", ClientSecret: "secret", RequiredScopes: []string{"mcp:tools"}}
 		bc.edit(&s)

@@ -35,9 +35,11 @@ import (
 // as strictly. A value that fails them counts as a cache error and is
 // deleted.
 //
-// With Settings.StaleIfError, values record until when the answer is fresh:
-// a line "fresh_until=" and that time in Unix milliseconds (1 to 18
-// digits), then the JSON answer, such as
+// With Settings.StaleIfError, and with the local tier in front of the
+// Cache (Settings.LocalCacheTTL, on unless negative), values record until
+// when the answer is fresh, so that no verifier keeps it longer: a line
+// "fresh_until=" and that time in Unix milliseconds (1 to 18 digits), then
+// the JSON answer, such as
 //
 //	fresh_until=1764072060000
 //	{"active":true,"client_id":"app","exp":1764075600}
@@ -45,9 +47,16 @@ import (
 // and the TTL handed to Set is the fresh TTL plus StaleIfError, never past
 // an active token's exp, so that the value can be served stale when the
 // authorization server cannot answer. A value without the line, as earlier
-// versions and verifiers without StaleIfError write it, is fresh for as
-// long as the Cache keeps it. Earlier versions read a value with the line
-// as a bad value (counted, deleted, and the authorization server asked).
+// versions and verifiers without either write it, is fresh for as long as
+// the Cache keeps it. Versions before the line read a value with it as a
+// bad value (counted, deleted, and the authorization server asked).
+//
+// A caller's own lookup never calls the Cache: it looks in the local tier
+// only. The shared request for the token reads the Cache once (Get), so a
+// token that neither tier holds costs one Get and, after the
+// introspection, one Set. A Cache that also
+// implements [Invalidator] carries [Verifier.Forget] to the local tiers of
+// every verifier sharing it.
 //
 // Every call gets a context that ends after one second, and the verifier
 // stops waiting then even if the Cache ignores its context (such a call
@@ -72,14 +81,26 @@ type Cache interface {
 
 // store is what the verifier needs of a cache.
 type store interface {
+	// get is a caller's lookup, in this process only: the built-in
+	// cache, or the local tier in front of a shared Cache.
 	get(ctx context.Context, token string, now time.Time) (*answer, bool)
-	set(ctx context.Context, token string, a *answer, ttl time.Duration)
+	// load is the lookup of the shared request for token, which began
+	// at since (see forgetting): get, then the shared Cache, if any.
+	load(ctx context.Context, token string, now time.Time, since uint64) (*answer, bool)
+	// keep puts a, fresh for ttl, in this process; up says whether
+	// invalidations reach it. It runs atomically with forgets.
+	keep(token string, a *answer, ttl time.Duration, up bool)
+	// share puts a, fresh for ttl, in the shared Cache, if any.
+	share(ctx context.Context, token string, a *answer, ttl time.Duration)
 	len() int
 	// lookup returns the entry for token, fresh or kept to be served
 	// stale, and until when it is fresh (zero: while it is kept).
 	lookup(ctx context.Context, token string, now time.Time) (a *answer, freshUntil time.Time, ok bool)
 	// forget removes the entry for token.
 	forget(ctx context.Context, token string)
+	// drop removes the entry for token from every tier, whatever a
+	// cooldown, and tells the verifiers that share it: Forget.
+	drop(ctx context.Context, token string) error
 }
 
 // CacheKey returns the key under which the verifier hands answers for token
@@ -110,7 +131,8 @@ const (
 	cacheCallTimeout = time.Second
 )
 
-// sharedStore adapts a caller's [Cache].
+// sharedStore adapts a caller's [Cache], with the local tier in front of
+// it (see tiers.go).
 type sharedStore struct {
 	c         Cache
 	v         *Verifier
@@ -118,6 +140,10 @@ type sharedStore struct {
 	timeout   time.Duration // bounds each call of c
 	stale     time.Duration // Settings.StaleIfError: how long values are kept past their end
 	downUntil atomic.Int64  // Unix nanoseconds before which c is not used
+
+	local    *memoryCache  // the local tier, by localKey; nil when LocalCacheTTL is negative
+	localTTL time.Duration // bounds the local tier's entries
+	inv      Invalidator   // c, when it carries invalidations; else nil
 }
 
 // available reports whether the cache is out of its cooldown. It follows
@@ -168,14 +194,6 @@ func (s *sharedStore) call(ctx context.Context, op string, f func(context.Contex
 	return err
 }
 
-func (s *sharedStore) get(ctx context.Context, token string, now time.Time) (*answer, bool) {
-	a, freshUntil, ok := s.lookup(ctx, token, now)
-	if !ok || !freshUntil.IsZero() && !now.Before(freshUntil) {
-		return nil, false
-	}
-	return a, true
-}
-
 func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*answer, time.Time, bool) {
 	if !s.available() {
 		return nil, time.Time{}, false
@@ -223,13 +241,15 @@ func decodeStored(b []byte) (*answer, time.Time, error) {
 	return a, freshUntil, err
 }
 
-func (s *sharedStore) set(ctx context.Context, token string, a *answer, ttl time.Duration) {
+func (s *sharedStore) share(ctx context.Context, token string, a *answer, ttl time.Duration) {
 	if !s.available() {
 		return
 	}
 	b, err := json.Marshal(a.claims)
 	tooLarge := len(b) > maxBodySize
-	if err == nil && s.stale > 0 {
+	if err == nil && (s.stale > 0 || s.local != nil) {
+		// The local tiers of the verifiers that read the value keep it
+		// no longer than it is fresh.
 		b, ttl = withFreshUntil(b, a, s.v.now(), ttl, s.stale)
 	}
 	if err == nil && (bytes.Contains(b, []byte(token)) || tooLarge) {

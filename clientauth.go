@@ -1,12 +1,15 @@
 package introspection
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/asn1"
 	"encoding/base64"
 	"encoding/json"
@@ -217,15 +220,47 @@ func (s *jwtSigner) clientAssertion(clientID, audience string, now time.Time) (s
 
 // clientCredentials says which kinds of credentials the settings hold.
 type clientCredentials struct {
-	secret      bool // ClientSecret is set
-	secretJWT   bool // ClientSecret has at least MinClientSecretJWTSize bytes
-	key         bool // PrivateKey is set
-	certificate bool // a TLS client certificate is presented
+	secret      bool   // ClientSecret is set
+	secretJWT   bool   // ClientSecret has at least MinClientSecretJWTSize bytes
+	key         bool   // PrivateKey is set
+	keyAlg      string // the JWS alg PrivateKey signs with, when key
+	certificate bool   // a TLS client certificate is presented
+	selfSigned  bool   // the TLSClientCertificate is self-signed
 }
 
-// methodPreference lists the methods chooseMethod picks from, best first.
-var methodPreference = []ClientAuthMethod{
-	PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth, ClientSecretBasic, ClientSecretPost, ClientSecretJWT,
+// methodPreference lists the methods chooseMethod picks from the server's
+// list, best first; selfSignedPreference is its order for a self-signed
+// TLSClientCertificate.
+var (
+	methodPreference = []ClientAuthMethod{
+		PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth, ClientSecretBasic, ClientSecretPost, ClientSecretJWT,
+	}
+	selfSignedPreference = []ClientAuthMethod{
+		PrivateKeyJWT, SelfSignedTLSClientAuth, TLSClientAuth, ClientSecretBasic, ClientSecretPost, ClientSecretJWT,
+	}
+)
+
+// preference returns the order in which chooseMethod picks from a list
+// the server gives: a self-signed certificate is meant for
+// self_signed_tls_client_auth (RFC 8705 §2.2), a certificate from a CA for
+// tls_client_auth (§2.1).
+func (c clientCredentials) preference() []ClientAuthMethod {
+	if c.selfSigned {
+		return selfSignedPreference
+	}
+	return methodPreference
+}
+
+// defaultOrder returns the order in which chooseMethod picks when the
+// server lists no methods, which is also the default without discovery:
+// client_secret_basic (RFC 8414 §2's default for an omitted
+// token_endpoint_auth_methods_supported), then private_key_jwt, then the
+// TLS method that suits the certificate.
+func (c clientCredentials) defaultOrder() []ClientAuthMethod {
+	if c.selfSigned {
+		return []ClientAuthMethod{ClientSecretBasic, PrivateKeyJWT, SelfSignedTLSClientAuth}
+	}
+	return []ClientAuthMethod{ClientSecretBasic, PrivateKeyJWT, TLSClientAuth}
 }
 
 // allows reports whether c holds what method m needs.
@@ -241,6 +276,66 @@ func (c clientCredentials) allows(m ClientAuthMethod) bool {
 		return c.secret
 	}
 	return false
+}
+
+// assertionAlg returns the JWS alg of the client assertions of method m,
+// or "" for a method that sends none.
+func (c clientCredentials) assertionAlg(m ClientAuthMethod) string {
+	switch m {
+	case PrivateKeyJWT:
+		return c.keyAlg
+	case ClientSecretJWT:
+		return "HS256"
+	}
+	return ""
+}
+
+// signsWith reports whether the server, whose list of client assertion
+// signing algorithms is algs, accepts the assertions of method m: always
+// for a method without assertions or when the server lists no algorithms
+// (algs nil).
+func (c clientCredentials) signsWith(m ClientAuthMethod, algs []string) bool {
+	alg := c.assertionAlg(m)
+	return alg == "" || algs == nil || slices.Contains(algs, alg)
+}
+
+// algNote says which of the algorithms c signs with the server's list
+// algs leaves out, for an error: "" when none.
+func (c clientCredentials) algNote(algs []string) string {
+	if algs == nil {
+		return ""
+	}
+	var missing []string
+	if c.key && !slices.Contains(algs, c.keyAlg) {
+		missing = append(missing, c.keyAlg+" (PrivateKey)")
+	}
+	if c.secretJWT && !slices.Contains(algs, "HS256") {
+		missing = append(missing, "HS256 (ClientSecret)")
+	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return "; the server's client assertion signing algorithms " + showMethods(algs) +
+		" do not include " + strings.Join(missing, " or ")
+}
+
+// isSelfSigned reports whether c's leaf certificate is self-signed: its
+// issuer is its subject and its signature verifies with its own key. The
+// leaf is parsed when c.Leaf is nil; one that does not parse is not
+// self-signed.
+func isSelfSigned(c *tls.Certificate) bool {
+	if c == nil || len(c.Certificate) == 0 {
+		return false
+	}
+	leaf := c.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return false
+		}
+	}
+	return bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
 }
 
 // String names the settings c stands for, never their values.
@@ -275,16 +370,17 @@ func methodNeeds(m ClientAuthMethod) string {
 	return "ClientSecret"
 }
 
-// Bounds of the server's method list as an error shows it.
+// Bounds of a list of the server's (of methods or algorithms) as an error
+// shows it.
 const (
-	// maxShownMethods is the most methods shown; the rest are counted.
+	// maxShownMethods is the most entries shown; the rest are counted.
 	maxShownMethods = 16
-	// maxShownMethodLength is the most bytes of one method shown.
+	// maxShownMethodLength is the most bytes of one entry shown.
 	maxShownMethodLength = 64
 )
 
-// showMethods formats the server's list for an error: at most
-// maxShownMethods methods, each cut to maxShownMethodLength bytes, quoted.
+// showMethods formats a list of the server's for an error: at most
+// maxShownMethods entries, each cut to maxShownMethodLength bytes, quoted.
 func showMethods(supported []string) string {
 	shown := supported[:min(len(supported), maxShownMethods)]
 	var b strings.Builder
@@ -309,21 +405,33 @@ func showMethods(supported []string) string {
 // Settings.ClientAuthMethod is empty, or checks the configured one, against
 // the methods the server lists (RFC 8414 §2
 // introspection_endpoint_auth_methods_supported, or its token endpoint's
-// list). A nil list means the server lists none: then the configured
-// method, or the first that the credentials allow, is used unchecked. An
-// empty list means the server accepts no method, and is an error. The
-// order of preference among the methods the credentials allow:
-// private_key_jwt, tls_client_auth, self_signed_tls_client_auth,
-// client_secret_basic, client_secret_post, client_secret_jwt. Among the
-// secret methods, client_secret_jwt comes last although it sends no secret:
-// servers such as Keycloak and Ory Hydra accept only the one method a
-// client is registered with, by default client_secret_basic, so it is used
-// only when configured or when the server lists no other. Names it does
-// not know, and "none", are never chosen. A configured method the server
-// does not list, or one the credentials do not allow, or no allowed method
-// listed, is an error naming the server's list and the configured
-// credentials (never their values).
-func chooseMethod(configured ClientAuthMethod, supported []string, c clientCredentials) (ClientAuthMethod, error) {
+// list) and the algorithms it accepts client assertions signed with
+// (introspection_endpoint_auth_signing_alg_values_supported, or its token
+// endpoint's list).
+//
+// A nil list of methods means the server lists none, which RFC 8414 §2
+// reads as client_secret_basic: then the configured method is used
+// unchecked, or the first the credentials allow of client_secret_basic,
+// private_key_jwt and the TLS method that suits the certificate, as
+// without discovery. An empty list means the server accepts no method, and
+// is an error. From a list, the order of preference among the methods the
+// credentials allow: private_key_jwt, tls_client_auth,
+// self_signed_tls_client_auth (these two the other way round for a
+// self-signed certificate), client_secret_basic, client_secret_post,
+// client_secret_jwt. Among the secret methods, client_secret_jwt comes last
+// although it sends no secret: servers such as Keycloak and Ory Hydra
+// accept only the one method a client is registered with, by default
+// client_secret_basic, so it is used only when configured or when the
+// server lists no other. Names it does not know, and "none", are never
+// chosen.
+//
+// When the server lists signing algorithms (algs not nil), private_key_jwt
+// is allowed only if the key's algorithm is among them, and
+// client_secret_jwt only if HS256 is. A configured method the server does
+// not list, or whose algorithm it does not list, or one the credentials do
+// not allow, or no allowed method listed, is an error naming the server's
+// lists and the configured credentials (never their values).
+func chooseMethod(configured ClientAuthMethod, supported, algs []string, c clientCredentials) (ClientAuthMethod, error) {
 	if configured != "" {
 		if !slices.Contains(methodPreference, configured) {
 			return "", fmt.Errorf("introspection: unsupported ClientAuthMethod %q", configured)
@@ -335,6 +443,10 @@ func chooseMethod(configured ClientAuthMethod, supported []string, c clientCrede
 			return "", fmt.Errorf("introspection: ClientAuthMethod %q is not among the server's client authentication methods %s",
 				configured, showMethods(supported))
 		}
+		if !c.signsWith(configured, algs) {
+			return "", fmt.Errorf("introspection: ClientAuthMethod %q signs with %s, which is not among the server's client assertion signing algorithms %s",
+				configured, c.assertionAlg(configured), showMethods(algs))
+		}
 		return configured, nil
 	}
 	if !c.secret && !c.key && !c.certificate {
@@ -343,11 +455,19 @@ func chooseMethod(configured ClientAuthMethod, supported []string, c clientCrede
 	if supported != nil && len(supported) == 0 {
 		return "", errors.New("introspection: the server lists no client authentication methods")
 	}
-	for _, m := range methodPreference {
-		if c.allows(m) && (supported == nil || slices.Contains(supported, string(m))) {
+	order := c.preference()
+	if supported == nil {
+		order = c.defaultOrder()
+	}
+	for _, m := range order {
+		if c.allows(m) && c.signsWith(m, algs) && (supported == nil || slices.Contains(supported, string(m))) {
 			return m, nil
 		}
 	}
-	return "", fmt.Errorf("introspection: none of the server's client authentication methods %s can be used with the configured credentials (%s)",
-		showMethods(supported), c)
+	if supported == nil {
+		return "", fmt.Errorf("introspection: the server lists no client authentication methods, and none the configured credentials (%s) allow can be used%s",
+			c, c.algNote(algs))
+	}
+	return "", fmt.Errorf("introspection: none of the server's client authentication methods %s can be used with the configured credentials (%s)%s",
+		showMethods(supported), c, c.algNote(algs))
 }

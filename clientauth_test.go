@@ -442,7 +442,8 @@ func TestChooseMethod(t *testing.T) {
 	longSecret := clientCredentials{secret: true, secretJWT: true}
 	key := clientCredentials{key: true}
 	cert := clientCredentials{certificate: true}
-	all := clientCredentials{secret: true, secretJWT: true, key: true, certificate: true}
+	all := clientCredentials{secret: true, secretJWT: true, key: true, keyAlg: "ES256", certificate: true}
+	selfSignedCert := clientCredentials{certificate: true, selfSigned: true}
 	none := clientCredentials{}
 	everything := []string{"none", "client_secret_post", "client_secret_basic", "client_secret_jwt",
 		"self_signed_tls_client_auth", "tls_client_auth", "private_key_jwt"}
@@ -454,13 +455,18 @@ func TestChooseMethod(t *testing.T) {
 		want       ClientAuthMethod
 		wantErr    []string // in the error, when set
 	}{
-		// The server lists nothing: the configured method, or the best the
-		// credentials allow, unchecked.
+		// The server lists nothing, which RFC 8414 §2 reads as
+		// client_secret_basic: the configured method unchecked, or the
+		// default without discovery: the secret, then the key, then the
+		// certificate.
 		{"nil list, secret", "", nil, secret, ClientSecretBasic, nil},
 		{"nil list, long secret", "", nil, longSecret, ClientSecretBasic, nil},
 		{"nil list, key", "", nil, key, PrivateKeyJWT, nil},
 		{"nil list, certificate", "", nil, cert, TLSClientAuth, nil},
-		{"nil list, all", "", nil, all, PrivateKeyJWT, nil},
+		{"nil list, self-signed certificate", "", nil, selfSignedCert, SelfSignedTLSClientAuth, nil},
+		{"nil list, all", "", nil, all, ClientSecretBasic, nil},
+		{"nil list, key and certificate", "", nil, clientCredentials{key: true, certificate: true}, PrivateKeyJWT, nil},
+		{"nil list, configured jwt", ClientSecretJWT, nil, longSecret, ClientSecretJWT, nil},
 		{"nil list, configured post", ClientSecretPost, nil, secret, ClientSecretPost, nil},
 		{"nil list, configured self-signed", SelfSignedTLSClientAuth, nil, cert, SelfSignedTLSClientAuth, nil},
 		{"nil list, no credentials", "", nil, none, "", []string{"no client credentials"}},
@@ -474,6 +480,10 @@ func TestChooseMethod(t *testing.T) {
 		{"everything, all", "", everything, all, PrivateKeyJWT, nil},
 		{"everything, certificate and secret", "", everything, clientCredentials{secret: true, secretJWT: true, certificate: true}, TLSClientAuth, nil},
 		{"only self-signed listed, certificate", "", []string{"self_signed_tls_client_auth", "client_secret_basic"}, cert, SelfSignedTLSClientAuth, nil},
+		{"both TLS methods, certificate from a CA", "", []string{"self_signed_tls_client_auth", "tls_client_auth"}, cert, TLSClientAuth, nil},
+		{"both TLS methods, self-signed certificate", "", []string{"tls_client_auth", "self_signed_tls_client_auth"}, selfSignedCert, SelfSignedTLSClientAuth, nil},
+		{"only tls_client_auth listed, self-signed certificate", "", []string{"tls_client_auth"}, selfSignedCert, TLSClientAuth, nil},
+		{"everything, self-signed certificate and key", "", everything, clientCredentials{key: true, certificate: true, selfSigned: true}, PrivateKeyJWT, nil},
 		{"everything, long secret", "", everything, longSecret, ClientSecretBasic, nil},
 		{"jwt alone, long secret", "", []string{"client_secret_jwt"}, longSecret, ClientSecretJWT, nil},
 		{"jwt and post, long secret", "", []string{"client_secret_jwt", "client_secret_post"}, longSecret, ClientSecretPost, nil},
@@ -506,7 +516,68 @@ func TestChooseMethod(t *testing.T) {
 		{"nothing allowed, no credentials", "", everything, none, "", []string{"no client credentials"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := chooseMethod(tc.configured, tc.supported, tc.c)
+			got, err := chooseMethod(tc.configured, tc.supported, nil, tc.c)
+			if tc.wantErr != nil {
+				require.Error(t, err)
+				assert.Empty(t, got)
+				assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+				for _, w := range tc.wantErr {
+					assert.Contains(t, err.Error(), w)
+				}
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+// TestChooseMethodSigningAlgorithms shows that the algorithms the server
+// lists for client assertions
+// (introspection_endpoint_auth_signing_alg_values_supported, RFC 8414 §2)
+// decide whether private_key_jwt and client_secret_jwt can be used: the key's
+// algorithm, or HS256, must be listed; a configured method whose algorithm
+// is not is an error naming the algorithm and the list; no list means no
+// check.
+func TestChooseMethodSigningAlgorithms(t *testing.T) {
+	ecKey := clientCredentials{key: true, keyAlg: "ES256"}
+	ecKeyAndSecret := clientCredentials{secret: true, secretJWT: true, key: true, keyAlg: "ES256"}
+	longSecret := clientCredentials{secret: true, secretJWT: true}
+	jwts := []string{"private_key_jwt", "client_secret_jwt", "client_secret_basic"}
+	for _, tc := range []struct {
+		name       string
+		configured ClientAuthMethod
+		supported  []string
+		algs       []string
+		c          clientCredentials
+		want       ClientAuthMethod
+		wantErr    []string // in the error, when set
+	}{
+		{"no algorithm list", "", jwts, nil, ecKeyAndSecret, PrivateKeyJWT, nil},
+		{"the key's algorithm listed", "", jwts, []string{"RS256", "ES256"}, ecKeyAndSecret, PrivateKeyJWT, nil},
+		{"the key's algorithm not listed", "", jwts, []string{"RS256"}, ecKeyAndSecret, ClientSecretBasic, nil},
+		{"empty algorithm list", "", jwts, []string{}, ecKeyAndSecret, ClientSecretBasic, nil},
+		{"HS256 listed, for the secret", "", []string{"private_key_jwt", "client_secret_jwt"}, []string{"HS256"}, ecKeyAndSecret, ClientSecretJWT, nil},
+		{"HS256 not listed", "", []string{"client_secret_jwt", "client_secret_post"}, []string{"RS256"}, longSecret, ClientSecretPost, nil},
+		{"nothing left, key", "", []string{"private_key_jwt"}, []string{"RS256", "PS256"}, ecKey, "",
+			[]string{`["private_key_jwt"]`, `["RS256" "PS256"]`, "ES256 (PrivateKey)"}},
+		{"nothing left, key and secret", "", []string{"private_key_jwt", "client_secret_jwt"}, []string{"EdDSA"}, ecKeyAndSecret, "",
+			[]string{`["EdDSA"]`, "ES256 (PrivateKey) or HS256 (ClientSecret)"}},
+		{"no method list, the key's algorithm not listed", "", nil, []string{"RS256"}, ecKey, "",
+			[]string{"lists no client authentication methods", `["RS256"]`, "ES256 (PrivateKey)"}},
+		{"no method list, the key's algorithm listed", "", nil, []string{"ES256"}, ecKey, PrivateKeyJWT, nil},
+
+		{"configured key, algorithm listed", PrivateKeyJWT, jwts, []string{"ES256"}, ecKey, PrivateKeyJWT, nil},
+		{"configured key, algorithm not listed", PrivateKeyJWT, jwts, []string{"RS256"}, ecKeyAndSecret, "",
+			[]string{`"private_key_jwt"`, "ES256", `["RS256"]`}},
+		{"configured key, no method list, algorithm not listed", PrivateKeyJWT, nil, []string{"RS256"}, ecKey, "",
+			[]string{`"private_key_jwt"`, "ES256", `["RS256"]`}},
+		{"configured jwt, HS256 not listed", ClientSecretJWT, jwts, []string{"ES256"}, ecKeyAndSecret, "",
+			[]string{`"client_secret_jwt"`, "HS256", `["ES256"]`}},
+		{"configured basic, algorithms irrelevant", ClientSecretBasic, jwts, []string{}, ecKeyAndSecret, ClientSecretBasic, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := chooseMethod(tc.configured, tc.supported, tc.algs, tc.c)
 			if tc.wantErr != nil {
 				require.Error(t, err)
 				assert.Empty(t, got)
@@ -532,14 +603,14 @@ func TestChooseMethodBoundsTheListInErrors(t *testing.T) {
 	}
 	t.Run("at the bounds", func(t *testing.T) {
 		l := list(maxShownMethods, maxShownMethodLength)
-		_, err := chooseMethod(PrivateKeyJWT, l, clientCredentials{key: true})
+		_, err := chooseMethod(PrivateKeyJWT, l, nil, clientCredentials{key: true})
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), fmt.Sprintf("%q", l), "every method is shown in full")
 		assert.NotContains(t, err.Error(), "more")
 	})
 	t.Run("past the bounds", func(t *testing.T) {
 		l := list(maxShownMethods+1, maxShownMethodLength+1)
-		_, err := chooseMethod(PrivateKeyJWT, l, clientCredentials{key: true})
+		_, err := chooseMethod(PrivateKeyJWT, l, nil, clientCredentials{key: true})
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), fmt.Sprintf("%q", l[0][:maxShownMethodLength]+"..."), "a long method is cut")
 		assert.NotContains(t, err.Error(), l[0])
@@ -547,7 +618,7 @@ func TestChooseMethodBoundsTheListInErrors(t *testing.T) {
 		assert.Contains(t, err.Error(), "and 1 more")
 	})
 	t.Run("huge list", func(t *testing.T) {
-		_, err := chooseMethod("", list(10_000, 100), clientCredentials{secret: true}) // 1 MB, as large as metadata gets
+		_, err := chooseMethod("", list(10_000, 100), nil, clientCredentials{secret: true}) // 1 MB, as large as metadata gets
 		require.Error(t, err)
 		assert.Less(t, len(err.Error()), 2000)
 	})

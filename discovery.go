@@ -71,6 +71,11 @@ type metadata struct {
 	// when the server omits it token_endpoint_auth_methods_supported; nil
 	// when it lists neither.
 	authMethods []string
+	// authSigningAlgs is
+	// introspection_endpoint_auth_signing_alg_values_supported, or when
+	// the server omits it token_endpoint_auth_signing_alg_values_supported;
+	// nil when it lists neither.
+	authSigningAlgs []string
 }
 
 // decodeMetadata reads an RFC 8414 §2 metadata document strictly: valid
@@ -119,6 +124,16 @@ func decodeMetadata(body []byte) (*metadata, error) {
 	if m.authMethods == nil {
 		m.authMethods = tokenMethods
 	}
+	if m.authSigningAlgs, err = metadataList(members, "introspection_endpoint_auth_signing_alg_values_supported"); err != nil {
+		return nil, err
+	}
+	tokenAlgs, err := metadataList(members, "token_endpoint_auth_signing_alg_values_supported")
+	if err != nil {
+		return nil, err
+	}
+	if m.authSigningAlgs == nil {
+		m.authSigningAlgs = tokenAlgs
+	}
 	if raw, ok := members["mtls_endpoint_aliases"]; ok && !isJSONNull(raw) {
 		var aliases map[string]json.RawMessage
 		if json.Unmarshal(raw, &aliases) != nil || aliases == nil {
@@ -137,7 +152,8 @@ func decodeMetadata(body []byte) (*metadata, error) {
 func metadataMemberName(k string) string {
 	switch k {
 	case "issuer", "introspection_endpoint", "introspection_endpoint_auth_methods_supported",
-		"token_endpoint_auth_methods_supported", "mtls_endpoint_aliases":
+		"token_endpoint_auth_methods_supported", "mtls_endpoint_aliases",
+		"introspection_endpoint_auth_signing_alg_values_supported", "token_endpoint_auth_signing_alg_values_supported":
 		return strconv.Quote(k)
 	}
 	return "(another)"
@@ -226,7 +242,7 @@ type discovery struct {
 	retryAt  time.Time        // by Settings.Now: no fetch on demand before it
 	interval time.Duration    // of the current backoff
 	lastErr  error            // the cause of the last failure
-	method   ClientAuthMethod // the method in use, once chosen
+	method   ClientAuthMethod // the method of the last good metadata, "" before
 }
 
 // discovered is the target that good metadata gave, and when it was
@@ -420,7 +436,7 @@ func (v *Verifier) runFetch(ctx context.Context, f *metadataFetch) {
 		d.running = nil
 	}
 	kept := d.cur.Load() != nil
-	first := d.method == ""
+	previous := d.method
 	switch {
 	case !mine, stopped:
 		// Abandoned after its deadline (a later fetch decides), or
@@ -442,7 +458,7 @@ func (v *Verifier) runFetch(ctx context.Context, f *metadataFetch) {
 	if mine && !stopped {
 		v.observeMetadataFetch(ctx, err, kept, time.Since(start))
 		switch {
-		case err == nil && first && v.s.ClientAuthMethod == "":
+		case err == nil && t.method != previous && v.s.ClientAuthMethod == "":
 			v.logDiscovery(ctx, slog.LevelInfo, "introspection: client authentication method chosen",
 				slog.String("method", string(t.method)), slog.String("introspection_endpoint", t.endpoint.String()))
 		case err == nil:
@@ -481,17 +497,11 @@ func (v *Verifier) fetchTarget(ctx context.Context) (t *target, ie *Introspectio
 }
 
 // discoveredTarget returns the target that the checked metadata m, with
-// endpoints eps, gives: the method configured, or chosen at the first
-// fetch and kept, checked against the methods m lists.
+// endpoints eps, gives: the configured method checked against what m
+// lists, or with none configured the method chosen from m, at every fetch
+// (a refresh may list other methods than the fetch before).
 func (v *Verifier) discoveredTarget(m *metadata, eps endpoints) (*target, *IntrospectionError) {
-	d := v.disc
-	d.mu.Lock()
-	method := d.method
-	d.mu.Unlock()
-	if method == "" {
-		method = v.s.ClientAuthMethod
-	}
-	chosen, err := chooseMethod(method, m.authMethods, v.auth.creds)
+	chosen, err := chooseMethod(v.s.ClientAuthMethod, m.authMethods, m.authSigningAlgs, v.auth.creds)
 	if err != nil {
 		return nil, &IntrospectionError{Kind: FailureDiscovery,
 			Err: errors.New(strings.TrimPrefix(err.Error(), "introspection: "))}

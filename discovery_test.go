@@ -702,9 +702,9 @@ func TestDiscover(t *testing.T) {
 }
 
 // TestDiscoveryMethodChosenAndLoggedOnce shows that with no
-// ClientAuthMethod the method is chosen from the server's list at the
-// first fetch, by the credentials, and logged once at info level, however
-// often the metadata is fetched again.
+// ClientAuthMethod the method is chosen from the server's list by the
+// credentials, and logged once at info level, however often the same
+// metadata is fetched again.
 func TestDiscoveryMethodChosenAndLoggedOnce(t *testing.T) {
 	ds := newDiscoServer(t)
 	ds.setMetadata(func(string) (int, string, string) {

@@ -157,11 +157,12 @@ func attr(r slog.Record, key string) (string, bool) {
 	return v, ok
 }
 
-// inFlight returns the number of shared requests of v still running.
+// inFlight returns the number of shared requests of v still running,
+// those Forget took out of the table included.
 func (v *Verifier) inFlight() int {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	return len(v.flights)
+	return len(v.flights) + len(v.detached)
 }
 
 // waiters returns the number of callers that joined the shared request for

@@ -48,6 +48,7 @@ type memShard struct {
 	tail      *memEntry            // oldest
 	hand      *memEntry            // SIEVE hand; nil means start at tail
 	count     *atomic.Int64        // the cache's count
+	index     *digestIndex         // the local tier's; nil for the built-in cache
 	nextSweep time.Time
 	_         [64]byte // keep shards on separate cache lines
 }
@@ -145,6 +146,9 @@ func (c *memoryCache) set(ctx context.Context, token string, a *answer, ttl time
 		sh.tail = e
 	}
 	sh.m[token] = e
+	if sh.index != nil {
+		sh.index.add(token)
+	}
 }
 
 func (c *memoryCache) len() int {
@@ -209,4 +213,7 @@ func (sh *memShard) remove(e *memEntry) {
 	e.prev, e.next = nil, nil
 	delete(sh.m, e.key)
 	sh.count.Add(-1)
+	if sh.index != nil {
+		sh.index.drop(e.key)
+	}
 }

@@ -66,7 +66,9 @@ type Observer interface {
 	// the cache, with what it found, and again with CacheStale when the
 	// authorization server could not answer and a stale answer gave the
 	// verdict (Settings.StaleIfError). It is not called when caching is
-	// off.
+	// off. With a caller's Cache, a lookup that the local tier cannot
+	// answer goes on in the shared request, which reads the Cache:
+	// CacheLookup comes once that request has its answer.
 	CacheLookup(ctx context.Context, r CacheResult)
 	// CollapsedWaiter is called when a verification got the answer of an
 	// introspection request another verification had started, instead of
@@ -208,6 +210,9 @@ const (
 	CacheGet    CacheOperation = "get"
 	CacheSet    CacheOperation = "set"
 	CacheDelete CacheOperation = "delete"
+	// CacheInvalidate is the Invalidate of a Cache that is an
+	// [Invalidator], by [Verifier.Forget].
+	CacheInvalidate CacheOperation = "invalidate"
 	// CacheDecode is a stored value that is not an answer: only a
 	// CacheError, after the Get that read it.
 	CacheDecode CacheOperation = "decode"
@@ -378,7 +383,7 @@ func (v *Verifier) observeUpstreamEnd(ctx context.Context, e UpstreamEvent) {
 
 // cacheOperations are the operations by the name sharedStore.call gives
 // them.
-var cacheOperations = map[string]CacheOperation{"Get": CacheGet, "Set": CacheSet, "Delete": CacheDelete}
+var cacheOperations = map[string]CacheOperation{"Get": CacheGet, "Set": CacheSet, "Delete": CacheDelete, "Invalidate": CacheInvalidate}
 
 // cacheOperation returns the operation sharedStore.call names op.
 func cacheOperation(op string) CacheOperation {

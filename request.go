@@ -57,6 +57,10 @@ func newClientAuth(s Settings) (clientAuth, error) {
 		key:       a.key != nil,
 		certificate: s.TLSClientCertificate != nil ||
 			s.HTTPClient != nil && isTLSMethod(s.ClientAuthMethod),
+		selfSigned: isSelfSigned(s.TLSClientCertificate),
+	}
+	if a.key != nil {
+		a.creds.keyAlg = a.key.alg()
 	}
 	return a, nil
 }

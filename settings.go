@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -92,13 +93,20 @@ type Settings struct {
 	// ClientAuthMethod selects how the client authenticates itself. Zero
 	// means: with IntrospectionURL, ClientSecretBasic when ClientSecret is
 	// set, else PrivateKeyJWT when PrivateKey is set, else TLSClientAuth
-	// when TLSClientCertificate is set; with discovery, the first of
-	// PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth,
-	// ClientSecretJWT, ClientSecretBasic and ClientSecretPost that the
-	// server lists and the credentials allow, chosen at the first fetch of
-	// the metadata and logged at info level. With discovery, a method set
-	// here that the server does not list fails the fetch with
-	// [FailureDiscovery].
+	// when TLSClientCertificate is set. With discovery, zero means the
+	// first of PrivateKeyJWT, TLSClientAuth, SelfSignedTLSClientAuth (for a
+	// self-signed TLSClientCertificate, SelfSignedTLSClientAuth before
+	// TLSClientAuth), ClientSecretBasic, ClientSecretPost and
+	// ClientSecretJWT that the server lists and the credentials allow, and
+	// whose client assertions are signed with an algorithm the server
+	// lists, if it lists any; when the server lists no methods, the first
+	// the credentials allow of ClientSecretBasic, PrivateKeyJWT and the TLS
+	// method that suits the certificate. The method is chosen again at
+	// every fetch of the metadata, and logged at info level when it
+	// changes. With discovery, a method set here that the server does not
+	// list, or whose signing algorithm it does not list, fails the fetch
+	// with [FailureDiscovery] (a failed refresh keeps the last good
+	// metadata).
 	ClientAuthMethod ClientAuthMethod
 	// PrivateKey signs the client assertions of PrivateKeyJWT (RFC 7523
 	// §2.2), a new one for every request. Required for PrivateKeyJWT. fmt
@@ -110,7 +118,10 @@ type Settings struct {
 	// ClientCertificate, which reads the certificate of an incoming
 	// request. With HTTPClient set, its Transport must be an
 	// *http.Transport or nil: the verifier uses a clone of it (of
-	// http.DefaultTransport for nil) with the certificate added. For the
+	// http.DefaultTransport for nil) with the certificate added; a
+	// transport that sets DialTLSContext or DialTLS is refused, since
+	// net/http then ignores the TLS configuration the certificate would be
+	// added to (present it in that dialer instead). For the
 	// TLS methods one of TLSClientCertificate and HTTPClient is required;
 	// with HTTPClient alone, its transport must present the certificate.
 	// fmt and log/slog show only whether it is set.
@@ -206,6 +217,16 @@ type Settings struct {
 	// cache, for example a store shared by several replicas. It is used
 	// only when CacheTTL or NegativeCacheTTL is set.
 	Cache Cache
+	// LocalCacheTTL is, with a Cache, how long answers are also kept in
+	// a built-in cache of MaxCacheSize entries in front of it, the local
+	// tier, so that hot tokens do not call the Cache: an entry lives at
+	// most LocalCacheTTL, never past the Cache's entry's end or the
+	// token's exp, and at most UnsubscribedLocalCacheTTL while a Cache
+	// that is an [Invalidator] cannot deliver invalidations.
+	// [Verifier.Forget] drops an entry from both tiers. Zero means
+	// DefaultLocalCacheTTL (5 seconds); negative means no local tier:
+	// every Verify calls the Cache. Without a Cache it changes nothing.
+	LocalCacheTTL time.Duration
 	// StaleIfError, if set, lets the verifier use a cached answer whose
 	// entry ended less than StaleIfError ago when the authorization server
 	// cannot answer (no answer in time, a transport error, a 5xx or 429, a
@@ -279,13 +300,14 @@ type Settings struct {
 // String returns a description of s with the client secret, the DPoP
 // nonce keys, the private key (shown as its algorithm and key id), the TLS
 // client certificate (shown as set or none), and any user information
-// written into IntrospectionURL or PublicBaseURL, redacted.
+// written into IntrospectionURL, Issuer, ClientAssertionAudience or
+// PublicBaseURL, redacted.
 func (s Settings) String() string {
-	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q PrivateKey:%s TLSClientCertificate:%s ClientAssertionAudience:%q DiscoveryRefresh:%v Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v StaleIfError:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t BreakerThreshold:%d BreakerMinBackoff:%v BreakerMaxBackoff:%v}",
+	return fmt.Sprintf("introspection.Settings{IntrospectionURL:%q ClientID:%q ClientSecret:%s ClientAuthMethod:%q PrivateKey:%s TLSClientCertificate:%s ClientAssertionAudience:%q DiscoveryRefresh:%v Timeout:%v RequiredScopes:%q Audience:%q Issuer:%q Leeway:%v CacheTTL:%v MaxCacheSize:%d NegativeCacheTTL:%v LocalCacheTTL:%v StaleIfError:%v AllowInsecureHTTP:%t ScopeMatcher:%s DPoP:%q DPoPAlgorithms:%q DPoPProofWindow:%v DPoPNonceKeys:%s PublicBaseURL:%q TrustForwardedHeaders:%t BreakerThreshold:%d BreakerMinBackoff:%v BreakerMaxBackoff:%v}",
 		displayURL(s.IntrospectionURL), s.ClientID, redact(s.ClientSecret), s.ClientAuthMethod,
-		s.privateKey(), s.tlsCertificate(), s.ClientAssertionAudience, s.DiscoveryRefresh, s.Timeout,
-		s.RequiredScopes, s.Audience, s.Issuer, s.Leeway, s.CacheTTL, s.MaxCacheSize,
-		s.NegativeCacheTTL, s.StaleIfError, s.AllowInsecureHTTP, s.scopeMatching(),
+		s.privateKey(), s.tlsCertificate(), displayURL(s.ClientAssertionAudience), s.DiscoveryRefresh, s.Timeout,
+		s.RequiredScopes, s.Audience, displayURL(s.Issuer), s.Leeway, s.CacheTTL, s.MaxCacheSize,
+		s.NegativeCacheTTL, s.LocalCacheTTL, s.StaleIfError, s.AllowInsecureHTTP, s.scopeMatching(),
 		s.DPoP, s.DPoPAlgorithms, s.DPoPProofWindow, redactKeys(s.DPoPNonceKeys),
 		displayURL(s.PublicBaseURL), s.TrustForwardedHeaders,
 		s.BreakerThreshold, s.BreakerMinBackoff, s.BreakerMaxBackoff)
@@ -332,8 +354,9 @@ func (s Settings) Format(f fmt.State, verb rune) {
 }
 
 // LogValue implements [slog.LogValuer] with the client secret, the private
-// key, the TLS client certificate, and any user information written into
-// IntrospectionURL, redacted.
+// key, the TLS client certificate, the DPoP nonce keys, and any user
+// information written into IntrospectionURL, Issuer,
+// ClientAssertionAudience or PublicBaseURL, redacted.
 func (s Settings) LogValue() slog.Value {
 	key := slog.StringValue("none")
 	if s.PrivateKey != nil {
@@ -346,14 +369,15 @@ func (s Settings) LogValue() slog.Value {
 		slog.String("client_auth_method", string(s.ClientAuthMethod)),
 		slog.Attr{Key: "private_key", Value: key},
 		slog.String("tls_client_certificate", s.tlsCertificate()),
-		slog.String("client_assertion_audience", s.ClientAssertionAudience),
+		slog.String("client_assertion_audience", displayURL(s.ClientAssertionAudience)),
 		slog.Duration("discovery_refresh", s.DiscoveryRefresh),
 		slog.Duration("timeout", s.Timeout),
 		slog.Any("required_scopes", s.RequiredScopes),
 		slog.Any("audience", s.Audience),
-		slog.String("issuer", s.Issuer),
+		slog.String("issuer", displayURL(s.Issuer)),
 		slog.Duration("cache_ttl", s.CacheTTL),
 		slog.Duration("negative_cache_ttl", s.NegativeCacheTTL),
+		slog.Duration("local_cache_ttl", s.LocalCacheTTL),
 		slog.Duration("stale_if_error", s.StaleIfError),
 		slog.String("scope_matcher", s.scopeMatching()),
 		slog.String("dpop", string(s.DPoP)),
@@ -490,7 +514,14 @@ func (s Settings) validateClientAuth() (Settings, error) {
 		}
 		if s.HTTPClient != nil {
 			switch t := s.HTTPClient.Transport.(type) {
-			case nil, *http.Transport:
+			case nil:
+			case *http.Transport:
+				//lint:ignore SA1019 a transport that still sets DialTLS is refused too
+				if t != nil && (t.DialTLSContext != nil || t.DialTLS != nil) {
+					// net/http ignores TLSClientConfig for HTTPS then: the
+					// certificate would never be presented.
+					return s, errors.New("introspection: TLSClientCertificate cannot be added to HTTPClient.Transport, whose DialTLSContext or DialTLS makes the TLS connections (net/http then ignores its TLSClientConfig); present the certificate in that dialer and leave TLSClientCertificate unset")
+				}
 			default:
 				return s, fmt.Errorf("introspection: TLSClientCertificate needs HTTPClient.Transport to be an *http.Transport or nil, to add the certificate to a clone of it; got %T", t)
 			}
@@ -501,7 +532,7 @@ func (s Settings) validateClientAuth() (Settings, error) {
 	case "":
 		switch {
 		case s.IntrospectionURL == "" && (secret || key || cert):
-			// Chosen from the metadata's list at the first fetch.
+			// Chosen from the metadata at every fetch.
 		case secret:
 			s.ClientAuthMethod = ClientSecretBasic
 		case key:
@@ -679,10 +710,11 @@ func isLoopback(host string) bool {
 // private key for private_key_jwt, read by [ParseSigningKey]),
 // PRIVATE_KEY_ID (the key id to send, replacing one the file names),
 // TLS_CERT_FILE and TLS_KEY_FILE (PEM files of the TLS client certificate
-// and its key, read by [tls.LoadX509KeyPair]; both or neither), TIMEOUT,
+// and its key, read by [tls.X509KeyPair]; both or neither), TIMEOUT,
 // REQUIRED_SCOPES, AUDIENCE, ISSUER (with URL unset, the issuer whose
 // metadata the endpoint is discovered from), DISCOVERY_REFRESH, LEEWAY,
 // CACHE_TTL, MAX_CACHE_SIZE, NEGATIVE_CACHE_TTL, STALE_IF_ERROR,
+// LOCAL_CACHE_TTL (negative turns the local tier off),
 // ALLOW_INSECURE_HTTP, SCOPE_SEPARATOR, which sets ScopeMatcher to
 // [HierarchicalScopes] with that separator (":" for the "a:b:c"
 // convention; unset means exact matching), DPOP (off, allowed or
@@ -696,7 +728,10 @@ func isLoopback(host string) bool {
 // loses only trailing line breaks, from the variable as from the file. A
 // bad value, a secret file that holds no secret, or a key or certificate
 // file that cannot be read or parsed, is an error that names the variable
-// and never shows what the file holds. Unset variables leave the field
+// and never shows what the file holds. Files are read through a bound (64
+// KiB for the secret, 1 MiB for each key and certificate file): a larger
+// one, or a pipe that offers more, is refused after the bound and one byte
+// more are read. Unset variables leave the field
 // zero; the result is validated by [NewVerifier], not here: pass its error
 // to [EnvError] to name the variable to set.
 func SettingsFromEnv(prefix string) (Settings, error) {
@@ -710,7 +745,7 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		if s.ClientSecret != "" {
 			return s, fmt.Errorf("introspection: set only one of %sCLIENT_SECRET and %sCLIENT_SECRET_FILE", prefix, prefix)
 		}
-		b, err := os.ReadFile(file)
+		b, err := readFileBounded(file, maxClientSecretFileSize)
 		if err != nil {
 			return s, fmt.Errorf("introspection: %sCLIENT_SECRET_FILE: %w", prefix, err)
 		}
@@ -761,6 +796,13 @@ func SettingsFromEnv(prefix string) (Settings, error) {
 		}
 		*d.dst = dur
 	}
+	if v := get("LOCAL_CACHE_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return s, fmt.Errorf("introspection: %sLOCAL_CACHE_TTL=%q is not a duration such as 5s (negative turns the local tier off)", prefix, v)
+		}
+		s.LocalCacheTTL = d
+	}
 	if v := get("MAX_CACHE_SIZE"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -802,7 +844,7 @@ func (s *Settings) readKeysFromEnv(prefix string, get func(string) string) error
 	keyFile, keyID := get("PRIVATE_KEY_FILE"), get("PRIVATE_KEY_ID")
 	switch {
 	case keyFile != "":
-		b, err := os.ReadFile(keyFile)
+		b, err := readFileBounded(keyFile, maxSigningKeyInput)
 		if err != nil {
 			return fmt.Errorf("introspection: %sPRIVATE_KEY_FILE: %w", prefix, err)
 		}
@@ -821,9 +863,19 @@ func (s *Settings) readKeysFromEnv(prefix string, get func(string) string) error
 	certFile, certKeyFile := get("TLS_CERT_FILE"), get("TLS_KEY_FILE")
 	switch {
 	case certFile != "" && certKeyFile != "":
-		c, err := tls.LoadX509KeyPair(certFile, certKeyFile)
+		certPEM, err := readFileBounded(certFile, maxCertificateFileSize)
 		if err != nil {
-			return fmt.Errorf("introspection: %sTLS_CERT_FILE and %sTLS_KEY_FILE: %w", prefix, prefix, err)
+			return fmt.Errorf("introspection: %sTLS_CERT_FILE: %w", prefix, err)
+		}
+		keyPEM, err := readFileBounded(certKeyFile, maxCertificateFileSize)
+		if err != nil {
+			return fmt.Errorf("introspection: %sTLS_KEY_FILE: %w", prefix, err)
+		}
+		// tls.X509KeyPair's errors can quote the files (the types of
+		// their PEM blocks): they are not passed on.
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return fmt.Errorf("introspection: %sTLS_CERT_FILE and %sTLS_KEY_FILE: not a PEM certificate and its private key", prefix, prefix)
 		}
 		s.TLSClientCertificate = &c
 	case certFile != "":
@@ -832,6 +884,37 @@ func (s *Settings) readKeysFromEnv(prefix string, get func(string) string) error
 		return fmt.Errorf("introspection: %sTLS_KEY_FILE is set without %sTLS_CERT_FILE", prefix, prefix)
 	}
 	return nil
+}
+
+// Bounds of the files SettingsFromEnv reads; PRIVATE_KEY_FILE has
+// maxSigningKeyInput, ParseSigningKey's.
+const (
+	// maxClientSecretFileSize is the most bytes of CLIENT_SECRET_FILE.
+	maxClientSecretFileSize = 64 << 10
+	// maxCertificateFileSize is the most bytes of TLS_CERT_FILE and of
+	// TLS_KEY_FILE: enough for a long certificate chain.
+	maxCertificateFileSize = 1 << 20
+)
+
+// readFileBounded reads the file name, which must hold at most limit
+// bytes. It reads no more than limit+1 bytes, so that a FIFO, a device
+// or a huge file named by mistake is refused without being read to its
+// end. Its errors are those of the file system, or say that the file is
+// too large; they never show what the file holds.
+func readFileBounded(name string, limit int) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > limit {
+		return nil, fmt.Errorf("the file is larger than %d bytes", limit)
+	}
+	return b, nil
 }
 
 // envPrefix returns the prefix SettingsFromEnv and EnvError use: the

@@ -70,6 +70,12 @@ var signingAlgs = map[string]signingAlg{
 	"EdDSA": {kty: "OKP"},
 }
 
+// isSigningAlg reports whether name is one of signingAlgs.
+func isSigningAlg(name string) bool {
+	_, ok := signingAlgs[name]
+	return ok
+}
+
 // signingAlgNames lists signingAlgs for errors.
 const signingAlgNames = "RS256, PS256, ES256, ES384 or EdDSA"
 
@@ -233,12 +239,61 @@ func ParseSigningKey(data []byte) (*SigningKey, error) {
 		k, err = parsePEMKey(data)
 	}
 	if err != nil {
-		return nil, err
+		return nil, boundError(err)
 	}
 	if _, _, _, err := k.check(); err != nil {
-		return nil, err
+		return nil, boundError(err)
 	}
 	return k, nil
+}
+
+// boundError returns err, cut to maxSigningKeyError bytes if longer.
+func boundError(err error) error {
+	if msg := err.Error(); len(msg) > maxSigningKeyError {
+		return &boundedError{msg: truncate(msg, maxSigningKeyError), err: err}
+	}
+	return err
+}
+
+// maxSigningKeyError bounds the length of ParseSigningKey's errors.
+const maxSigningKeyError = 512
+
+// boundedError is an error of ParseSigningKey whose text was cut to
+// maxSigningKeyError bytes; it wraps the whole one.
+type boundedError struct {
+	msg string
+	err error
+}
+
+func (e *boundedError) Error() string { return e.msg }
+func (e *boundedError) Unwrap() error { return e.err }
+
+// Names that ParseSigningKey's errors may quote when the input holds them:
+// its errors never repeat other text of the input.
+var (
+	// knownPEMTypes are PEM block types of keys and certificates.
+	knownPEMTypes = []string{"PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "ENCRYPTED PRIVATE KEY",
+		"DSA PRIVATE KEY", "OPENSSH PRIVATE KEY", "PUBLIC KEY", "RSA PUBLIC KEY", "EC PARAMETERS",
+		"CERTIFICATE", "TRUSTED CERTIFICATE", "CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST", "X509 CRL"}
+	// knownCurves are the JWK curves of RFC 7518 §6.2.1.1, RFC 8037 §2
+	// and RFC 8812 §3.1.
+	knownCurves = []string{"P-256", "P-384", "P-521", "Ed25519", "Ed448", "X25519", "X448", "secp256k1"}
+	// knownJWSAlgs are the JWS algorithms of RFC 7518 §3.1, RFC 8037 §3.1
+	// and RFC 8812 §3.2.
+	knownJWSAlgs = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
+		"PS256", "PS384", "PS512", "EdDSA", "ES256K", "none"}
+	// knownUses are the JWK "use" values of RFC 7517 §4.2.
+	knownUses = []string{"sig", "enc"}
+)
+
+// shownName returns value quoted when it is one of known, and unknown
+// otherwise, so that an error names what it found without repeating text
+// of the input.
+func shownName(value []byte, known []string, unknown string) string {
+	if slices.Contains(known, string(value)) {
+		return strconv.Quote(string(value))
+	}
+	return unknown
 }
 
 // parsePEMKey reads the first private key block of data.
@@ -277,7 +332,7 @@ func parsePEMKey(data []byte) (*SigningKey, error) {
 			return nil, errors.New("introspection: OpenSSH private keys are not supported; give the key as PKCS#8 PEM")
 		default:
 			if strings.HasSuffix(block.Type, "PRIVATE KEY") {
-				return nil, fmt.Errorf("introspection: %q PEM blocks are not supported; want PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY", block.Type)
+				return nil, errors.New("introspection: the PEM block is a private key of a type that is not supported; want PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY")
 			}
 			skipped = append(skipped, block.Type)
 			continue
@@ -289,12 +344,14 @@ func parsePEMKey(data []byte) (*SigningKey, error) {
 		return &SigningKey{Key: signer}, nil
 	}
 	for _, typ := range skipped {
-		if strings.HasSuffix(typ, "PUBLIC KEY") || typ == "CERTIFICATE" {
-			return nil, fmt.Errorf("introspection: the PEM data holds a public key or certificate (%q) but no private key", typ)
+		if strings.HasSuffix(typ, "PUBLIC KEY") || strings.HasSuffix(typ, "CERTIFICATE") {
+			return nil, fmt.Errorf("introspection: the PEM data holds a public key or certificate (%s) but no private key",
+				shownName([]byte(typ), knownPEMTypes, "a block of another type"))
 		}
 	}
 	if len(skipped) > 0 {
-		return nil, fmt.Errorf("introspection: the PEM data holds no private key block (the first block is %q)", skipped[0])
+		return nil, fmt.Errorf("introspection: the PEM data holds no private key block (the first block is %s)",
+			shownName([]byte(skipped[0]), knownPEMTypes, "of a type it does not know"))
 	}
 	return nil, errors.New("introspection: the signing key is neither a JWK object nor PEM data: no PEM block found")
 }
@@ -317,6 +374,8 @@ func pemSigner(key any) (crypto.Signer, error) {
 
 // Object identifiers of PKCS#8 key algorithms named in errors.
 var (
+	oidRSA     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
 	oidDSA     = asn1.ObjectIdentifier{1, 2, 840, 10040, 4, 1}
 	oidEC      = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
 	oidEd448   = asn1.ObjectIdentifier{1, 3, 101, 113}
@@ -349,6 +408,9 @@ func pkcs8Error(der []byte, err error) error {
 		return errors.New("introspection: the key is an X25519 or X448 key, which cannot sign")
 	case oid.Equal(oidEC):
 		return fmt.Errorf("introspection: the PKCS#8 EC key does not parse (an unsupported curve?): %w", err)
+	case len(oid) > 0 && !oid.Equal(oidRSA) && !oid.Equal(oidEd25519):
+		// x509's error would show the identifier, the input's.
+		return errors.New("introspection: the PKCS#8 key's algorithm is not supported; use an RSA, ECDSA (P-256, P-384) or Ed25519 key")
 	}
 	return fmt.Errorf("introspection: the PKCS#8 PRIVATE KEY block does not parse: %w", err)
 }
@@ -447,9 +509,12 @@ func parseJWK(data []byte) (*SigningKey, error) {
 	case m.kty == nil:
 		return nil, errors.New(`introspection: the JWK has no "kty"`)
 	case m.use != nil && string(m.use) != "sig":
-		return nil, fmt.Errorf(`introspection: the JWK's "use" is %q, not "sig"`, m.use)
+		return nil, fmt.Errorf(`introspection: the JWK's "use" is %s, not "sig"`, shownName(m.use, knownUses, "another value"))
 	case m.hasKeyOps && !slices.Contains(m.keyOps, "sign"):
 		return nil, errors.New(`introspection: the JWK's "key_ops" does not allow "sign"`)
+	case len(m.alg) > 0 && !isSigningAlg(string(m.alg)):
+		return nil, fmt.Errorf(`introspection: the JWK's "alg" %s is not supported; want %s`,
+			shownName(m.alg, knownJWSAlgs, "(not a JWS algorithm it knows)"), signingAlgNames)
 	}
 	var key crypto.Signer
 	var err error
@@ -463,7 +528,7 @@ func parseJWK(data []byte) (*SigningKey, error) {
 	case "oct":
 		return nil, errors.New(`introspection: the JWK is a symmetric key (kty "oct"); for client_secret_jwt set ClientSecret instead`)
 	default:
-		return nil, fmt.Errorf("introspection: the JWK's kty %q is not supported; want RSA, EC or OKP", m.kty)
+		return nil, errors.New(`introspection: the JWK's "kty" is not supported; want RSA, EC or OKP`)
 	}
 	if err != nil {
 		return nil, err
@@ -591,7 +656,8 @@ func (m *jwkMembers) ecKey() (crypto.Signer, error) {
 	}
 	c, ok := jwkCurves[string(m.crv)]
 	if !ok {
-		return nil, fmt.Errorf("introspection: the JWK's curve %q is not supported; want P-256 (ES256) or P-384 (ES384)", m.crv)
+		return nil, fmt.Errorf("introspection: the JWK's curve %s is not supported; want P-256 (ES256) or P-384 (ES384)",
+			shownName(m.crv, knownCurves, "(not one it knows)"))
 	}
 	if m.d == nil {
 		return nil, errJWKPublic
@@ -626,7 +692,8 @@ func (m *jwkMembers) okpKey() (crypto.Signer, error) {
 		return nil, errors.New(`introspection: the JWK has no "crv"`)
 	}
 	if string(m.crv) != "Ed25519" {
-		return nil, fmt.Errorf("introspection: the JWK's curve %q is not supported; want Ed25519 (EdDSA)", m.crv)
+		return nil, fmt.Errorf("introspection: the JWK's curve %s is not supported; want Ed25519 (EdDSA)",
+			shownName(m.crv, knownCurves, "(not one it knows)"))
 	}
 	if m.d == nil {
 		return nil, errJWKPublic

@@ -175,6 +175,9 @@ func (c *memoryCache) forget(_ context.Context, token string) {
 // forget deletes the value for token, if any. A failure is a cache error:
 // counted, logged, and the start of a cooldown.
 func (s *sharedStore) forget(ctx context.Context, token string) {
+	if s.local != nil {
+		s.local.forget(ctx, token)
+	}
 	if !s.available() {
 		return
 	}

@@ -291,20 +291,23 @@ func TestStaleTTLHandedToSharedCache(t *testing.T) {
 	tests := []struct {
 		name     string
 		stale    time.Duration
+		local    time.Duration // Settings.LocalCacheTTL
 		opts     introspectiontest.TokenOptions
 		unknown  bool // an unknown token: inactive
 		wantTTL  time.Duration
 		wantHead string // before the answer; empty: none
 	}{
-		{"active", staleTestWindow, introspectiontest.TokenOptions{Lifetime: 24 * time.Hour},
+		{"active", staleTestWindow, 0, introspectiontest.TokenOptions{Lifetime: 24 * time.Hour},
 			false, staleTestTTL + staleTestWindow, "fresh_until=%d\n"},
-		{"active, exp within the window", staleTestWindow, introspectiontest.TokenOptions{Lifetime: 5 * time.Minute},
+		{"active, exp within the window", staleTestWindow, 0, introspectiontest.TokenOptions{Lifetime: 5 * time.Minute},
 			false, 5 * time.Minute, "fresh_until=%d\n"},
-		{"active, exp before the entry would end", staleTestWindow, introspectiontest.TokenOptions{Lifetime: 30 * time.Second},
+		{"active, exp before the entry would end", staleTestWindow, 0, introspectiontest.TokenOptions{Lifetime: 30 * time.Second},
 			false, 30 * time.Second, "fresh_until=%d\n"},
-		{"inactive", staleTestWindow, introspectiontest.TokenOptions{},
+		{"inactive", staleTestWindow, 0, introspectiontest.TokenOptions{},
 			true, 20*time.Second + staleTestWindow, "fresh_until=%d\n"},
-		{"without StaleIfError", 0, introspectiontest.TokenOptions{Lifetime: 24 * time.Hour},
+		{"without StaleIfError, with the local tier", 0, 0, introspectiontest.TokenOptions{Lifetime: 24 * time.Hour},
+			false, staleTestTTL, "fresh_until=%d\n"},
+		{"without StaleIfError and the local tier", 0, -1, introspectiontest.TokenOptions{Lifetime: 24 * time.Hour},
 			false, staleTestTTL, ""},
 	}
 	for _, tc := range tests {
@@ -316,6 +319,7 @@ func TestStaleTTLHandedToSharedCache(t *testing.T) {
 				s.CacheTTL = staleTestTTL
 				s.NegativeCacheTTL = 20 * time.Second
 				s.StaleIfError = tc.stale
+				s.LocalCacheTTL = tc.local
 				s.Cache = mc
 			})
 			tok := "unknown"

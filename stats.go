@@ -60,6 +60,23 @@ type Stats struct {
 	// Settings.Now and Settings.ScopeMatcher, and in the OperationFunc of
 	// the verifier's RequireBearerToken middleware.
 	Panics uint64
+
+	// LocalCacheHits counts the CacheHits that the local tier in front of
+	// a caller's Cache gave at once, without calling the Cache
+	// (Settings.LocalCacheTTL).
+	LocalCacheHits uint64
+	// LocalCacheEntries is the number of entries in that local tier.
+	LocalCacheEntries int
+	// Invalidations counts the keys that the Cache's Invalidator
+	// delivered, each dropped from the local tier (the verifier's own
+	// Forget comes back too); InvalidationsRefused counts the messages that
+	// were not keys of the verifier's namespace, which drop nothing.
+	Invalidations        uint64
+	InvalidationsRefused uint64
+	// InvalidationsSubscribed reports whether the Cache's invalidations
+	// reach the local tier now. While they do not, its entries live at
+	// most UnsubscribedLocalCacheTTL.
+	InvalidationsSubscribed bool
 }
 
 var failureKinds = [...]FailureKind{
@@ -81,6 +98,9 @@ type counters struct {
 	panics                                                  atomic.Uint64
 	staleServed                                             atomic.Uint64
 	failures                                                [len(failureKinds)]atomic.Uint64
+
+	requestHits                         atomic.Uint64 // the cacheHits of callers of a shared request
+	invalidations, invalidationsRefused atomic.Uint64
 }
 
 func (c *counters) failure(k FailureKind) {
@@ -116,6 +136,18 @@ func (v *Verifier) Stats() Stats {
 	if v.cache != nil {
 		s.CacheEntries = v.cache.len()
 	}
+	if ss, ok := v.cache.(*sharedStore); ok {
+		s.LocalCacheEntries = ss.localLen()
+		s.InvalidationsSubscribed = ss.inv != nil && v.forgets.isUp()
+		if ss.local != nil {
+			// The hits a caller found itself, in the local tier; the
+			// shared request counts its own after cacheHits.
+			requestHits := c.requestHits.Load()
+			s.LocalCacheHits = c.cacheHits.Load() - requestHits
+		}
+	}
+	s.Invalidations = c.invalidations.Load()
+	s.InvalidationsRefused = c.invalidationsRefused.Load()
 	for i, k := range failureKinds {
 		s.Failures[k] = c.failures[i].Load()
 	}

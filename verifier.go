@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -71,6 +72,10 @@ type Verifier struct {
 
 	staleLog staleLog // warnings about stale answers served
 
+	forgets     forgetting           // what Forget dropped while shared requests run
+	detached    map[*flight]struct{} // flights out of flights but still running, for Close; guarded by mu
+	unsubscribe func()               // ends the subscription to the Cache's invalidations; nil without one
+
 	dp dpopConfig // never modified
 }
 
@@ -98,6 +103,10 @@ type flight struct {
 	// older cached answer for the token is dropped rather than served
 	// stale in its place. Written by the flight's goroutine only.
 	forget bool
+
+	key    string      // CacheKey of the token, with a cache; never modified
+	since  uint64      // the point the flight began, for forgetting; never modified
+	cached atomic.Bool // the answer came from a cache
 }
 
 // NewVerifier validates s and returns a Verifier. It rejects a missing or
@@ -118,6 +127,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 		now:          s.Now,
 		log:          s.Logger,
 		flights:      make(map[string]*flight),
+		detached:     make(map[*flight]struct{}),
 		breaker:      newBreaker(s),
 	}
 	if v.auth, err = newClientAuth(s); err != nil {
@@ -181,13 +191,14 @@ func NewVerifier(s Settings) (*Verifier, error) {
 
 	if s.CacheTTL > 0 || s.NegativeCacheTTL > 0 {
 		if s.Cache != nil {
-			v.cache = &sharedStore{c: s.Cache, v: v, cooldown: cacheCooldown, timeout: cacheCallTimeout, stale: s.StaleIfError}
+			v.cache = newSharedStore(v, s)
 		} else {
 			mc := newMemoryCache(s.MaxCacheSize, v.now)
 			mc.stale = s.StaleIfError
 			v.cache = mc
 		}
 	}
+	v.subscribe()
 	return v, nil
 }
 
@@ -252,6 +263,10 @@ func (v *Verifier) Leeway() time.Duration {
 // until it returns, and is the only goroutine of the verifier that can
 // outlive Close.
 //
+// Close also ends the subscription to the invalidations of a Cache that is
+// an [Invalidator]; from then on the local tier keeps answers for
+// [UnsubscribedLocalCacheTTL] at most.
+//
 // Call Close once the server that uses the verifier has shut down (after
 // [http.Server.Shutdown] returns), so that no Verify is running. Verify
 // keeps working after Close: it opens connections again as it needs them,
@@ -264,7 +279,11 @@ func (v *Verifier) Close() error {
 	for _, f := range v.flights {
 		flights = append(flights, f)
 	}
+	for f := range v.detached {
+		flights = append(flights, f)
+	}
 	v.mu.Unlock()
+	v.closeTiers()
 	for _, f := range flights {
 		t := time.NewTimer(time.Until(f.deadline))
 		select {
@@ -331,8 +350,7 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 			v.observeCacheHit(ctx, a)
 			return v.check(ctx, a, token, p, false, now)
 		}
-		v.stats.cacheMisses.Add(1)
-		v.observeCacheLookup(ctx, CacheMiss)
+		v.countMiss(ctx)
 	}
 	a, exclusive, err := v.fetch(ctx, token)
 	if err != nil {
@@ -354,6 +372,7 @@ func (v *Verifier) VerifyToken(ctx context.Context, token string) *AccessToken {
 // no one else holds the answer: it was neither cached nor shared, so the
 // caller may keep its parts without copying them.
 func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusive bool, err error) {
+	key := v.flightKey(token)
 	v.mu.Lock()
 	f, joined := v.flights[token]
 	if joined && f.storing {
@@ -363,14 +382,22 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 		v.mu.Lock()
 		if !fresh && v.flights[token] == f {
 			delete(v.flights, token)
+			v.detached[f] = struct{}{}
 		}
 		f, joined = v.flights[token]
+	}
+	if joined && v.forgets.forgottenSince(f.key, f.since) {
+		// Forgotten since the request began, here or by another
+		// verifier: its answer may be older than that.
+		delete(v.flights, token)
+		v.detached[f] = struct{}{}
+		joined = false
 	}
 	if joined {
 		f.joined++
 	} else {
 		f = &flight{done: make(chan struct{}), ended: make(chan struct{}),
-			deadline: time.Now().Add(flightLimit(v.requestLimit))}
+			deadline: time.Now().Add(flightLimit(v.requestLimit)), key: key, since: v.forgets.now()}
 		v.flights[token] = f
 	}
 	v.mu.Unlock()
@@ -383,8 +410,14 @@ func (v *Verifier) fetch(ctx context.Context, token string) (a *answer, exclusiv
 	select {
 	case <-ctx.Done():
 		v.stats.canceled.Add(1)
+		v.countLookup(ctx, nil)
 		return nil, false, fmt.Errorf("introspection: %w", ctx.Err())
 	case <-f.done:
+	}
+	if f.err == nil && f.cached.Load() {
+		v.countLookup(ctx, f.a)
+	} else {
+		v.countLookup(ctx, nil)
 	}
 	if joined {
 		v.stats.collapsed.Add(1)
@@ -417,12 +450,13 @@ func (v *Verifier) fly(ctx context.Context, token string, f *flight) {
 		if v.flights[token] == f {
 			delete(v.flights, token)
 		}
+		delete(v.detached, f)
 		v.mu.Unlock()
 	}()
 	a, ttl, at, err := v.resolve(ctx, token, f)
 	switch published := v.publish(ctx, token, f, a, err, ttl, at); {
 	case published && err == nil && ttl > 0:
-		v.store(ctx, token, a, f.until, ttl)
+		v.store(ctx, token, a, f, ttl)
 	case err == nil && f.forget:
 		// After the callers have their answer, which does not wait for
 		// the cache.
@@ -448,6 +482,7 @@ func (v *Verifier) publish(ctx context.Context, token string, f *flight, a *answ
 	f.storing, f.until = store, at.Add(ttl)
 	if !store && v.flights[token] == f {
 		delete(v.flights, token)
+		v.detached[f] = struct{}{}
 	}
 	att := f.attempt
 	v.mu.Unlock()
@@ -501,7 +536,8 @@ func (v *Verifier) resolve(ctx context.Context, token string, f *flight) (a *ans
 		}
 	}()
 	if v.cache != nil {
-		if a, ok := v.cache.get(ctx, token, v.now()); ok {
+		if a, ok := v.cache.load(ctx, token, v.now(), f.since); ok {
+			f.cached.Store(true)
 			return a, 0, at, nil
 		}
 	}
@@ -525,18 +561,19 @@ func (v *Verifier) resolve(ctx context.Context, token string, f *flight) (a *ans
 	return a, ttl, at, nil
 }
 
-// store puts a into the cache until then, counted from now, so that the
-// entry ends when it would have had it been stored at once, and for at most
-// ttl, however far Settings.Now went back since. A panic in it
+// store puts a, the answer of the flight f, into the cache until f.until,
+// counted from now, so that the entry ends when it would have had it been
+// stored at once, and for at most ttl, however far Settings.Now went back
+// since; unless token was forgotten since f began. A panic in it
 // (Settings.Now) is recovered: the callers have their answer.
-func (v *Verifier) store(ctx context.Context, token string, a *answer, until time.Time, ttl time.Duration) {
+func (v *Verifier) store(ctx context.Context, token string, a *answer, f *flight, ttl time.Duration) {
 	defer func() {
 		if r := recover(); r != nil {
 			_ = v.recovered(ctx, "shared request", r)
 		}
 	}()
-	if ttl = min(ttl, until.Sub(v.now())); ttl > 0 {
-		v.cache.set(ctx, token, a, ttl)
+	if ttl = min(ttl, f.until.Sub(v.now())); ttl > 0 {
+		v.keep(ctx, token, f.key, a, ttl, f.since)
 	} else {
 		v.forgetStale(ctx, token, ttl)
 	}

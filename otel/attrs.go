@@ -35,7 +35,7 @@ var (
 		introspection.CacheHit, introspection.CacheNegative, introspection.CacheMiss, introspection.CacheStale,
 	}
 	statusClasses  = []string{"1xx", "2xx", "3xx", "4xx", "5xx", noStatusClass}
-	cacheOps       = []introspection.CacheOperation{introspection.CacheGet, introspection.CacheSet, introspection.CacheDelete, introspection.CacheDecode}
+	cacheOps       = []introspection.CacheOperation{introspection.CacheGet, introspection.CacheSet, introspection.CacheDelete, introspection.CacheInvalidate, introspection.CacheDecode}
 	breakerStates  = []introspection.BreakerState{introspection.BreakerClosed, introspection.BreakerOpen, introspection.BreakerHalfOpen}
 	outcomeOrOther = func(o introspection.Outcome) introspection.Outcome {
 		if _, ok := reasons[o]; ok {

@@ -60,10 +60,11 @@ var documentedSpans = map[string]struct {
 		}},
 	"POST": {"client",
 		[]string{"http.request.method", "server.address", "server.port", "url.full", "http.response.status_code?", "error.type?"}, nil},
-	"introspection.cache.get":      {"internal", []string{"introspection.cache.operation"}, nil},
-	"introspection.cache.set":      {"internal", []string{"introspection.cache.operation"}, nil},
-	"introspection.cache.delete":   {"internal", []string{"introspection.cache.operation"}, nil},
-	"introspection.metadata.fetch": {"internal", []string{"error.type?"}, nil},
+	"introspection.cache.get":        {"internal", []string{"introspection.cache.operation"}, nil},
+	"introspection.cache.set":        {"internal", []string{"introspection.cache.operation"}, nil},
+	"introspection.cache.delete":     {"internal", []string{"introspection.cache.operation"}, nil},
+	"introspection.cache.invalidate": {"internal", []string{"introspection.cache.operation"}, nil},
+	"introspection.metadata.fetch":   {"internal", []string{"error.type?"}, nil},
 }
 
 // documentedValues are the values the README lists for each attribute
@@ -76,7 +77,7 @@ var documentedValues = map[string][]string{
 		"transport", "timeout", "status", "redirect", "content_type", "too_large", "malformed", "panic",
 		"replay_store", "unavailable", "discovery", "canceled", "deadline_exceeded", "other"},
 	"introspection.cache.result":           {"hit", "negative", "miss", "stale", "other"},
-	"introspection.cache.operation":        {"get", "set", "delete", "decode", "other"},
+	"introspection.cache.operation":        {"get", "set", "delete", "invalidate", "decode", "other"},
 	"introspection.upstream.status_class":  {"1xx", "2xx", "3xx", "4xx", "5xx", "none", "other"},
 	"error.type":                           {"transport", "timeout", "status", "redirect", "content_type", "too_large", "malformed", "panic", "replay_store", "unavailable", "discovery", "other"},
 	"introspection.breaker.state":          {"closed", "open", "half_open", "other"},
@@ -310,6 +311,7 @@ func TestCacheCallsAndErrors(t *testing.T) {
 	v := newVerifier(t, as.IntrospectionURL, h.obs, func(s *introspection.Settings) {
 		s.CacheTTL = time.Minute
 		s.Cache = mc
+		s.LocalCacheTTL = -1 // every verification reads mc
 	})
 	ctx := context.Background()
 	tok := as.Issue(introspectiontest.TokenOptions{})
@@ -332,14 +334,14 @@ func TestCacheCallsAndErrors(t *testing.T) {
 		points(m["introspection.cache.errors"]))
 	spans := h.ended()
 	gets := named(spans, "introspection.cache.get")
-	// Each verification looks up, and so does each of its shared
-	// requests; the failing store is skipped after its first error.
-	require.Len(t, gets, 5)
+	// Each verification's shared request looks up once; the failing
+	// store is skipped after its first error.
+	require.Len(t, gets, 3)
 	for _, s := range gets {
 		assert.Equal(t, map[string]string{"introspection.cache.operation": "get"}, s.Attrs)
 		assert.Equal(t, "introspection.verify", s.Parent)
 	}
-	assert.Equal(t, "Error cache call failed", gets[4].Status)
+	assert.Equal(t, "Error cache call failed", gets[2].Status)
 	assert.Len(t, named(spans, "introspection.cache.set"), 2)
 	assert.Len(t, named(spans, "introspection.cache.delete"), 1)
 	var events []string
@@ -350,6 +352,38 @@ func TestCacheCallsAndErrors(t *testing.T) {
 		"introspection.cache.error introspection.cache.operation=decode",
 		"introspection.cache.error introspection.cache.operation=get",
 	}, events)
+	checkDocumented(t, h)
+}
+
+// invalidatingMapCache is a mapCache that is also an Invalidator whose
+// subscription is always up and delivers nothing.
+type invalidatingMapCache struct{ *mapCache }
+
+func (invalidatingMapCache) Invalidate(context.Context, string) error { return nil }
+
+func (invalidatingMapCache) SubscribeInvalidations(_ string, sub introspection.InvalidationSubscriber) func() {
+	sub.Subscribed(true)
+	return func() {}
+}
+
+// TestForgetCacheCalls shows the calls of Verifier.Forget to a Cache that
+// is an Invalidator: a Delete and an Invalidate, each a span of its own,
+// here roots, as Forget's context holds no span.
+func TestForgetCacheCalls(t *testing.T) {
+	h := newHarness(t)
+	as := newAS(t, nil)
+	v := newVerifier(t, as.IntrospectionURL, h.obs, func(s *introspection.Settings) {
+		s.CacheTTL = time.Minute
+		s.Cache = invalidatingMapCache{newMapCache()}
+	})
+	require.NoError(t, v.Forget(context.Background(), as.Issue(introspectiontest.TokenOptions{})))
+	spans := h.ended()
+	for _, name := range []string{"introspection.cache.delete", "introspection.cache.invalidate"} {
+		got := named(spans, name)
+		require.Len(t, got, 1, name)
+		assert.Equal(t, map[string]string{"introspection.cache.operation": strings.TrimPrefix(name, "introspection.cache.")}, got[0].Attrs)
+		assert.Empty(t, got[0].Parent)
+	}
 	checkDocumented(t, h)
 }
 

@@ -25,6 +25,13 @@
 // and asks the authorization server instead, so an outage neither accepts
 // nor rejects a token by itself.
 //
+// A Cache is also an [introspection.Invalidator]: [introspection.Verifier.Forget]
+// deletes the key and publishes it, never the token, on the channel of the
+// verifier's namespace (the prefix, "invalidate:" and the namespace), and
+// every verifier on the same Redis with that namespace drops its copy from
+// its local tier (Settings.LocalCacheTTL). Each verifier subscribes on a
+// connection of its own, which [introspection.Verifier.Close] closes.
+//
 // A go-redis client leaves the socket alone when a context's deadline
 // passes unless its options set ContextTimeoutEnabled; it waits for its own
 // ReadTimeout (5 seconds by default) instead. For a *redis.Client, New

@@ -8,7 +8,14 @@
 // "-" (base64url allows it) must follow "--", or it is taken for a flag;
 // scripts should always write "--" before the token. Settings come from the
 // INTROSPECTION_* environment variables (see introspection.SettingsFromEnv)
-// and the flags, which win. The client secret is read from
+// and the flags, which win. A flag that names a file replaces its variable,
+// which is then not read: -client-secret-file replaces
+// INTROSPECTION_CLIENT_SECRET and INTROSPECTION_CLIENT_SECRET_FILE,
+// -private-key-file INTROSPECTION_PRIVATE_KEY_FILE (whose key id
+// INTROSPECTION_PRIVATE_KEY_ID still names, unless -private-key-id does),
+// -tls-cert-file and -tls-key-file INTROSPECTION_TLS_CERT_FILE and
+// INTROSPECTION_TLS_KEY_FILE. Files are read as SettingsFromEnv reads
+// them, with the same bounds. The client secret is read from
 // INTROSPECTION_CLIENT_SECRET or from a file (-client-secret-file), never
 // from a flag's value, which any user could see in ps.
 //
@@ -29,13 +36,11 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/url"
 	"os"
 	"strconv"
@@ -93,15 +98,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		prefix     = fs.String("env-prefix", "INTROSPECTION_", "prefix of the environment variables to read")
 		endpoint   = fs.String("url", "", "introspection endpoint (default $INTROSPECTION_URL)")
 		clientID   = fs.String("client-id", "", "resource server's client id (default $INTROSPECTION_CLIENT_ID)")
-		secretFile = fs.String("client-secret-file", "", "file holding the client secret (default $INTROSPECTION_CLIENT_SECRET)")
+		secretFile = fs.String("client-secret-file", "", "file holding the client secret, at most 64 KiB (default $INTROSPECTION_CLIENT_SECRET or $INTROSPECTION_CLIENT_SECRET_FILE)")
 		method     = fs.String("auth-method", "", "client_secret_basic, client_secret_post, client_secret_jwt, private_key_jwt,\ntls_client_auth or self_signed_tls_client_auth (default: by the credentials and the issuer's metadata)")
-		keyFile    = fs.String("private-key-file", "", "file holding the private key for private_key_jwt, PEM or JWK (default $INTROSPECTION_PRIVATE_KEY_FILE)")
-		keyID      = fs.String("private-key-id", "", "kid of the private key (default the JWK's kid, or $INTROSPECTION_PRIVATE_KEY_ID)")
+		keyFile    = fs.String("private-key-file", "", "file holding the private key for private_key_jwt, PEM or JWK, at most 1 MiB (default $INTROSPECTION_PRIVATE_KEY_FILE)")
+		keyID      = fs.String("private-key-id", "", "kid of the private key (default $INTROSPECTION_PRIVATE_KEY_ID, else the JWK's kid)")
 		certFile   = fs.String("tls-cert-file", "", "PEM file of the client certificate for tls_client_auth (default $INTROSPECTION_TLS_CERT_FILE)")
 		certKey    = fs.String("tls-key-file", "", "PEM file of the client certificate's key (default $INTROSPECTION_TLS_KEY_FILE)")
 		scopes     = fs.String("scopes", "", "required scopes, space- or comma-separated")
 		audience   = fs.String("audience", "", "accepted audiences, space- or comma-separated")
-		issuer     = fs.String("issuer", "", "required issuer; without -url, the introspection endpoint is found from its metadata")
+		issuer     = fs.String("issuer", "", "required issuer (default $INTROSPECTION_ISSUER); when neither -url nor $INTROSPECTION_URL is set,\nthe introspection endpoint is found from its metadata")
 		timeout    = fs.Duration("timeout", 0, "request timeout (default 10s)")
 		leeway     = fs.Duration("leeway", 0, "clock skew allowed on exp and nbf")
 		insecure   = fs.Bool("allow-insecure-http", false, "allow http:// to a host that is not loopback")
@@ -135,7 +140,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitFailed
 	}
 
-	s, err := introspection.SettingsFromEnv(*prefix)
+	if (*certFile == "") != (*certKey == "") {
+		fmt.Fprintln(stderr, "introspect: -tls-cert-file and -tls-key-file go together")
+		return exitFailed
+	}
+	s, err := settingsFromEnv(*prefix, []fileFlag{
+		{"client-secret-file", *secretFile, []string{"CLIENT_SECRET_FILE", "CLIENT_SECRET"}},
+		{"private-key-file", *keyFile, []string{"PRIVATE_KEY_FILE"}},
+		{"tls-cert-file", *certFile, []string{"TLS_CERT_FILE"}},
+		{"tls-key-file", *certKey, []string{"TLS_KEY_FILE"}},
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, printable(err.Error()))
 		return exitFailed
@@ -182,17 +196,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			s.AllowInsecureHTTP = *insecure
 		}
 	})
-	if *secretFile != "" {
-		b, err := os.ReadFile(*secretFile)
-		if err != nil {
-			fmt.Fprintf(stderr, "introspect: -client-secret-file: %s\n", printable(err.Error()))
+	if *keyID != "" {
+		if s.PrivateKey == nil {
+			fmt.Fprintln(stderr, "introspect: -private-key-id needs a private key (-private-key-file or $INTROSPECTION_PRIVATE_KEY_FILE)")
 			return exitFailed
 		}
-		s.ClientSecret = strings.TrimRight(string(b), "\r\n")
-	}
-	if err := readKeys(&s, *keyFile, *keyID, *certFile, *certKey); err != nil {
-		fmt.Fprintln(stderr, printable(err.Error()))
-		return exitFailed
+		k := *s.PrivateKey
+		k.KeyID = *keyID
+		s.PrivateKey = &k
 	}
 	v, err := introspection.NewVerifier(s)
 	if err != nil {
@@ -236,50 +247,60 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return code
 }
 
-// readKeys sets the private key and the TLS client certificate of s from
-// the files the flags name, which replace those of the environment. Its
-// errors name the flag and never show what a file holds.
-func readKeys(s *introspection.Settings, keyFile, keyID, certFile, keyOfCert string) error {
-	if keyFile != "" {
-		b, err := os.ReadFile(keyFile)
-		if err != nil {
-			return fmt.Errorf("introspect: -private-key-file: %w", err)
-		}
-		k, err := introspection.ParseSigningKey(b)
-		if err != nil {
-			return fmt.Errorf("introspect: -private-key-file: %w", err)
-		}
-		s.PrivateKey = k
-	}
-	if keyID != "" {
-		if s.PrivateKey == nil {
-			return errors.New("introspect: -private-key-id needs a private key (-private-key-file or $INTROSPECTION_PRIVATE_KEY_FILE)")
-		}
-		k := *s.PrivateKey
-		k.KeyID = keyID
-		s.PrivateKey = &k
-	}
-	switch {
-	case certFile == "" && keyOfCert == "":
-	case certFile == "" || keyOfCert == "":
-		return errors.New("introspect: -tls-cert-file and -tls-key-file go together")
-	default:
-		c, err := tls.LoadX509KeyPair(certFile, keyOfCert)
-		if err != nil {
-			return errors.New("introspect: -tls-cert-file and -tls-key-file: " + keyPairError(err))
-		}
-		s.TLSClientCertificate = &c
-	}
-	return nil
+// fileFlag is a flag that names a file, and the environment variables
+// (without their prefix) it replaces: the first is the one that names the
+// file.
+type fileFlag struct {
+	name, value string
+	vars        []string
 }
 
-// keyPairError describes why tls.LoadX509KeyPair failed without repeating
-// what the files hold: its errors can quote their contents.
-func keyPairError(err error) string {
-	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) {
-		return err.Error()
+// settingsFromEnv returns introspection.SettingsFromEnv(prefix) with the
+// files of the flags given (those with a value) in place of the
+// environment's: while it runs, the first variable of each such flag holds
+// the flag's value and the others are empty, so that one reader, with its
+// bounds and its errors that never show what a file holds, reads every
+// file; the variables are restored afterwards. Its errors name the flag
+// rather than the variable it stood in for.
+func settingsFromEnv(prefix string, flags []fileFlag) (introspection.Settings, error) {
+	p := prefix
+	if p == "" {
+		p = "INTROSPECTION_"
 	}
-	return "not a PEM certificate and its private key"
+	if !strings.HasSuffix(p, "_") {
+		p += "_"
+	}
+	var names []string // variable, flag, ...
+	for _, f := range flags {
+		if f.value == "" {
+			continue
+		}
+		for i, v := range f.vars {
+			value := ""
+			if i == 0 {
+				value = f.value
+				names = append(names, p+v, "-"+f.name)
+			}
+			old, had := os.LookupEnv(p + v)
+			_ = os.Setenv(p+v, value)
+			defer func() {
+				if had {
+					_ = os.Setenv(p+v, old)
+				} else {
+					_ = os.Unsetenv(p + v)
+				}
+			}()
+		}
+	}
+	s, err := introspection.SettingsFromEnv(prefix)
+	if err == nil {
+		return s, nil
+	}
+	msg := err.Error()
+	if named := strings.NewReplacer(names...).Replace(msg); named != msg {
+		msg = "introspect: " + strings.TrimPrefix(named, "introspection: ")
+	}
+	return s, errors.New(msg)
 }
 
 // verdict turns Verify's result into what the tool prints and its exit

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -374,26 +369,5 @@ const tsClientTimeout = 60 * time.Second
 // endpoint: it asks for scope ("" for none) and calls the tools in order.
 func runTSClient(t *testing.T, node, endpoint, issuer, scope string, tools ...string) tsResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), tsClientTimeout)
-	defer cancel()
-	args := []string{"mcpclient.mjs", "--client-id", oidcprovider.MCPClientID, "--issuer", issuer}
-	if scope != "" {
-		args = append(args, "--scope", scope)
-	}
-	for _, tool := range tools {
-		args = append(args, "--call", tool)
-	}
-	// The script is stat-ed so that go test's cache notices when it changes.
-	_, err := os.Stat(filepath.Join(oidcprovider.Dir(), args[0]))
-	require.NoError(t, err)
-	cmd := exec.CommandContext(ctx, node, append(args, endpoint)...)
-	cmd.Dir = oidcprovider.Dir()
-	cmd.Env = append(os.Environ(), "MCP_CLIENT_SECRET="+oidcprovider.MCPClientSecret)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	require.NoError(t, err, "node %s\nstdout: %s\nstderr: %s", args[0], stdout.String(), stderr.String())
-	var res tsResult
-	require.NoError(t, json.Unmarshal(stdout.Bytes(), &res), "output: %s; stderr: %s", stdout.String(), stderr.String())
-	return res
+	return runTSClientAs(t, node, oidcprovider.MCPClientID, oidcprovider.MCPClientSecret, endpoint, issuer, scope, tools...)
 }

@@ -1,0 +1,292 @@
+package introspection
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// Forgetting a token: Verifier.Forget drops its answer from the caches,
+// and a Cache that is an Invalidator carries that to the other verifiers
+// sharing it, which drop their local copies.
+
+// Invalidator is what a shared [Cache] may also implement to carry
+// [Verifier.Forget] to every verifier that shares it, so that each drops
+// its copy of the answer from its local tier (Settings.LocalCacheTTL).
+// [NewVerifier] checks whether Settings.Cache implements it. The
+// rediscache module's Cache does, with Redis pub/sub.
+type Invalidator interface {
+	// Invalidate tells every verifier subscribed to key's namespace, the
+	// caller's own included, that the value under key is gone. key is a
+	// [Verifier.CacheKey]: the namespace, a colon and a digest of the
+	// token, never the token. It is called after the Cache's Delete of
+	// the key, with a context that ends after one second.
+	Invalidate(ctx context.Context, key string) error
+	// SubscribeInvalidations starts delivering to sub the keys that any
+	// verifier invalidates in namespace, and returns at once. It keeps
+	// the subscription up by itself, subscribing again after a failure,
+	// and calls sub.Subscribed(true) each time invalidations start to
+	// reach sub and sub.Subscribed(false) each time they may have stopped.
+	// Calls of sub come from one goroutine at a time. stop ends the
+	// subscription and returns once no call of sub runs or will be made;
+	// [Verifier.Close] calls it.
+	SubscribeInvalidations(namespace string, sub InvalidationSubscriber) (stop func())
+}
+
+// InvalidationSubscriber receives what an [Invalidator] delivers. The
+// verifier implements it; each call returns quickly.
+type InvalidationSubscriber interface {
+	// Invalidated drops the local copy of the answer under key. A key
+	// that is not a [Verifier.CacheKey] of the subscriber's namespace is
+	// ignored and counted in [Stats].InvalidationsRefused.
+	Invalidated(key string)
+	// Subscribed says whether invalidations reach the subscriber from now
+	// on. Either way the local tier is emptied, as invalidations may have
+	// been lost; while they do not reach it, its entries live at most
+	// [UnsubscribedLocalCacheTTL].
+	Subscribed(up bool)
+}
+
+// maxForgotten bounds the keys a verifier remembers as forgotten, so that a
+// shared request that began before a key was forgotten does not store its
+// answer for it. Past it the keys are dropped, and every shared request
+// running then stores nothing.
+const maxForgotten = 1024
+
+// forgetting records what was forgotten while shared requests run: the
+// keys, so that a request that began before stores nothing for them, and
+// the stores under way, so that Forget waits for them. Its zero value is
+// ready to use.
+type forgetting struct {
+	mu      sync.Mutex        // guards all fields, and makes each store's local part atomic with forgets
+	seq     uint64            // counts forgets and changes of the subscription
+	keys    map[string]uint64 // the seq of each key's latest forget; at most maxForgotten
+	floor   uint64            // requests that began before it store nothing
+	stores  map[string]*storing
+	up      bool   // invalidations reach the verifier
+	upSince uint64 // the seq at which they started to
+}
+
+// storing counts the stores under way for one key.
+type storing struct {
+	n    int
+	done chan struct{} // closed when n drops to zero
+}
+
+// now returns the point a shared request starts from, before it reads any
+// cache or asks the server.
+func (fg *forgetting) now() uint64 {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	return fg.seq
+}
+
+// forget records that key was forgotten, and returns a channel closed once
+// the stores of key under way have returned, or nil if none is.
+func (fg *forgetting) forget(key string) <-chan struct{} {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	fg.seq++
+	if len(fg.keys) >= maxForgotten {
+		clear(fg.keys)
+		fg.floor = fg.seq
+	}
+	if fg.keys == nil {
+		fg.keys = make(map[string]uint64)
+	}
+	fg.keys[key] = fg.seq
+	if s := fg.stores[key]; s != nil {
+		return s.done
+	}
+	return nil
+}
+
+// store runs the store of key by a shared request that began at since,
+// unless key was forgotten since then: local, the part in this process,
+// atomically with forgets and changes of the subscription, told whether
+// invalidations have reached the verifier all along since the request
+// began (else one may have been lost); then shared, the part in a shared
+// Cache, which a Forget of key here waits for. When key is forgotten while
+// shared runs, as another verifier's Forget that this one hears of, which
+// waits for nothing here, shared may land after that Forget's Delete: undo
+// then deletes what it stored. It reports whether it ran them.
+func (fg *forgetting) store(key string, since uint64, local func(up bool), shared, undo func()) bool {
+	s := fg.begin(key, since, local)
+	if s == nil {
+		return false
+	}
+	forgotten := false
+	func() {
+		defer func() {
+			fg.mu.Lock()
+			defer fg.mu.Unlock()
+			forgotten = fg.forgotten(key, since)
+			if s.n--; s.n == 0 {
+				close(s.done)
+				delete(fg.stores, key)
+			}
+		}()
+		shared()
+	}()
+	if forgotten {
+		undo()
+	}
+	return true
+}
+
+// begin runs the local part of a store of key by a request that began at
+// since and counts the store as under way, unless key was forgotten since;
+// it returns the count, or nil.
+func (fg *forgetting) begin(key string, since uint64, local func(up bool)) *storing {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	if fg.forgotten(key, since) {
+		return nil
+	}
+	local(fg.up && since >= fg.upSince)
+	if fg.stores == nil {
+		fg.stores = make(map[string]*storing)
+	}
+	s := fg.stores[key]
+	if s == nil {
+		s = &storing{done: make(chan struct{})}
+		fg.stores[key] = s
+	}
+	s.n++
+	return s
+}
+
+// forgottenSince reports whether key was forgotten after since, the point
+// a shared request began, which then neither stores its answer nor takes
+// callers who come later.
+func (fg *forgetting) forgottenSince(key string, since uint64) bool {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	return fg.forgotten(key, since)
+}
+
+// forgotten is forgottenSince with fg.mu held.
+func (fg *forgetting) forgotten(key string, since uint64) bool {
+	return since < fg.floor || fg.keys[key] > since
+}
+
+// subscribed records whether invalidations reach the verifier, and runs
+// drop, which empties the local tier, atomically with stores. A shared
+// request running when they start to is told, when it stores, that they
+// did not reach the verifier all along: it may have read an answer whose
+// invalidation was lost.
+func (fg *forgetting) subscribed(up bool, drop func()) {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	fg.seq++
+	if up {
+		fg.upSince = fg.seq
+	}
+	fg.up = up
+	drop()
+}
+
+// isUp reports whether invalidations reach the verifier.
+func (fg *forgetting) isUp() bool {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	return fg.up
+}
+
+// Forget drops the answer for token from the verifier's caches, so that
+// the next [Verifier.Verify] of token asks the authorization server: from
+// the built-in cache, or from the local tier and the shared [Cache]
+// (Delete); then, when the Cache is an [Invalidator], it tells the other
+// verifiers sharing it to drop their local copies. Call it when the
+// server learns that a token was revoked.
+//
+// A shared request for token under way when Forget returns stores nothing:
+// callers after Forget never join it, and Forget waits for a store it
+// already began (bounded by one second per call of the Cache), unless ctx
+// ends first. It returns [ErrMalformedToken] for a token that Verify
+// refuses before asking anyone, the failure of the Cache's Delete or
+// Invalidate, or ctx's error; the local copy is dropped either way. With
+// caching off it only makes sure that no request under way answers a
+// later call.
+func (v *Verifier) Forget(ctx context.Context, token string) error {
+	if !validToken(token) {
+		return ErrMalformedToken
+	}
+	key := v.CacheKey(token)
+	running := v.forgets.forget(key)
+	v.mu.Lock()
+	if f := v.flights[token]; f != nil {
+		delete(v.flights, token)
+		v.detached[f] = struct{}{}
+	}
+	v.mu.Unlock()
+	if v.cache == nil {
+		return nil
+	}
+	var err error
+	if running != nil {
+		select {
+		case <-running:
+		case <-ctx.Done():
+			err = fmt.Errorf("introspection: forget: a store under way did not end: %w", ctx.Err())
+		}
+	}
+	if derr := v.cache.drop(ctx, token); err == nil {
+		err = derr
+	}
+	return err
+}
+
+// flightKey returns the CacheKey of token for its shared request, or ""
+// with caching off.
+func (v *Verifier) flightKey(token string) string {
+	if v.cache == nil {
+		return ""
+	}
+	return v.CacheKey(token)
+}
+
+// subscriber is the verifier's end of an Invalidator's subscription.
+type subscriber struct{ s *sharedStore }
+
+// Invalidated drops the local copy of the answer under key, and makes a
+// shared request of the key that is under way store nothing.
+func (sub subscriber) Invalidated(key string) {
+	s := sub.s
+	digest, ok := digestOf(s.v.cacheNamespace, key)
+	if !ok {
+		s.v.stats.invalidationsRefused.Add(1)
+		return
+	}
+	s.v.forgets.forget(key)
+	if s.local != nil {
+		s.local.forgetDigest(digest)
+	}
+	s.v.stats.invalidations.Add(1) // once dropped: who sees the count sees the drop
+}
+
+// Subscribed records whether invalidations reach the verifier, and empties
+// the local tier.
+func (sub subscriber) Subscribed(up bool) {
+	sub.s.v.forgets.subscribed(up, sub.s.clearLocal)
+}
+
+// digestOf returns the token's digest in key, a [Verifier.CacheKey] of
+// namespace, and whether key is one: the namespace, a colon and 64
+// lowercase hex digits.
+func digestOf(namespace, key string) (d [sha256.Size]byte, ok bool) {
+	if len(key) != len(namespace)+1+2*sha256.Size {
+		return d, false
+	}
+	digest, ok := strings.CutPrefix(key, namespace+":")
+	if !ok || strings.ContainsFunc(digest, func(r rune) bool { return (r < '0' || r > '9') && (r < 'a' || r > 'f') }) {
+		return d, false
+	}
+	if _, err := hex.Decode(d[:], []byte(digest)); err != nil {
+		return d, false
+	}
+	return d, true
+}
