@@ -87,8 +87,9 @@ func (s *sharedStore) get(ctx context.Context, token string, now time.Time) (*an
 
 // load looks token up for the shared request that began at since: in the
 // local tier, which an earlier request may have filled since the caller
-// looked, then in the Cache. A fresh answer from the Cache fills the local
-// tier, unless token was forgotten since.
+// looked, then in the Cache. A fresh answer from the Cache that says until
+// when it is fresh (its fresh_until line) fills the local tier, unless
+// token was forgotten since.
 func (s *sharedStore) load(ctx context.Context, token string, now time.Time, since uint64) (*answer, bool) {
 	if s.local != nil {
 		if a, ok := s.local.get(ctx, token, now); ok {
@@ -99,16 +100,15 @@ func (s *sharedStore) load(ctx context.Context, token string, now time.Time, sin
 	if !ok || !freshUntil.IsZero() && !now.Before(freshUntil) {
 		return nil, false
 	}
-	if s.local != nil {
+	if s.local != nil && !freshUntil.IsZero() {
 		// How long the shared entry stays fresh, from now: until its
-		// fresh_until line says, else for as long as the Cache keeps it,
-		// which the local tier cannot know; never past an active
-		// token's exp.
+		// fresh_until line says, never past an active token's exp. A
+		// value without the line, as a verifier without the local tier
+		// or an earlier version writes it, is fresh for as long as the
+		// Cache keeps it, which the local tier cannot know: it is
+		// served for this call only.
 		now = s.v.now()
-		ttl := s.localTTL
-		if !freshUntil.IsZero() {
-			ttl = min(ttl, freshUntil.Sub(now))
-		}
+		ttl := min(s.localTTL, freshUntil.Sub(now))
 		if a.active && !a.expiresAt.IsZero() {
 			ttl = min(ttl, a.expiresAt.Sub(now))
 		}
