@@ -27,6 +27,9 @@ func TestReview15BackwardClockNeverLengthensALocalEntry(t *testing.T) {
 		s.Cache = cc
 		s.Leeway = 2 * time.Hour // the step never rejects the token by itself
 	})
+	// The local tier's monotonic clock (time.Now in production) is the
+	// one that never steps back.
+	v.cache.(*sharedStore).local.mono = store.Now
 	fill(t, v, tok)
 	require.Equal(t, int64(1), as.RequestsFor(tok))
 

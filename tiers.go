@@ -35,6 +35,7 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 	}
 	if st.localTTL > 0 {
 		st.local = newMemoryCache(s.MaxCacheSize, v.now)
+		st.local.mono = time.Now
 		st.local.indexDigests()
 	}
 	st.inv, _ = s.Cache.(Invalidator)
