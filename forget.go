@@ -23,7 +23,8 @@ type Invalidator interface {
 	// caller's own included, that the value under key is gone. key is a
 	// [Verifier.CacheKey]: the namespace, a colon and a digest of the
 	// token, never the token. It is called after the Cache's Delete of
-	// the key, with a context that ends after one second.
+	// the key, whether or not that succeeded, with a context that ends
+	// after one second.
 	Invalidate(ctx context.Context, key string) error
 	// SubscribeInvalidations starts delivering to sub the keys that any
 	// verifier invalidates in namespace, and returns at once. It keeps
@@ -207,8 +208,9 @@ func (fg *forgetting) isUp() bool {
 // callers after Forget never join it, and Forget waits for a store it
 // already began (bounded by one second per call of the Cache), unless ctx
 // ends first. It returns [ErrMalformedToken] for a token that Verify
-// refuses before asking anyone, the failure of the Cache's Delete or
-// Invalidate, or ctx's error; the local copy is dropped either way. With
+// refuses before asking anyone, the failures of the Cache's Delete and
+// Invalidate, joined (it calls Invalidate whether or not Delete
+// succeeded), or ctx's error; the local copy is dropped either way. With
 // caching off it only makes sure that no request under way answers a
 // later call.
 func (v *Verifier) Forget(ctx context.Context, token string) error {

@@ -2,6 +2,7 @@ package introspection
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -789,4 +790,56 @@ func TestObserverSeesForget(t *testing.T) {
 	require.NoError(t, vs[0].Forget(context.Background(), tok))
 	assert.Equal(t, []string{"CacheCallStart delete", "CacheCallEnd delete ok",
 		"CacheCallStart invalidate", "CacheCallEnd invalidate ok"}, obs.seen())
+}
+
+// TestForgetTriesDeleteAndInvalidateWhateverFails checks that Forget calls
+// the Cache's Invalidate when its Delete fails, and the reverse, and that
+// it returns every failure, without the token.
+func TestForgetTriesDeleteAndInvalidateWhateverFails(t *testing.T) {
+	errDelete := errors.New("delete refused")
+	errInvalidate := errors.New("invalidate refused")
+	for _, tc := range []struct {
+		name                     string
+		deleteErr, invalidateErr error
+	}{
+		{name: "Delete fails", deleteErr: errDelete},
+		{name: "Invalidate fails", invalidateErr: errInvalidate},
+		{name: "both fail", deleteErr: errDelete, invalidateErr: errInvalidate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newAS(t, nil)
+			b := newBus()
+			vs, cc := replicas(t, 2, as, nil, b, nil)
+			tok := as.Issue(introspectiontest.TokenOptions{})
+			fill(t, vs[0], tok)
+			fill(t, vs[1], tok)
+			var deletes atomic.Int64
+			cc.Cache.(*mapCache).beforeDelete = func(context.Context) error {
+				deletes.Add(1)
+				return tc.deleteErr
+			}
+			if tc.invalidateErr != nil {
+				b.mu.Lock()
+				b.fail = tc.invalidateErr
+				b.mu.Unlock()
+			}
+			err := vs[0].Forget(context.Background(), tok)
+			require.Error(t, err)
+			assert.Equal(t, int64(1), deletes.Load(), "Delete was called")
+			if tc.deleteErr != nil {
+				assert.ErrorIs(t, err, tc.deleteErr)
+				assert.Contains(t, err.Error(), "Delete")
+			}
+			if tc.invalidateErr != nil {
+				assert.ErrorIs(t, err, tc.invalidateErr)
+				assert.Contains(t, err.Error(), "Invalidate")
+			} else {
+				assert.Equal(t, uint64(1), vs[1].Stats().Invalidations, "Invalidate was called and reached the other replica")
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				assert.True(t, strings.HasPrefix(line, "introspection: "), line)
+			}
+			assert.NotContains(t, err.Error(), tok)
+		})
+	}
 }

@@ -3,6 +3,7 @@ package introspection
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -150,24 +151,26 @@ func (s *sharedStore) localLen() int {
 }
 
 // drop removes the answer for token from both tiers, whatever the
-// cooldown, and, with an Invalidator, tells the other verifiers.
+// cooldown, and, with an Invalidator, tells the other verifiers: it calls
+// Invalidate even when Delete failed, as the other verifiers' local copies
+// are theirs to drop either way, and returns both failures.
 func (s *sharedStore) drop(ctx context.Context, token string) error {
 	if s.local != nil {
 		s.local.forget(ctx, token)
 	}
 	key := s.v.CacheKey(token)
+	var derr, ierr error
 	if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
 		s.cacheError(ctx, "delete", err)
-		return fmt.Errorf("introspection: forget: the Cache's Delete failed: %w", err)
+		derr = fmt.Errorf("introspection: forget: the Cache's Delete failed: %w", err)
 	}
-	if s.inv == nil {
-		return nil
+	if s.inv != nil {
+		if err := s.call(ctx, "Invalidate", func(ctx context.Context) error { return s.inv.Invalidate(ctx, key) }); err != nil {
+			s.cacheError(ctx, "invalidate", err)
+			ierr = fmt.Errorf("introspection: forget: the Cache's Invalidate failed: %w", err)
+		}
 	}
-	if err := s.call(ctx, "Invalidate", func(ctx context.Context) error { return s.inv.Invalidate(ctx, key) }); err != nil {
-		s.cacheError(ctx, "invalidate", err)
-		return fmt.Errorf("introspection: forget: the Cache's Invalidate failed: %w", err)
-	}
-	return nil
+	return errors.Join(derr, ierr)
 }
 
 // keep stores a, the answer for token fresh for ttl, in every tier, unless
