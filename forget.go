@@ -33,7 +33,11 @@ type Invalidator interface {
 	// reach sub and sub.Subscribed(false) each time they may have stopped.
 	// Calls of sub come from one goroutine at a time. stop ends the
 	// subscription and returns once no call of sub runs or will be made;
-	// [Verifier.Close] calls it.
+	// [Verifier.Close] calls it. [NewVerifier] and Close wait for each
+	// no longer than for a call of the Cache, one second: a subscription
+	// whose call has not returned by then counts as down for as long as
+	// the verifier lives (logged at warn), and a stop returned later is
+	// called then, on a goroutine left behind until it returns.
 	SubscribeInvalidations(namespace string, sub InvalidationSubscriber) (stop func())
 }
 
@@ -69,6 +73,7 @@ type forgetting struct {
 	stores  map[string]*storing
 	up      bool   // invalidations reach the verifier
 	upSince uint64 // the seq at which they started to
+	gaveUp  bool   // the subscription was closed or given up on: up stays false
 }
 
 // storing counts the stores under way for one key.
@@ -183,11 +188,23 @@ func (fg *forgetting) subscribed(up bool, drop func()) {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
 	fg.seq++
+	up = up && !fg.gaveUp
 	if up {
 		fg.upSince = fg.seq
 	}
 	fg.up = up
 	drop()
+}
+
+// giveUp records that the subscription was closed, or given up on as its
+// Invalidator panicked or hung: from then on invalidations are taken not
+// to reach the verifier, whatever the subscription says, and drop empties
+// the local tier.
+func (fg *forgetting) giveUp(drop func()) {
+	fg.mu.Lock()
+	fg.gaveUp = true
+	fg.mu.Unlock()
+	fg.subscribed(false, drop)
 }
 
 // isUp reports whether invalidations reach the verifier.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -842,4 +843,58 @@ func TestForgetTriesDeleteAndInvalidateWhateverFails(t *testing.T) {
 			assert.NotContains(t, err.Error(), tok)
 		})
 	}
+}
+
+// lateSubscription is an Invalidator whose SubscribeInvalidations says the
+// subscription is up, then does not return until release is closed; the
+// stop it returns closes stopped.
+type lateSubscription struct {
+	invalidatingCache
+	release, stopped chan struct{}
+}
+
+func (l lateSubscription) SubscribeInvalidations(_ string, sub InvalidationSubscriber) func() {
+	sub.Subscribed(true)
+	<-l.release
+	return func() { close(l.stopped) }
+}
+
+// TestHungSubscriptionCountsAsUnsubscribed checks that a
+// SubscribeInvalidations that does not return within the bound on a call
+// of the Cache counts as unsubscribed, even though it said it was up: it
+// is logged at warn, the local tier keeps answers for
+// UnsubscribedLocalCacheTTL at most, and once the call returns its stop
+// is called.
+func TestHungSubscriptionCountsAsUnsubscribed(t *testing.T) {
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	logs := &recordingHandler{}
+	cc := &countingCache{Cache: newMapCache(clock.Now)}
+	c := lateSubscription{invalidatingCache{Cache: cc, b: newBus()}, make(chan struct{}), make(chan struct{})}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(c.release) }) })
+	v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) {
+		s.CacheTTL, s.LocalCacheTTL, s.Cache, s.Logger = time.Minute, time.Minute, c, slog.New(logs)
+	})
+	assert.False(t, v.Stats().InvalidationsSubscribed, "a subscription whose call did not return is down")
+	warns := logs.matching("SubscribeInvalidations did not return")
+	require.Len(t, warns, 1)
+	assert.Equal(t, slog.LevelWarn, warns[0].Level)
+
+	tok := as.Issue(introspectiontest.TokenOptions{Lifetime: time.Hour})
+	fill(t, v, tok)
+	clock.Advance(UnsubscribedLocalCacheTTL - time.Millisecond)
+	fill(t, v, tok)
+	assert.Equal(t, int64(1), cc.gets.Load(), "a local hit within UnsubscribedLocalCacheTTL")
+	clock.Advance(time.Millisecond)
+	fill(t, v, tok)
+	assert.Equal(t, int64(2), cc.gets.Load(), "not past it")
+
+	once.Do(func() { close(c.release) })
+	select {
+	case <-c.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stop of a subscription that returned late was not called")
+	}
+	assert.False(t, v.Stats().InvalidationsSubscribed)
 }

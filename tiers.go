@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -46,37 +47,85 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 // subscribe starts the subscription of the verifier's local tier to the
 // invalidations of its Cache, if the Cache is an Invalidator. Until it is
 // up, the local tier keeps answers for UnsubscribedLocalCacheTTL at most;
-// if SubscribeInvalidations panics, for as long as the verifier lives.
+// if SubscribeInvalidations panics, or does not return within the bound on
+// a call of the Cache, for as long as the verifier lives. A call that
+// returns later has its stop called at once, on the goroutine left
+// waiting for it.
 func (v *Verifier) subscribe() {
 	s, ok := v.cache.(*sharedStore)
 	if !ok || s.inv == nil || s.local == nil {
 		return
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			_ = v.recovered(context.Background(), "Cache.SubscribeInvalidations", r)
-		}
-	}()
-	if stop := s.inv.SubscribeInvalidations(v.cacheNamespace, subscriber{s}); stop != nil {
+	stop, ok := s.bounded("SubscribeInvalidations", func() func() {
+		return s.inv.SubscribeInvalidations(v.cacheNamespace, subscriber{s})
+	})
+	switch {
+	case !ok:
+		v.forgets.giveUp(s.clearLocal)
+	case stop != nil:
 		v.unsubscribe = sync.OnceFunc(stop)
 	}
 }
 
-// closeTiers ends the subscription, if any: from then on, the local tier
+// closeTiers ends the subscription, if any, waiting for its stop no longer
+// than the bound on a call of the Cache: from then on, the local tier
 // keeps answers for UnsubscribedLocalCacheTTL at most.
 func (v *Verifier) closeTiers() {
-	if v.unsubscribe == nil {
+	s, ok := v.cache.(*sharedStore)
+	if !ok || s.inv == nil || s.local == nil {
 		return
 	}
-	func() {
+	if v.unsubscribe != nil {
+		s.bounded("SubscribeInvalidations' stop", func() func() { v.unsubscribe(); return nil })
+	}
+	v.forgets.giveUp(s.clearLocal)
+}
+
+// bounded runs f, a call of the Cache's Invalidator named op, on a
+// goroutine of its own, and waits for it no longer than s.timeout, as for
+// every call of the Cache. It returns what f returned and true, or false
+// when f panicked (recovered and logged) or did not return in time
+// (logged at warn). What f returns too late is a stop that nobody will
+// call: the goroutine calls it then, and is left behind only while the
+// Invalidator hangs.
+func (s *sharedStore) bounded(op string, f func() func()) (func(), bool) {
+	type result struct {
+		stop func()
+		ok   bool
+	}
+	run := func(f func() func()) (r result) {
 		defer func() {
-			if r := recover(); r != nil {
-				_ = v.recovered(context.Background(), "Cache.SubscribeInvalidations' stop", r)
+			if p := recover(); p != nil {
+				_ = s.v.recovered(context.Background(), "Cache."+op, p)
+				r = result{}
 			}
 		}()
-		v.unsubscribe()
+		return result{stop: f(), ok: true}
+	}
+	done := make(chan result)
+	late := make(chan struct{})
+	go func() {
+		r := run(f)
+		select {
+		case done <- r:
+		case <-late:
+			if r.stop != nil {
+				run(func() func() { r.stop(); return nil })
+			}
+		}
 	}()
-	subscriber{v.cache.(*sharedStore)}.Subscribed(false)
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.stop, r.ok
+	case <-t.C:
+		close(late)
+		s.v.logError(context.Background(), slog.LevelWarn,
+			"introspection: the Cache's "+op+" did not return in time; invalidations are taken not to reach the local tier",
+			"error", fmt.Errorf("no answer within %v", s.timeout))
+		return nil, false
+	}
 }
 
 // get looks token up in the local tier.
