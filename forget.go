@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Forgetting a token: Verifier.Forget drops its answer from the caches,
@@ -61,19 +62,36 @@ type InvalidationSubscriber interface {
 // running then stores nothing.
 const maxForgotten = 1024
 
+// forgetTombstone is how long after a key is forgotten, here or by another
+// verifier that this one hears of, a value read from the shared Cache under
+// it is ignored, as a miss that asks the authorization server: another
+// verifier's Set under way at the forget may land after its Delete, and
+// then stays until that verifier deletes it again once its Set returns,
+// at most the bound on a call of the Cache later, plus a margin. Answers
+// fetched here after the forget are stored in both tiers as ever.
+const forgetTombstone = cacheCallTimeout + time.Second
+
 // forgetting records what was forgotten while shared requests run: the
 // keys, so that a request that began before stores nothing for them, and
 // the stores under way, so that Forget waits for them. Its zero value is
 // ready to use.
 type forgetting struct {
-	mu      sync.Mutex        // guards all fields, and makes each store's local part atomic with forgets
-	seq     uint64            // counts forgets and changes of the subscription
-	keys    map[string]uint64 // the seq of each key's latest forget; at most maxForgotten
-	floor   uint64            // requests that began before it store nothing
+	mu      sync.Mutex          // guards all fields, and makes each store's local part atomic with forgets
+	seq     uint64              // counts forgets and changes of the subscription
+	keys    map[string]forgotAt // each key's latest forget; at most maxForgotten
+	floor   uint64              // requests that began before it store nothing
+	floorAt time.Time           // when keys were last cleared: a tombstone of every key until forgetTombstone after
 	stores  map[string]*storing
 	up      bool   // invalidations reach the verifier
 	upSince uint64 // the seq at which they started to
 	gaveUp  bool   // the subscription was closed or given up on: up stays false
+}
+
+// forgotAt is when a key was last forgotten: the seq, and the time by the
+// monotonic clock, from which its tombstone lasts forgetTombstone.
+type forgotAt struct {
+	seq uint64
+	at  time.Time
 }
 
 // storing counts the stores under way for one key.
@@ -96,14 +114,16 @@ func (fg *forgetting) forget(key string) <-chan struct{} {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
 	fg.seq++
+	now := time.Now()
 	if len(fg.keys) >= maxForgotten {
 		clear(fg.keys)
 		fg.floor = fg.seq
+		fg.floorAt = now
 	}
 	if fg.keys == nil {
-		fg.keys = make(map[string]uint64)
+		fg.keys = make(map[string]forgotAt)
 	}
-	fg.keys[key] = fg.seq
+	fg.keys[key] = forgotAt{seq: fg.seq, at: now}
 	if s := fg.stores[key]; s != nil {
 		return s.done
 	}
@@ -176,7 +196,21 @@ func (fg *forgetting) forgottenSince(key string, since uint64) bool {
 
 // forgotten is forgottenSince with fg.mu held.
 func (fg *forgetting) forgotten(key string, since uint64) bool {
-	return since < fg.floor || fg.keys[key] > since
+	return since < fg.floor || fg.keys[key].seq > since
+}
+
+// tombstoned reports whether key was forgotten less than forgetTombstone
+// before now, a reading of time.Now: a value read from the shared Cache
+// under it is then ignored. Past maxForgotten forgets, every key is, for
+// forgetTombstone after the last forget.
+func (fg *forgetting) tombstoned(key string, now time.Time) bool {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	if !fg.floorAt.IsZero() && now.Before(fg.floorAt.Add(forgetTombstone)) {
+		return true
+	}
+	f, ok := fg.keys[key]
+	return ok && now.Before(f.at.Add(forgetTombstone))
 }
 
 // subscribed records whether invalidations reach the verifier, and runs
@@ -220,6 +254,11 @@ func (fg *forgetting) isUp() bool {
 // (Delete); then, when the Cache is an [Invalidator], it tells the other
 // verifiers sharing it to drop their local copies. Call it when the
 // server learns that a token was revoked.
+//
+// For forgetTombstone (two seconds) after a forget, here or by another
+// verifier that this one hears of, a value read from the Cache under the
+// token's key is ignored: another verifier's Set under way may land after
+// the Delete.
 //
 // A shared request for token under way when Forget returns stores nothing:
 // callers after Forget never join it, and Forget waits for a store it

@@ -312,8 +312,9 @@ func TestForgetReportsFailures(t *testing.T) {
 }
 
 // TestForgetReachesEveryReplica checks that a token one replica forgets is
-// refused by all three, each asking the server again, and that the
-// invalidation carries the cache key, never the token.
+// refused by all three, each asking the server again (none reads the
+// Cache within forgetTombstone of the forget), and that the invalidation
+// carries the cache key, never the token.
 func TestForgetReachesEveryReplica(t *testing.T) {
 	as := newAS(t, nil)
 	b := newBus()
@@ -333,7 +334,7 @@ func TestForgetReachesEveryReplica(t *testing.T) {
 		assert.ErrorIs(t, err, ErrTokenInactive, "replica %d", i)
 		waitUntilIdle(t, v)
 	}
-	assert.Equal(t, int64(2), as.RequestsFor(tok), "one replica asked; the others read its answer")
+	assert.Equal(t, int64(4), as.RequestsFor(tok), "each replica asked, ignoring the Cache for forgetTombstone")
 }
 
 // TestInvalidationDuringAnotherReplicasFlight checks that a replica whose
@@ -897,4 +898,30 @@ func TestHungSubscriptionCountsAsUnsubscribed(t *testing.T) {
 		t.Fatal("the stop of a subscription that returned late was not called")
 	}
 	assert.False(t, v.Stats().InvalidationsSubscribed)
+}
+
+// TestForgetTombstoneLastsForgetTombstone checks the bounds of the
+// tombstone a forget leaves: a value read from the Cache under the key is
+// ignored until forgetTombstone after the forget, not at it; past
+// maxForgotten forgets, under every key, as their records are dropped.
+func TestForgetTombstoneLastsForgetTombstone(t *testing.T) {
+	var fg forgetting
+	before := time.Now()
+	fg.forget("k")
+	after := time.Now()
+	assert.True(t, fg.tombstoned("k", after), "at the forget")
+	assert.True(t, fg.tombstoned("k", before.Add(forgetTombstone-time.Nanosecond)), "just before the bound")
+	assert.False(t, fg.tombstoned("k", after.Add(forgetTombstone)), "at the bound")
+	assert.False(t, fg.tombstoned("other", after), "another key")
+
+	for i := range maxForgotten - 1 {
+		fg.forget(fmt.Sprint("key ", i))
+	}
+	require.Len(t, fg.keys, maxForgotten)
+	assert.False(t, fg.tombstoned("other", time.Now()), "at maxForgotten keys, each is remembered")
+	fg.forget("one more")
+	last := time.Now()
+	assert.True(t, fg.tombstoned("other", last), "past maxForgotten, every key")
+	assert.True(t, fg.tombstoned("k", last))
+	assert.False(t, fg.tombstoned("other", last.Add(forgetTombstone)), "until forgetTombstone after the last clear")
 }
