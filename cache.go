@@ -223,6 +223,11 @@ func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*a
 		}
 		return nil, time.Time{}, false
 	}
+	if s.v.forgets.tombstoned(key, time.Now()) {
+		// Forgotten moments ago: the value may be a Set of another
+		// verifier's that landed after the forget's Delete.
+		return nil, time.Time{}, false
+	}
 	return a, freshUntil, true
 }
 
