@@ -232,6 +232,11 @@ func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*a
 		_ = s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) })
 		return nil, time.Time{}, false
 	}
+	if s.v.forgets.tombstoned(key, time.Now()) {
+		// Forgotten moments ago: the value may be a Set of another
+		// verifier's that landed after the forget's Delete.
+		return nil, time.Time{}, false
+	}
 	return a, freshUntil, true
 }
 

@@ -424,6 +424,7 @@ func (v *Verifier) runFetch(ctx context.Context, f *metadataFetch) {
 	defer close(f.ended)
 	defer f.cancel()
 	d := v.disc
+	start := time.Now()
 	t, err := v.fetchTarget(ctx)
 	now, _ := v.safeNow(ctx)
 	// Stopped by Close, not failed by the server: no backoff.
@@ -455,6 +456,7 @@ func (v *Verifier) runFetch(ctx context.Context, f *metadataFetch) {
 
 	f.t, f.err = t, err
 	if mine && !stopped {
+		v.observeMetadataFetch(ctx, err, kept, time.Since(start))
 		switch {
 		case err == nil && t.method != previous && v.s.ClientAuthMethod == "":
 			v.logDiscovery(ctx, slog.LevelInfo, "introspection: client authentication method chosen",

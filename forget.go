@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Forgetting a token: Verifier.Forget drops its answer from the caches,
@@ -23,7 +24,8 @@ type Invalidator interface {
 	// caller's own included, that the value under key is gone. key is a
 	// [Verifier.CacheKey]: the namespace, a colon and a digest of the
 	// token, never the token. It is called after the Cache's Delete of
-	// the key, with a context that ends after one second.
+	// the key, whether or not that succeeded, with a context that ends
+	// after one second.
 	Invalidate(ctx context.Context, key string) error
 	// SubscribeInvalidations starts delivering to sub the keys that any
 	// verifier invalidates in namespace, and returns at once. It keeps
@@ -32,7 +34,11 @@ type Invalidator interface {
 	// reach sub and sub.Subscribed(false) each time they may have stopped.
 	// Calls of sub come from one goroutine at a time. stop ends the
 	// subscription and returns once no call of sub runs or will be made;
-	// [Verifier.Close] calls it.
+	// [Verifier.Close] calls it. [NewVerifier] and Close wait for each
+	// no longer than for a call of the Cache, one second: a subscription
+	// whose call has not returned by then counts as down for as long as
+	// the verifier lives (logged at warn), and a stop returned later is
+	// called then, on a goroutine left behind until it returns.
 	SubscribeInvalidations(namespace string, sub InvalidationSubscriber) (stop func())
 }
 
@@ -56,18 +62,36 @@ type InvalidationSubscriber interface {
 // running then stores nothing.
 const maxForgotten = 1024
 
+// forgetTombstone is how long after a key is forgotten, here or by another
+// verifier that this one hears of, a value read from the shared Cache under
+// it is ignored, as a miss that asks the authorization server: another
+// verifier's Set under way at the forget may land after its Delete, and
+// then stays until that verifier deletes it again once its Set returns,
+// at most the bound on a call of the Cache later, plus a margin. Answers
+// fetched here after the forget are stored in both tiers as ever.
+const forgetTombstone = cacheCallTimeout + time.Second
+
 // forgetting records what was forgotten while shared requests run: the
 // keys, so that a request that began before stores nothing for them, and
 // the stores under way, so that Forget waits for them. Its zero value is
 // ready to use.
 type forgetting struct {
-	mu      sync.Mutex        // guards all fields, and makes each store's local part atomic with forgets
-	seq     uint64            // counts forgets and changes of the subscription
-	keys    map[string]uint64 // the seq of each key's latest forget; at most maxForgotten
-	floor   uint64            // requests that began before it store nothing
+	mu      sync.Mutex          // guards all fields, and makes each store's local part atomic with forgets
+	seq     uint64              // counts forgets and changes of the subscription
+	keys    map[string]forgotAt // each key's latest forget; at most maxForgotten
+	floor   uint64              // requests that began before it store nothing
+	floorAt time.Time           // when keys were last cleared: a tombstone of every key until forgetTombstone after
 	stores  map[string]*storing
 	up      bool   // invalidations reach the verifier
 	upSince uint64 // the seq at which they started to
+	gaveUp  bool   // the subscription was closed or given up on: up stays false
+}
+
+// forgotAt is when a key was last forgotten: the seq, and the time by the
+// monotonic clock, from which its tombstone lasts forgetTombstone.
+type forgotAt struct {
+	seq uint64
+	at  time.Time
 }
 
 // storing counts the stores under way for one key.
@@ -90,14 +114,16 @@ func (fg *forgetting) forget(key string) <-chan struct{} {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
 	fg.seq++
+	now := time.Now()
 	if len(fg.keys) >= maxForgotten {
 		clear(fg.keys)
 		fg.floor = fg.seq
+		fg.floorAt = now
 	}
 	if fg.keys == nil {
-		fg.keys = make(map[string]uint64)
+		fg.keys = make(map[string]forgotAt)
 	}
-	fg.keys[key] = fg.seq
+	fg.keys[key] = forgotAt{seq: fg.seq, at: now}
 	if s := fg.stores[key]; s != nil {
 		return s.done
 	}
@@ -170,7 +196,21 @@ func (fg *forgetting) forgottenSince(key string, since uint64) bool {
 
 // forgotten is forgottenSince with fg.mu held.
 func (fg *forgetting) forgotten(key string, since uint64) bool {
-	return since < fg.floor || fg.keys[key] > since
+	return since < fg.floor || fg.keys[key].seq > since
+}
+
+// tombstoned reports whether key was forgotten less than forgetTombstone
+// before now, a reading of time.Now: a value read from the shared Cache
+// under it is then ignored. Past maxForgotten forgets, every key is, for
+// forgetTombstone after the last forget.
+func (fg *forgetting) tombstoned(key string, now time.Time) bool {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	if !fg.floorAt.IsZero() && now.Before(fg.floorAt.Add(forgetTombstone)) {
+		return true
+	}
+	f, ok := fg.keys[key]
+	return ok && now.Before(f.at.Add(forgetTombstone))
 }
 
 // subscribed records whether invalidations reach the verifier, and runs
@@ -182,11 +222,23 @@ func (fg *forgetting) subscribed(up bool, drop func()) {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
 	fg.seq++
+	up = up && !fg.gaveUp
 	if up {
 		fg.upSince = fg.seq
 	}
 	fg.up = up
 	drop()
+}
+
+// giveUp records that the subscription was closed, or given up on as its
+// Invalidator panicked or hung: from then on invalidations are taken not
+// to reach the verifier, whatever the subscription says, and drop empties
+// the local tier.
+func (fg *forgetting) giveUp(drop func()) {
+	fg.mu.Lock()
+	fg.gaveUp = true
+	fg.mu.Unlock()
+	fg.subscribed(false, drop)
 }
 
 // isUp reports whether invalidations reach the verifier.
@@ -203,12 +255,18 @@ func (fg *forgetting) isUp() bool {
 // verifiers sharing it to drop their local copies. Call it when the
 // server learns that a token was revoked.
 //
+// For forgetTombstone (two seconds) after a forget, here or by another
+// verifier that this one hears of, a value read from the Cache under the
+// token's key is ignored: another verifier's Set under way may land after
+// the Delete.
+//
 // A shared request for token under way when Forget returns stores nothing:
 // callers after Forget never join it, and Forget waits for a store it
 // already began (bounded by one second per call of the Cache), unless ctx
 // ends first. It returns [ErrMalformedToken] for a token that Verify
-// refuses before asking anyone, the failure of the Cache's Delete or
-// Invalidate, or ctx's error; the local copy is dropped either way. With
+// refuses before asking anyone, the failures of the Cache's Delete and
+// Invalidate, joined (it calls Invalidate whether or not Delete
+// succeeded), or ctx's error; the local copy is dropped either way. With
 // caching off it only makes sure that no request under way answers a
 // later call.
 func (v *Verifier) Forget(ctx context.Context, token string) error {

@@ -2,7 +2,9 @@ package introspection
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -310,8 +312,9 @@ func TestForgetReportsFailures(t *testing.T) {
 }
 
 // TestForgetReachesEveryReplica checks that a token one replica forgets is
-// refused by all three, each asking the server again, and that the
-// invalidation carries the cache key, never the token.
+// refused by all three, each asking the server again (none reads the
+// Cache within forgetTombstone of the forget), and that the invalidation
+// carries the cache key, never the token.
 func TestForgetReachesEveryReplica(t *testing.T) {
 	as := newAS(t, nil)
 	b := newBus()
@@ -331,7 +334,7 @@ func TestForgetReachesEveryReplica(t *testing.T) {
 		assert.ErrorIs(t, err, ErrTokenInactive, "replica %d", i)
 		waitUntilIdle(t, v)
 	}
-	assert.Equal(t, int64(2), as.RequestsFor(tok), "one replica asked; the others read its answer")
+	assert.Equal(t, int64(4), as.RequestsFor(tok), "each replica asked, ignoring the Cache for forgetTombstone")
 }
 
 // TestInvalidationDuringAnotherReplicasFlight checks that a replica whose
@@ -789,4 +792,136 @@ func TestObserverSeesForget(t *testing.T) {
 	require.NoError(t, vs[0].Forget(context.Background(), tok))
 	assert.Equal(t, []string{"CacheCallStart delete", "CacheCallEnd delete ok",
 		"CacheCallStart invalidate", "CacheCallEnd invalidate ok"}, obs.seen())
+}
+
+// TestForgetTriesDeleteAndInvalidateWhateverFails checks that Forget calls
+// the Cache's Invalidate when its Delete fails, and the reverse, and that
+// it returns every failure, without the token.
+func TestForgetTriesDeleteAndInvalidateWhateverFails(t *testing.T) {
+	errDelete := errors.New("delete refused")
+	errInvalidate := errors.New("invalidate refused")
+	for _, tc := range []struct {
+		name                     string
+		deleteErr, invalidateErr error
+	}{
+		{name: "Delete fails", deleteErr: errDelete},
+		{name: "Invalidate fails", invalidateErr: errInvalidate},
+		{name: "both fail", deleteErr: errDelete, invalidateErr: errInvalidate},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			as := newAS(t, nil)
+			b := newBus()
+			vs, cc := replicas(t, 2, as, nil, b, nil)
+			tok := as.Issue(introspectiontest.TokenOptions{})
+			fill(t, vs[0], tok)
+			fill(t, vs[1], tok)
+			var deletes atomic.Int64
+			cc.Cache.(*mapCache).beforeDelete = func(context.Context) error {
+				deletes.Add(1)
+				return tc.deleteErr
+			}
+			if tc.invalidateErr != nil {
+				b.mu.Lock()
+				b.fail = tc.invalidateErr
+				b.mu.Unlock()
+			}
+			err := vs[0].Forget(context.Background(), tok)
+			require.Error(t, err)
+			assert.Equal(t, int64(1), deletes.Load(), "Delete was called")
+			if tc.deleteErr != nil {
+				assert.ErrorIs(t, err, tc.deleteErr)
+				assert.Contains(t, err.Error(), "Delete")
+			}
+			if tc.invalidateErr != nil {
+				assert.ErrorIs(t, err, tc.invalidateErr)
+				assert.Contains(t, err.Error(), "Invalidate")
+			} else {
+				assert.Equal(t, uint64(1), vs[1].Stats().Invalidations, "Invalidate was called and reached the other replica")
+			}
+			for _, line := range strings.Split(err.Error(), "\n") {
+				assert.True(t, strings.HasPrefix(line, "introspection: "), line)
+			}
+			assert.NotContains(t, err.Error(), tok)
+		})
+	}
+}
+
+// lateSubscription is an Invalidator whose SubscribeInvalidations says the
+// subscription is up, then does not return until release is closed; the
+// stop it returns closes stopped.
+type lateSubscription struct {
+	invalidatingCache
+	release, stopped chan struct{}
+}
+
+func (l lateSubscription) SubscribeInvalidations(_ string, sub InvalidationSubscriber) func() {
+	sub.Subscribed(true)
+	<-l.release
+	return func() { close(l.stopped) }
+}
+
+// TestHungSubscriptionCountsAsUnsubscribed checks that a
+// SubscribeInvalidations that does not return within the bound on a call
+// of the Cache counts as unsubscribed, even though it said it was up: it
+// is logged at warn, the local tier keeps answers for
+// UnsubscribedLocalCacheTTL at most, and once the call returns its stop
+// is called.
+func TestHungSubscriptionCountsAsUnsubscribed(t *testing.T) {
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	logs := &recordingHandler{}
+	cc := &countingCache{Cache: newMapCache(clock.Now)}
+	c := lateSubscription{invalidatingCache{Cache: cc, b: newBus()}, make(chan struct{}), make(chan struct{})}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(c.release) }) })
+	v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) {
+		s.CacheTTL, s.LocalCacheTTL, s.Cache, s.Logger = time.Minute, time.Minute, c, slog.New(logs)
+	})
+	assert.False(t, v.Stats().InvalidationsSubscribed, "a subscription whose call did not return is down")
+	warns := logs.matching("SubscribeInvalidations did not return")
+	require.Len(t, warns, 1)
+	assert.Equal(t, slog.LevelWarn, warns[0].Level)
+
+	tok := as.Issue(introspectiontest.TokenOptions{Lifetime: time.Hour})
+	fill(t, v, tok)
+	clock.Advance(UnsubscribedLocalCacheTTL - time.Millisecond)
+	fill(t, v, tok)
+	assert.Equal(t, int64(1), cc.gets.Load(), "a local hit within UnsubscribedLocalCacheTTL")
+	clock.Advance(time.Millisecond)
+	fill(t, v, tok)
+	assert.Equal(t, int64(2), cc.gets.Load(), "not past it")
+
+	once.Do(func() { close(c.release) })
+	select {
+	case <-c.stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stop of a subscription that returned late was not called")
+	}
+	assert.False(t, v.Stats().InvalidationsSubscribed)
+}
+
+// TestForgetTombstoneLastsForgetTombstone checks the bounds of the
+// tombstone a forget leaves: a value read from the Cache under the key is
+// ignored until forgetTombstone after the forget, not at it; past
+// maxForgotten forgets, under every key, as their records are dropped.
+func TestForgetTombstoneLastsForgetTombstone(t *testing.T) {
+	var fg forgetting
+	before := time.Now()
+	fg.forget("k")
+	after := time.Now()
+	assert.True(t, fg.tombstoned("k", after), "at the forget")
+	assert.True(t, fg.tombstoned("k", before.Add(forgetTombstone-time.Nanosecond)), "just before the bound")
+	assert.False(t, fg.tombstoned("k", after.Add(forgetTombstone)), "at the bound")
+	assert.False(t, fg.tombstoned("other", after), "another key")
+
+	for i := range maxForgotten - 1 {
+		fg.forget(fmt.Sprint("key ", i))
+	}
+	require.Len(t, fg.keys, maxForgotten)
+	assert.False(t, fg.tombstoned("other", time.Now()), "at maxForgotten keys, each is remembered")
+	fg.forget("one more")
+	last := time.Now()
+	assert.True(t, fg.tombstoned("other", last), "past maxForgotten, every key")
+	assert.True(t, fg.tombstoned("k", last))
+	assert.False(t, fg.tombstoned("other", last.Add(forgetTombstone)), "until forgetTombstone after the last clear")
 }

@@ -24,6 +24,12 @@ type memoryCache struct {
 	count    atomic.Int64 // entries in all shards, plus reservations being made
 	intern   *interner
 	stale    time.Duration // Settings.StaleIfError: how long entries are kept past their end
+	// mono, for the local tier, is a clock that never steps back
+	// (time.Now, whose monotonic reading comparisons use): entries also
+	// end once it reaches their time of storing plus their TTL, so that
+	// a now that steps back never lengthens them. nil for the built-in
+	// cache, whose entries follow now alone.
+	mono func() time.Time
 }
 
 const sweepInterval = time.Minute
@@ -58,6 +64,7 @@ type memEntry struct {
 	key        string
 	a          *answer
 	fresh      time.Time     // until which it is a hit
+	monoFresh  time.Time     // with the cache's mono clock, until which it is a hit on that clock too
 	stale      time.Duration // how long past fresh it is kept to be served stale
 	visited    atomic.Bool
 	prev, next *memEntry // prev is newer, next is older; guarded by the shard's mu
@@ -91,8 +98,12 @@ func (c *memoryCache) get(_ context.Context, token string, now time.Time) (*answ
 	if e == nil {
 		return nil, false
 	}
-	if !now.Before(e.fresh) {
-		if !now.Before(e.end()) {
+	var mono time.Time
+	if c.mono != nil {
+		mono = c.mono()
+	}
+	if !now.Before(e.fresh) || c.mono != nil && !mono.Before(e.monoFresh) {
+		if !now.Before(e.end()) || c.mono != nil && !mono.Before(e.monoFresh.Add(e.stale)) {
 			sh.mu.Lock()
 			if sh.m[token] == e {
 				sh.remove(e)
@@ -117,6 +128,9 @@ func (c *memoryCache) set(ctx context.Context, token string, a *answer, ttl time
 	now := c.now()
 	fresh := now.Add(ttl)
 	e := &memEntry{key: token, a: a.compact(c.intern), fresh: fresh, stale: staleFor(a, fresh, c.stale)}
+	if c.mono != nil {
+		e.monoFresh = c.mono().Add(ttl)
+	}
 	sh := c.shard(token)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

@@ -22,7 +22,11 @@ import (
 // UpstreamEnd, BreakerChange, and the cache calls of that request), after
 // VerifyStart of the verification that started the request and before its
 // VerifyEnd, unless its own context ended first; the store of the answer
-// in a caller's Cache runs after the callers have their answer.
+// in a caller's Cache runs after the callers have their answer. A fetch
+// of the issuer's metadata is told by MetadataFetch, on the fetch's own
+// goroutine, before the verifications waiting for it go on; a refresh in
+// the background, which no verification waits for, may end after the
+// verification that started it.
 //
 // The Start methods return the context that the work they start goes on
 // with: ctx itself, or a context derived from it (an OpenTelemetry span
@@ -101,6 +105,15 @@ type Observer interface {
 	// BreakerChange is called when the circuit breaker changes state, by
 	// the introspection request that changed it.
 	BreakerChange(ctx context.Context, e BreakerEvent)
+	// MetadataFetch is called once a fetch of the issuer's metadata
+	// (discovery: Settings.Issuer without Settings.IntrospectionURL) is
+	// over, on the fetch's goroutine, before the calls waiting for it go
+	// on. ctx holds the values of the context of the call that started
+	// the fetch: that VerifyStart returned to the verification whose
+	// request needed the endpoint, or that of [Verifier.Discover]'s
+	// caller. A fetch stopped by [Verifier.Close], or whose result came
+	// after its callers stopped waiting and was dropped, is not told.
+	MetadataFetch(ctx context.Context, e MetadataEvent)
 
 	nopObserver() // only NopObserver has it: implementations embed it
 }
@@ -139,6 +152,9 @@ func (NopObserver) CacheError(context.Context, CacheOperation) {}
 
 // BreakerChange does nothing.
 func (NopObserver) BreakerChange(context.Context, BreakerEvent) {}
+
+// MetadataFetch does nothing.
+func (NopObserver) MetadataFetch(context.Context, MetadataEvent) {}
 
 func (NopObserver) nopObserver() {}
 
@@ -256,6 +272,33 @@ type UpstreamEvent struct {
 // BreakerEvent is a change of the circuit breaker's state.
 type BreakerEvent struct {
 	From, To BreakerState
+}
+
+// MetadataEvent is the end of a fetch of the issuer's metadata.
+type MetadataEvent struct {
+	// Failure is why the fetch failed, or "" when it brought usable
+	// metadata, now in use:
+	//   - FailureTransport: no answer came;
+	//   - FailureTimeout: Settings.Timeout elapsed first;
+	//   - FailureRedirect: a 3xx answer, which is not followed;
+	//   - FailureStatus: another status than 200 (404 when none of the
+	//     metadata URLs had metadata);
+	//   - FailurePanic: a dependency panicked;
+	//   - FailureDiscovery: an answer that was refused or could not be
+	//     read (not JSON, too large, of another issuer, an endpoint that
+	//     is not allowed), or metadata that lists no client
+	//     authentication method the verifier may use.
+	Failure FailureKind
+	// StatusCode is the HTTP status of the answer the fetch ended with,
+	// as the error of a failure holds it: 200 when it succeeded, 0 when
+	// no answer came or when the metadata was refused for the methods it
+	// lists.
+	StatusCode int
+	// Refresh reports that the verifier held metadata when the fetch
+	// started: a failed refresh keeps it in use.
+	Refresh bool
+	// Duration is the time the fetch took, by the wall clock.
+	Duration time.Duration
 }
 
 // checkObserver refuses an observer whose methods cannot be called: a nil
@@ -439,6 +482,40 @@ func (v *Verifier) observeBreaker(ctx context.Context, from, to BreakerState) {
 		defer v.recoverObserver(ctx, "BreakerChange")
 		v.s.Observer.BreakerChange(ctx, BreakerEvent{From: from, To: to})
 	}
+}
+
+// observeMetadataFetch tells the observer that a fetch of the metadata
+// ended with err after d, on ctx, with refresh when the verifier held
+// metadata.
+func (v *Verifier) observeMetadataFetch(ctx context.Context, err *IntrospectionError, refresh bool, d time.Duration) {
+	if v.s.Observer != nil {
+		defer v.recoverObserver(ctx, "MetadataFetch")
+		e := MetadataEvent{StatusCode: http.StatusOK, Refresh: refresh, Duration: d}
+		if err != nil {
+			e.Failure, e.StatusCode = metadataFailure(ctx, err), err.StatusCode
+		}
+		v.s.Observer.MetadataFetch(ctx, e)
+	}
+}
+
+// metadataFailure returns the kind of the failure ie of a fetch of the
+// metadata that ran on ctx, as MetadataEvent describes it.
+func metadataFailure(ctx context.Context, ie *IntrospectionError) FailureKind {
+	_, panicked := errors.AsType[*panicError](ie.Err)
+	_, transport := errors.AsType[*url.Error](ie.Err)
+	switch {
+	case panicked:
+		return FailurePanic
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return FailureTimeout
+	case transport:
+		return FailureTransport
+	case ie.StatusCode >= 300 && ie.StatusCode < 400:
+		return FailureRedirect
+	case ie.StatusCode != 0 && ie.StatusCode != http.StatusOK:
+		return FailureStatus
+	}
+	return FailureDiscovery
 }
 
 // recoverObserver, deferred, recovers a panic in the observer's method

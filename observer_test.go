@@ -453,7 +453,7 @@ func TestObserverUpstreamURLIsTheDiscoveredEndpoint(t *testing.T) {
 	u, err := url.Parse(as.IntrospectionURL)
 	require.NoError(t, err)
 	require.NotEqual(t, "/{introspection}", u.Path)
-	assert.Equal(t, []string{"VerifyStart", "UpstreamStart POST " + u.Scheme + "://" + u.Host + "/{introspection}",
+	assert.Equal(t, []string{"VerifyStart", "MetadataFetch ok 200", "UpstreamStart POST " + u.Scheme + "://" + u.Host + "/{introspection}",
 		"UpstreamEnd 200", "VerifyEnd accepted none"}, obs.seen())
 }
 

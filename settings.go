@@ -187,8 +187,9 @@ type Settings struct {
 	Logger *slog.Logger
 	// Observer is told what the verifier does, for metrics and traces:
 	// each verdict with its reason, cache results, introspection requests
-	// with their status and duration, circuit breaker transitions and
-	// cache errors (see [Observer]; the otel module implements it with
+	// with their status and duration, circuit breaker transitions, cache
+	// errors and fetches of the issuer's metadata (see [Observer]; the
+	// otel module implements it with
 	// OpenTelemetry). A panic in it is recovered and never changes a
 	// verdict; a slow one slows every verification. If nil, nothing is
 	// told and nothing is spent on it.

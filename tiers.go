@@ -3,7 +3,9 @@ package introspection
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -35,6 +37,7 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 	}
 	if st.localTTL > 0 {
 		st.local = newMemoryCache(s.MaxCacheSize, v.now)
+		st.local.mono = time.Now
 		st.local.indexDigests()
 	}
 	st.inv, _ = s.Cache.(Invalidator)
@@ -44,37 +47,85 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 // subscribe starts the subscription of the verifier's local tier to the
 // invalidations of its Cache, if the Cache is an Invalidator. Until it is
 // up, the local tier keeps answers for UnsubscribedLocalCacheTTL at most;
-// if SubscribeInvalidations panics, for as long as the verifier lives.
+// if SubscribeInvalidations panics, or does not return within the bound on
+// a call of the Cache, for as long as the verifier lives. A call that
+// returns later has its stop called at once, on the goroutine left
+// waiting for it.
 func (v *Verifier) subscribe() {
 	s, ok := v.cache.(*sharedStore)
 	if !ok || s.inv == nil || s.local == nil {
 		return
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			_ = v.recovered(context.Background(), "Cache.SubscribeInvalidations", r)
-		}
-	}()
-	if stop := s.inv.SubscribeInvalidations(v.cacheNamespace, subscriber{s}); stop != nil {
+	stop, ok := s.bounded("SubscribeInvalidations", func() func() {
+		return s.inv.SubscribeInvalidations(v.cacheNamespace, subscriber{s})
+	})
+	switch {
+	case !ok:
+		v.forgets.giveUp(s.clearLocal)
+	case stop != nil:
 		v.unsubscribe = sync.OnceFunc(stop)
 	}
 }
 
-// closeTiers ends the subscription, if any: from then on, the local tier
+// closeTiers ends the subscription, if any, waiting for its stop no longer
+// than the bound on a call of the Cache: from then on, the local tier
 // keeps answers for UnsubscribedLocalCacheTTL at most.
 func (v *Verifier) closeTiers() {
-	if v.unsubscribe == nil {
+	s, ok := v.cache.(*sharedStore)
+	if !ok || s.inv == nil || s.local == nil {
 		return
 	}
-	func() {
+	if v.unsubscribe != nil {
+		s.bounded("SubscribeInvalidations' stop", func() func() { v.unsubscribe(); return nil })
+	}
+	v.forgets.giveUp(s.clearLocal)
+}
+
+// bounded runs f, a call of the Cache's Invalidator named op, on a
+// goroutine of its own, and waits for it no longer than s.timeout, as for
+// every call of the Cache. It returns what f returned and true, or false
+// when f panicked (recovered and logged) or did not return in time
+// (logged at warn). What f returns too late is a stop that nobody will
+// call: the goroutine calls it then, and is left behind only while the
+// Invalidator hangs.
+func (s *sharedStore) bounded(op string, f func() func()) (func(), bool) {
+	type result struct {
+		stop func()
+		ok   bool
+	}
+	run := func(f func() func()) (r result) {
 		defer func() {
-			if r := recover(); r != nil {
-				_ = v.recovered(context.Background(), "Cache.SubscribeInvalidations' stop", r)
+			if p := recover(); p != nil {
+				_ = s.v.recovered(context.Background(), "Cache."+op, p)
+				r = result{}
 			}
 		}()
-		v.unsubscribe()
+		return result{stop: f(), ok: true}
+	}
+	done := make(chan result)
+	late := make(chan struct{})
+	go func() {
+		r := run(f)
+		select {
+		case done <- r:
+		case <-late:
+			if r.stop != nil {
+				run(func() func() { r.stop(); return nil })
+			}
+		}
 	}()
-	subscriber{v.cache.(*sharedStore)}.Subscribed(false)
+	t := time.NewTimer(s.timeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		return r.stop, r.ok
+	case <-t.C:
+		close(late)
+		s.v.logError(context.Background(), slog.LevelWarn,
+			"introspection: the Cache's "+op+" did not return in time; invalidations are taken not to reach the local tier",
+			"error", fmt.Errorf("no answer within %v", s.timeout))
+		return nil, false
+	}
 }
 
 // get looks token up in the local tier.
@@ -87,8 +138,9 @@ func (s *sharedStore) get(ctx context.Context, token string, now time.Time) (*an
 
 // load looks token up for the shared request that began at since: in the
 // local tier, which an earlier request may have filled since the caller
-// looked, then in the Cache. A fresh answer from the Cache fills the local
-// tier, unless token was forgotten since.
+// looked, then in the Cache. A fresh answer from the Cache that says until
+// when it is fresh (its fresh_until line) fills the local tier, unless
+// token was forgotten since.
 func (s *sharedStore) load(ctx context.Context, token string, now time.Time, since uint64) (*answer, bool) {
 	if s.local != nil {
 		if a, ok := s.local.get(ctx, token, now); ok {
@@ -99,16 +151,15 @@ func (s *sharedStore) load(ctx context.Context, token string, now time.Time, sin
 	if !ok || !freshUntil.IsZero() && !now.Before(freshUntil) {
 		return nil, false
 	}
-	if s.local != nil {
+	if s.local != nil && !freshUntil.IsZero() {
 		// How long the shared entry stays fresh, from now: until its
-		// fresh_until line says, else for as long as the Cache keeps it,
-		// which the local tier cannot know; never past an active
-		// token's exp.
+		// fresh_until line says, never past an active token's exp. A
+		// value without the line, as a verifier without the local tier
+		// or an earlier version writes it, is fresh for as long as the
+		// Cache keeps it, which the local tier cannot know: it is
+		// served for this call only.
 		now = s.v.now()
-		ttl := s.localTTL
-		if !freshUntil.IsZero() {
-			ttl = min(ttl, freshUntil.Sub(now))
-		}
+		ttl := min(s.localTTL, freshUntil.Sub(now))
 		if a.active && !a.expiresAt.IsZero() {
 			ttl = min(ttl, a.expiresAt.Sub(now))
 		}
@@ -149,22 +200,24 @@ func (s *sharedStore) localLen() int {
 }
 
 // drop removes the answer for token from both tiers, whatever the
-// cooldown, and, with an Invalidator, tells the other verifiers.
+// cooldown, and, with an Invalidator, tells the other verifiers: it calls
+// Invalidate even when Delete failed, as the other verifiers' local copies
+// are theirs to drop either way, and returns both failures.
 func (s *sharedStore) drop(ctx context.Context, token string) error {
 	if s.local != nil {
 		s.local.forget(ctx, token)
 	}
 	key := s.v.CacheKey(token)
+	var derr, ierr error
 	if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
-		return fmt.Errorf("introspection: forget: the Cache's Delete failed: %w", err)
+		derr = fmt.Errorf("introspection: forget: the Cache's Delete failed: %w", err)
 	}
-	if s.inv == nil {
-		return nil
+	if s.inv != nil {
+		if err := s.call(ctx, "Invalidate", func(ctx context.Context) error { return s.inv.Invalidate(ctx, key) }); err != nil {
+			ierr = fmt.Errorf("introspection: forget: the Cache's Invalidate failed: %w", err)
+		}
 	}
-	if err := s.call(ctx, "Invalidate", func(ctx context.Context) error { return s.inv.Invalidate(ctx, key) }); err != nil {
-		return fmt.Errorf("introspection: forget: the Cache's Invalidate failed: %w", err)
-	}
-	return nil
+	return errors.Join(derr, ierr)
 }
 
 // keep stores a, the answer for token fresh for ttl, in every tier, unless

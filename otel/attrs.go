@@ -55,6 +55,11 @@ type attrSets struct {
 	cacheOps   map[introspection.CacheOperation]*cacheOpAttrs
 	breaker    map[introspection.BreakerState]metric.ObserveOption
 	transition map[introspection.BreakerState]metric.AddOption
+	metadatas  map[introspection.FailureKind]*metadataAttrs
+
+	// The attributes of a cache hit's events, found without a map.
+	accepted *verdictAttrs
+	hit      *lookupAttrs
 }
 
 type verdictKey struct {
@@ -93,6 +98,11 @@ type upstreamAttrs struct {
 	errorType attribute.KeyValue
 }
 
+type metadataAttrs struct {
+	add       []metric.AddOption
+	errorType attribute.KeyValue
+}
+
 type cacheOpAttrs struct {
 	name string
 	kv   attribute.KeyValue
@@ -107,6 +117,7 @@ func newAttrSets() *attrSets {
 		cacheOps:   map[introspection.CacheOperation]*cacheOpAttrs{},
 		breaker:    map[introspection.BreakerState]metric.ObserveOption{},
 		transition: map[introspection.BreakerState]metric.AddOption{},
+		metadatas:  map[introspection.FailureKind]*metadataAttrs{},
 	}
 	addVerdict := func(o introspection.Outcome, r string) {
 		kvs := []attribute.KeyValue{keyOutcome.String(string(o)), keyReason.String(r)}
@@ -119,10 +130,12 @@ func newAttrSets() *attrSets {
 		addVerdict(o, otherValue)
 	}
 	addVerdict(otherValue, otherValue)
+	a.accepted = a.verdicts[verdictKey{introspection.OutcomeAccepted, "none"}]
 	for _, r := range append(cacheResults, otherValue) {
 		kvs := []attribute.KeyValue{keyCacheResult.String(string(r))}
 		a.lookups[r] = &lookupAttrs{observe: []metric.ObserveOption{metric.WithAttributes(kvs...)}, kvs: kvs}
 	}
+	a.hit = a.lookups[introspection.CacheHit]
 	for _, c := range append(statusClasses, otherValue) {
 		for _, f := range append([]string{"", otherValue}, failureKinds...) {
 			kvs := []attribute.KeyValue{keyStatusClass.String(c)}
@@ -134,6 +147,13 @@ func newAttrSets() *attrSets {
 				errorType: semconv.ErrorTypeKey.String(f),
 			}
 		}
+	}
+	for _, f := range append([]string{"", otherValue}, failureKinds...) {
+		m := &metadataAttrs{errorType: semconv.ErrorTypeKey.String(f)}
+		if f != "" {
+			m.add = []metric.AddOption{metric.WithAttributes(m.errorType)}
+		}
+		a.metadatas[introspection.FailureKind(f)] = m
 	}
 	for _, op := range append(cacheOps, otherValue) {
 		kv := keyCacheOp.String(string(op))
@@ -149,6 +169,9 @@ func newAttrSets() *attrSets {
 
 // verdict returns the attributes of the verdict e.
 func (a *attrSets) verdict(e introspection.VerifyEvent) *verdictAttrs {
+	if e.Outcome == introspection.OutcomeAccepted && e.Reason == "none" {
+		return a.accepted
+	}
 	if v, ok := a.verdicts[verdictKey{e.Outcome, e.Reason}]; ok {
 		return v
 	}
@@ -157,6 +180,9 @@ func (a *attrSets) verdict(e introspection.VerifyEvent) *verdictAttrs {
 
 // lookup returns the attributes of the cache result r.
 func (a *attrSets) lookup(r introspection.CacheResult) *lookupAttrs {
+	if r == introspection.CacheHit {
+		return a.hit
+	}
 	if l, ok := a.lookups[r]; ok {
 		return l
 	}
@@ -169,6 +195,15 @@ func (a *attrSets) upstream(e introspection.UpstreamEvent) *upstreamAttrs {
 		return u
 	}
 	return a.upstreams[upstreamKey{statusClass(e.StatusCode), otherValue}]
+}
+
+// metadata returns the attributes of the end of a fetch of the metadata
+// that failed with f, or succeeded ("").
+func (a *attrSets) metadata(f introspection.FailureKind) *metadataAttrs {
+	if m, ok := a.metadatas[f]; ok {
+		return m
+	}
+	return a.metadatas[otherValue]
 }
 
 // statusClass returns the class of an HTTP status code: "2xx" for 200 to

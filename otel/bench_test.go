@@ -28,23 +28,44 @@ func typicalAnswer() string {
 
 const benchToken = "f3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-// observers are the set-ups the cache-hit path is measured with: none,
-// and this module's Observer recording metrics into the SDK, with spans
-// off (a no-op TracerProvider), not sampled, or sampled and recorded.
+// observers are the set-ups the cache-hit path is measured with: none
+// (also in the context of a trace that is not sampled, the baseline of
+// the case that has one), and this module's Observer recording metrics
+// into the SDK, with spans off (a no-op TracerProvider), not sampled at
+// the root (NeverSample, no span in the caller's context), not sampled
+// because the caller's span is not (the SDK's default sampler, which
+// follows the parent), or sampled and recorded.
 var observers = []struct {
 	name string
 	new  func(tb testing.TB) introspection.Observer
+	ctx  func() context.Context // of the calls of Verify
 }{
-	{"none", func(testing.TB) introspection.Observer { return nil }},
+	{"none", func(testing.TB) introspection.Observer { return nil }, context.Background},
+	{"none+unsampled-parent", func(testing.TB) introspection.Observer { return nil }, unsampledParent},
 	{"otel-metrics", func(tb testing.TB) introspection.Observer {
 		return benchObserver(tb, noop.NewTracerProvider())
-	}},
+	}, context.Background},
 	{"otel-metrics+unsampled-spans", func(tb testing.TB) introspection.Observer {
 		return benchObserver(tb, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())))
-	}},
+	}, context.Background},
+	{"otel-metrics+unsampled-parent", func(tb testing.TB) introspection.Observer {
+		return benchObserver(tb, sdktrace.NewTracerProvider())
+	}, unsampledParent},
 	{"otel-metrics+sampled-spans", func(tb testing.TB) introspection.Observer {
 		return benchObserver(tb, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())))
-	}},
+	}, context.Background},
+}
+
+// unsampledParent returns a context that holds the span context of a
+// caller's trace that is not sampled, as a request whose traceparent
+// says so brings it.
+func unsampledParent() context.Context {
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:  trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+		Remote:  true,
+	})
+	return trace.ContextWithRemoteSpanContext(context.Background(), sc)
 }
 
 // benchObserver returns an Observer recording metrics into the SDK with a
@@ -78,8 +99,8 @@ func hitVerifier(tb testing.TB, obs introspection.Observer) *introspection.Verif
 // BenchmarkVerifyCacheHit measures a cache hit with each set-up of
 // observers.
 func BenchmarkVerifyCacheHit(b *testing.B) {
-	ctx := context.Background()
 	for _, o := range observers {
+		ctx := o.ctx()
 		v := hitVerifier(b, o.new(b))
 		b.Run("observer="+o.name+"/serial", func(b *testing.B) {
 			b.ReportAllocs()
@@ -115,12 +136,17 @@ func reportCPU(b *testing.B, cpu time.Duration) {
 
 // TestCacheHitAllocationsWithTheObserver counts what the observer adds
 // to a cache hit's allocations: nothing with spans off (a no-op
-// TracerProvider), and with spans not sampled the two of the SDK's
-// tracer (the span that does not record, and the context that holds it).
+// TracerProvider), nor when the caller's span is not sampled and the
+// sampler follows it, and with spans not sampled at the root the two of
+// the SDK's tracer (the span that does not record, and the context that
+// holds it).
 func TestCacheHitAllocationsWithTheObserver(t *testing.T) {
-	ctx := context.Background()
 	allocs := map[string]float64{}
-	for _, o := range observers[:3] {
+	for _, o := range observers {
+		if o.name == "otel-metrics+sampled-spans" {
+			continue
+		}
+		ctx := o.ctx()
 		v := hitVerifier(t, o.new(t))
 		allocs[o.name] = testing.AllocsPerRun(200, func() {
 			if _, err := v.Verify(ctx, benchToken); err != nil {
@@ -130,5 +156,6 @@ func TestCacheHitAllocationsWithTheObserver(t *testing.T) {
 	}
 	none := allocs["none"]
 	assert.Equal(t, none, allocs["otel-metrics"], "metrics add no allocation")
-	assert.Equal(t, none+2, allocs["otel-metrics+unsampled-spans"], "an unsampled span adds two")
+	assert.Equal(t, none, allocs["otel-metrics+unsampled-parent"], "a span under a parent not sampled is not started")
+	assert.Equal(t, none+2, allocs["otel-metrics+unsampled-spans"], "an unsampled root span adds two")
 }

@@ -30,6 +30,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/mcpauth/introspection"
 	"go.opentelemetry.io/otel"
@@ -54,12 +55,14 @@ const (
 	metricUpstream      = "introspection.upstream.duration"
 	metricTransitions   = "introspection.breaker.transitions"
 	metricBreakerState  = "introspection.breaker.state"
+	metricMetadata      = "introspection.metadata.fetches"
 )
 
 // Span names.
 const (
 	spanVerify    = "introspection.verify"
 	spanCacheCall = "introspection.cache." // and the operation
+	spanMetadata  = "introspection.metadata.fetch"
 )
 
 // Attribute keys.
@@ -99,6 +102,16 @@ type Options struct {
 	// [noop.TracerProvider] no span is started at all, which spares a
 	// verification the context that would hold one.
 	TracerProvider trace.TracerProvider
+	// SamplerIgnoresParent says that the TracerProvider's sampler may
+	// sample a span whose parent is not sampled, as the SDK's
+	// AlwaysSample and TraceIDRatioBased do when not wrapped in
+	// ParentBased. False, the default, means it follows the parent, as
+	// the SDK's default sampler, ParentBased, does: where the context of
+	// a verification already holds a valid span context that is not
+	// sampled, no span would be recorded, so the Observer starts none and
+	// returns the context as it was, which spares the verification the
+	// cost of an unsampled span. The metrics are recorded either way.
+	SamplerIgnoresParent bool
 }
 
 // Observer is an [introspection.Observer] that records metrics and spans.
@@ -108,7 +121,8 @@ type Options struct {
 type Observer struct {
 	introspection.NopObserver
 
-	tracer trace.Tracer // nil when the TracerProvider is a no-op one: no span is started
+	tracer    trace.Tracer // nil when the TracerProvider is a no-op one: no span is started
+	anyParent bool         // Options.SamplerIgnoresParent
 	// unset is the global TracerProvider as it is before one is set, when
 	// the Observer's is the global one: no span is started while
 	// otel.GetTracerProvider still returns it. Else nil.
@@ -132,6 +146,7 @@ type meters struct {
 	collapsed   metric.Int64Counter
 	upstream    metric.Float64Histogram
 	transitions metric.Int64Counter
+	metadata    metric.Int64Counter
 	attrs       *attrSets
 	reg         metric.Registration // of the callback
 
@@ -174,6 +189,7 @@ func New(opts Options) (*Observer, error) {
 	if _, off := tp.(noop.TracerProvider); !off {
 		o.tracer = tp.Tracer(ScopeName)
 	}
+	o.anyParent = opts.SamplerIgnoresParent
 	m, err := sharedMeters(mp)
 	if err != nil {
 		return nil, err
@@ -238,7 +254,7 @@ func releaseMeters(r meterRelease) {
 func newMeters(mp metric.MeterProvider) (*meters, error) {
 	meter := mp.Meter(ScopeName)
 	m := &meters{attrs: newAttrSets(), watched: make(map[*introspection.Verifier]int)}
-	var errs [9]error
+	var errs [10]error
 	var verifications, lookups metric.Int64ObservableCounter
 	verifications, errs[0] = meter.Int64ObservableCounter(metricVerifications, metric.WithUnit("{verification}"),
 		metric.WithDescription("Verifications of tokens by their outcome and its reason."))
@@ -258,6 +274,8 @@ func newMeters(mp metric.MeterProvider) (*meters, error) {
 		metric.WithDescription("Entries in the built-in caches of the watched verifiers."))
 	states, errs[7] = meter.Int64ObservableGauge(metricBreakerState, metric.WithUnit("{breaker}"),
 		metric.WithDescription("Watched verifiers whose circuit breaker is in each state."))
+	m.metadata, errs[9] = meter.Int64Counter(metricMetadata, metric.WithUnit("{fetch}"),
+		metric.WithDescription("Fetches of the issuer's metadata by why they failed."))
 	m.reg, errs[8] = meter.RegisterCallback(m.observe(verifications, lookups, entries, states),
 		verifications, lookups, entries, states)
 	for _, err := range errs {
@@ -338,9 +356,10 @@ func (m *meters) observe(verifications, lookups metric.Int64ObservableCounter, e
 type spanKey struct{ name string }
 
 // start starts a span named name with opts and returns the context that
-// holds it, marked as ours under key when it records.
+// holds it, marked as ours under key when it records; or ctx as it was
+// when no span may be sampled there.
 func (o *Observer) start(ctx context.Context, key *spanKey, name string, opts ...trace.SpanStartOption) context.Context {
-	if !o.tracing() {
+	if !o.tracing(ctx) {
 		return ctx
 	}
 	ctx, span := o.tracer.Start(ctx, name, opts...)
@@ -350,10 +369,11 @@ func (o *Observer) start(ctx context.Context, key *spanKey, name string, opts ..
 	return ctx
 }
 
-// tracing reports whether the Observer starts spans: it has a tracer,
-// and when its TracerProvider is the global one, a provider was set there
-// that is not a no-op one. Until then a span would record nothing.
-func (o *Observer) tracing() bool {
+// spansOn reports whether the Observer starts spans at all: it has a
+// tracer and, when its TracerProvider is the global one, a provider was
+// set there that is not a no-op one. Until then a span would record
+// nothing.
+func (o *Observer) spansOn() bool {
 	if o.tracer == nil {
 		return false
 	}
@@ -366,6 +386,20 @@ func (o *Observer) tracing() bool {
 	}
 	_, off := tp.(noop.TracerProvider)
 	return !off
+}
+
+// tracing reports whether a span started in ctx may be sampled: spans
+// are on, and ctx holds no span context that is valid and not sampled,
+// unless the sampler ignores the parent (Options.SamplerIgnoresParent).
+func (o *Observer) tracing(ctx context.Context) bool {
+	if !o.spansOn() {
+		return false
+	}
+	if o.anyParent {
+		return true
+	}
+	sc := trace.SpanContextFromContext(ctx)
+	return !sc.IsValid() || sc.IsSampled()
 }
 
 // spanOf returns the recording span a Start method kept under key in ctx.
@@ -385,6 +419,9 @@ func (o *Observer) VerifyStart(ctx context.Context) context.Context {
 func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
 	v := o.m.attrs.verdict(e)
 	v.n.Add(1)
+	if o.tracer == nil {
+		return
+	}
 	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.SetAttributes(v.kvs...)
 		if e.Outcome == introspection.OutcomeFailed {
@@ -398,6 +435,9 @@ func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
 func (o *Observer) CacheLookup(ctx context.Context, r introspection.CacheResult) {
 	l := o.m.attrs.lookup(r)
 	l.n.Add(1)
+	if o.tracer == nil {
+		return
+	}
 	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.SetAttributes(l.kvs...)
 	}
@@ -416,7 +456,7 @@ func (o *Observer) CollapsedWaiter(ctx context.Context) {
 // the method, with the method, the server's address and port, and the
 // URL, which has no query.
 func (o *Observer) UpstreamStart(ctx context.Context, r introspection.UpstreamRequest) context.Context {
-	if !o.tracing() {
+	if !o.tracing(ctx) {
 		return ctx
 	}
 	return o.start(ctx, o.upstreamKey, r.Method, trace.WithSpanKind(trace.SpanKindClient),
@@ -523,4 +563,31 @@ func (o *Observer) BreakerChange(ctx context.Context, e introspection.BreakerEve
 		span.AddEvent(eventBreaker, trace.WithAttributes(keyBreakerState.String(string(to)),
 			keyBreakerFrom.String(string(o.m.attrs.breakerState(e.From)))))
 	}
+}
+
+// MetadataFetch counts the fetch of the issuer's metadata and records its
+// span, which started Duration ago and ends now: a child of the span in
+// ctx, that of the verification or the call that started the fetch, or
+// for a refresh, which may outlive the verification that started it, the
+// root of a trace of its own linked to that span.
+func (o *Observer) MetadataFetch(ctx context.Context, e introspection.MetadataEvent) {
+	m := o.m.attrs.metadata(e.Failure)
+	o.m.metadata.Add(ctx, 1, m.add...)
+	if !o.spansOn() || !e.Refresh && !o.tracing(ctx) {
+		return
+	}
+	end := time.Now()
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithTimestamp(end.Add(-e.Duration))}
+	if e.Refresh {
+		opts = append(opts, trace.WithNewRoot())
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	_, span := o.tracer.Start(ctx, spanMetadata, opts...)
+	if e.Failure != "" {
+		span.SetAttributes(m.errorType)
+		span.SetStatus(codes.Error, m.errorType.Value.AsString())
+	}
+	span.End(trace.WithTimestamp(end))
 }

@@ -42,6 +42,7 @@ var documentedMetrics = map[string]struct {
 	"introspection.breaker.transitions": {"counter", "{transition}", []string{"introspection.breaker.state"}},
 	"introspection.cache.entries":       {"gauge", "{entry}", nil},
 	"introspection.breaker.state":       {"gauge", "{breaker}", []string{"introspection.breaker.state"}},
+	"introspection.metadata.fetches":    {"counter", "{fetch}", []string{"error.type?"}},
 }
 
 // documentedSpans is the README's table of spans: each span's kind and
@@ -63,6 +64,7 @@ var documentedSpans = map[string]struct {
 	"introspection.cache.set":        {"internal", []string{"introspection.cache.operation"}, cacheCallEvents},
 	"introspection.cache.delete":     {"internal", []string{"introspection.cache.operation"}, cacheCallEvents},
 	"introspection.cache.invalidate": {"internal", []string{"introspection.cache.operation"}, cacheCallEvents},
+	"introspection.metadata.fetch":   {"internal", []string{"error.type?"}, nil},
 }
 
 // cacheCallEvents are the events of the span of a call of a caller's
