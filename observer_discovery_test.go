@@ -153,7 +153,7 @@ func TestObserverSeesMetadataRefreshes(t *testing.T) {
 	ctx := context.Background()
 	_, err := v.Verify(ctx, "tok")
 	require.NoError(t, err)
-	require.Equal(t, []string{"VerifyStart", "MetadataFetch ok 200", "UpstreamStart POST " + ds.URL + "/introspect",
+	require.Equal(t, []string{"VerifyStart", "MetadataFetch ok 200", "UpstreamStart POST " + ds.URL + "/{introspection}",
 		"UpstreamEnd 200", "VerifyEnd accepted none"}, obs.seen())
 
 	ds.setMetadata(func(string) (int, string, string) { return http.StatusServiceUnavailable, "text/plain", "down" })
