@@ -70,8 +70,9 @@ func TestReviewDiscoveryRefreshesAreObserved(t *testing.T) {
 
 	out := h.dump(t)
 	require.Contains(t, out, "introspection.verifications")
-	assert.True(t, strings.Contains(out, "discovery") || strings.Contains(out, "/.well-known/"),
-		"a failed refresh of the metadata shows in the exported metrics or spans")
+	assert.Contains(t, out, "introspection.metadata.fetch", "a failed refresh of the metadata has its span")
+	assert.GreaterOrEqual(t, value(h.collect(t), "introspection.metadata.fetches", "error.type=status"), float64(1),
+		"a failed refresh of the metadata is counted by its kind of failure")
 }
 
 // TestReviewNoTextOfTheServerInAttributesWithDiscovery shows that with
