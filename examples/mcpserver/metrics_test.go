@@ -69,16 +69,13 @@ func queryNames(q string) map[string][]string {
 	return out
 }
 
-// TestMetricsServesTheDashboardQueries runs the example with -metrics
-// against an authorization server, sends requests that make it accept,
-// reject, hit its cache and see the server fail, and scrapes /metrics:
-// every metric name and label that the README's five dashboard queries
-// use is served.
-func TestMetricsServesTheDashboardQueries(t *testing.T) {
-	queries := dashboardQueries(t)
-	require.Len(t, queries, 5)
-
-	as := introspectiontest.NewServer()
+// serveWithMetrics runs the example with -metrics against a new
+// introspectiontest server named by INTROSPECTION_* alone (every other
+// INTROSPECTION_ and MCP_ variable unset), stops it when t ends, and
+// returns the server, the MCP endpoint and the metrics URL it printed.
+func serveWithMetrics(t *testing.T) (as *introspectiontest.Server, endpoint, metricsURL string) {
+	t.Helper()
+	as = introspectiontest.NewServer()
 	t.Cleanup(as.Close)
 	for _, kv := range os.Environ() {
 		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "INTROSPECTION_") || strings.HasPrefix(name, "MCP_") {
@@ -101,8 +98,21 @@ func TestMetricsServesTheDashboardQueries(t *testing.T) {
 	})
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Accepted token audience: ") },
 		10*time.Second, 5*time.Millisecond, "the server printed no endpoint")
-	endpoint := printedAfter(t, out.String(), "MCP endpoint")
-	metricsURL := printedAfter(t, out.String(), "Metrics")
+	endpoint = printedAfter(t, out.String(), "MCP endpoint")
+	metricsURL = printedAfter(t, out.String(), "Metrics")
+	return as, endpoint, metricsURL
+}
+
+// TestMetricsServesTheDashboardQueries runs the example with -metrics
+// against an authorization server, sends requests that make it accept,
+// reject, hit its cache and see the server fail, and scrapes /metrics:
+// every metric name and label that the README's five dashboard queries
+// use is served.
+func TestMetricsServesTheDashboardQueries(t *testing.T) {
+	queries := dashboardQueries(t)
+	require.Len(t, queries, 5)
+
+	as, endpoint, metricsURL := serveWithMetrics(t)
 	require.Equal(t, strings.TrimSuffix(endpoint, mcpPath)+metricsPath, metricsURL)
 
 	client := &http.Client{}

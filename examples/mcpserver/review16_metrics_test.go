@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpauth/introspection/introspectiontest"
 	dto "github.com/prometheus/client_model/go"
@@ -26,31 +23,7 @@ import (
 // never sees the refusals of the per-tool scopes that this very example
 // configures: a client stuck on 403s looks healthy on the dashboard.
 func TestReviewRejectionRateCountsTheExamplesScopeRefusals(t *testing.T) {
-	as := introspectiontest.NewServer()
-	t.Cleanup(as.Close)
-	for _, kv := range os.Environ() {
-		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "INTROSPECTION_") || strings.HasPrefix(name, "MCP_") {
-			t.Setenv(name, "")
-			require.NoError(t, os.Unsetenv(name))
-		}
-	}
-	t.Setenv("INTROSPECTION_URL", as.IntrospectionURL)
-	t.Setenv("INTROSPECTION_CLIENT_ID", introspectiontest.ClientID)
-	t.Setenv("INTROSPECTION_CLIENT_SECRET", introspectiontest.ClientSecret)
-	t.Setenv("INTROSPECTION_ISSUER", as.Issuer)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, config{addr: "127.0.0.1:0", metrics: true}, out) }()
-	t.Cleanup(func() {
-		cancel()
-		require.NoError(t, <-done)
-	})
-	require.Eventually(t, func() bool { return strings.Contains(out.String(), "Accepted token audience: ") },
-		10*time.Second, 5*time.Millisecond, "the server printed no endpoint")
-	endpoint := printedAfter(t, out.String(), "MCP endpoint")
-	metricsURL := printedAfter(t, out.String(), "Metrics")
+	as, endpoint, metricsURL := serveWithMetrics(t)
 
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
