@@ -193,7 +193,7 @@ func (v *Verifier) admit(ctx context.Context) (*attempt, error) {
 		return nil, &IntrospectionError{Kind: FailureUnavailable, RetryAfter: wait, Err: errBreakerOpen}
 	}
 	if halfOpened {
-		v.logBreaker(ctx, slog.LevelInfo, "introspection: circuit breaker half-open: sending a probe")
+		v.logAttrs(ctx, slog.LevelInfo, "introspection: circuit breaker half-open: sending a probe")
 		v.observeBreaker(ctx, BreakerOpen, BreakerHalfOpen)
 	}
 	return att, nil
@@ -301,11 +301,11 @@ func (v *Verifier) settle(ctx context.Context, att *attempt, err error) {
 
 	switch {
 	case opened:
-		v.logBreaker(ctx, slog.LevelWarn, "introspection: circuit breaker opened",
+		v.logAttrs(ctx, slog.LevelWarn, "introspection: circuit breaker opened",
 			slog.Int("failures", streak), slog.String("kind", string(kind)), slog.Duration("retry_in", interval))
 		v.observeBreaker(ctx, from, BreakerOpen)
 	case closed:
-		v.logBreaker(ctx, slog.LevelInfo, "introspection: circuit breaker closed",
+		v.logAttrs(ctx, slog.LevelInfo, "introspection: circuit breaker closed",
 			slog.Int("failures", streak), slog.Duration("open_for", openFor))
 		v.observeBreaker(ctx, from, BreakerClosed)
 	}
@@ -355,11 +355,6 @@ func (v *Verifier) safeNow(ctx context.Context) (t time.Time, ok bool) {
 		}
 	}()
 	return v.now(), true
-}
-
-// logBreaker logs a transition of the breaker.
-func (v *Verifier) logBreaker(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
-	v.safely(func() { v.log.LogAttrs(ctx, level, msg, attrs...) })
 }
 
 // breakerStats returns the breaker's state and its transitions to open.

@@ -459,25 +459,20 @@ func (v *Verifier) runFetch(ctx context.Context, f *metadataFetch) {
 		v.observeMetadataFetch(ctx, err, kept, time.Since(start))
 		switch {
 		case err == nil && t.method != previous && v.s.ClientAuthMethod == "":
-			v.logDiscovery(ctx, slog.LevelInfo, "introspection: client authentication method chosen",
+			v.logAttrs(ctx, slog.LevelInfo, "introspection: client authentication method chosen",
 				slog.String("method", string(t.method)), slog.String("introspection_endpoint", t.endpoint.String()))
 		case err == nil:
-			v.logDiscovery(ctx, slog.LevelDebug, "introspection: metadata fetched",
+			v.logAttrs(ctx, slog.LevelDebug, "introspection: metadata fetched",
 				slog.String("method", string(t.method)), slog.String("introspection_endpoint", t.endpoint.String()))
 		case kept:
-			v.logDiscovery(ctx, slog.LevelWarn, "introspection: refreshing the issuer's metadata failed; keeping the last good metadata",
+			v.logAttrs(ctx, slog.LevelWarn, "introspection: refreshing the issuer's metadata failed; keeping the last good metadata",
 				slog.String("error", err.Error()), slog.Duration("retry_in", err.RetryAfter))
 		default:
-			v.logDiscovery(ctx, slog.LevelWarn, "introspection: fetching the issuer's metadata failed",
+			v.logAttrs(ctx, slog.LevelWarn, "introspection: fetching the issuer's metadata failed",
 				slog.String("error", err.Error()), slog.Duration("retry_in", err.RetryAfter))
 		}
 	}
 	close(f.done)
-}
-
-// logDiscovery logs a record about the metadata.
-func (v *Verifier) logDiscovery(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
-	v.safely(func() { v.log.LogAttrs(ctx, level, msg, attrs...) })
 }
 
 // fetchTarget fetches the metadata and returns the target it gives. A

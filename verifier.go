@@ -641,6 +641,11 @@ func (v *Verifier) logRejection(ctx context.Context, err error) {
 	v.logError(ctx, slog.LevelDebug, "introspection: token rejected", "reason", err)
 }
 
+// logAttrs logs msg with attrs at level, through safely.
+func (v *Verifier) logAttrs(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	v.safely(func() { v.log.LogAttrs(ctx, level, msg, attrs...) })
+}
+
 // logError logs msg with err under key, if the logger is enabled at level.
 func (v *Verifier) logError(ctx context.Context, level slog.Level, msg, key string, err error) {
 	v.safely(func() {
