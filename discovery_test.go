@@ -1166,3 +1166,32 @@ func TestDiscoveryAgainstTheTestServer(t *testing.T) {
 		})
 	}
 }
+
+// TestDiscoveryKeepsTheIssuerCheck shows that with discovery the issuer
+// is still the iss check: a token whose answer names another issuer, or
+// an empty one, is refused with ErrIssuerMismatch, and one naming the issuer is
+// accepted.
+func TestDiscoveryKeepsTheIssuerCheck(t *testing.T) {
+	as := newAS(t, nil)
+	v, err := NewVerifier(Settings{Issuer: as.Issuer, ClientID: introspectiontest.ClientID, ClientSecret: introspectiontest.ClientSecret})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = v.Close() })
+	for _, tc := range []struct {
+		name    string
+		extra   map[string]any
+		wantErr error
+	}{
+		{"the issuer", nil, nil},
+		{"another issuer", map[string]any{"iss": "https://other.example"}, ErrIssuerMismatch},
+		{"an empty issuer", map[string]any{"iss": ""}, ErrIssuerMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := v.Verify(context.Background(), as.Issue(introspectiontest.TokenOptions{Extra: tc.extra}))
+			if tc.wantErr == nil {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, tc.wantErr)
+		})
+	}
+}
