@@ -34,7 +34,8 @@ const benchToken = "f3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852
 // into the SDK, with spans off (a no-op TracerProvider), not sampled at
 // the root (NeverSample, no span in the caller's context), not sampled
 // because the caller's span is not (the SDK's default sampler, which
-// follows the parent), or sampled and recorded.
+// follows the parent), or sampled, where a hit has no span, and sampled
+// with Options.CacheHitSpans, which records one for it.
 var observers = []struct {
 	name string
 	new  func(tb testing.TB) introspection.Observer
@@ -54,7 +55,13 @@ var observers = []struct {
 	{"otel-metrics+sampled-spans", func(tb testing.TB) introspection.Observer {
 		return benchObserver(tb, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())))
 	}, context.Background},
+	{"otel-metrics+sampled-spans+hit-spans", func(tb testing.TB) introspection.Observer {
+		return benchObserver(tb, sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample())), withHitSpans)
+	}, context.Background},
 }
+
+// withHitSpans sets Options.CacheHitSpans.
+func withHitSpans(o *Options) { o.CacheHitSpans = true }
 
 // unsampledParent returns a context that holds the span context of a
 // caller's trace that is not sampled, as a request whose traceparent
@@ -70,11 +77,15 @@ func unsampledParent() context.Context {
 
 // benchObserver returns an Observer recording metrics into the SDK with a
 // manual reader, and spans with tp.
-func benchObserver(tb testing.TB, tp trace.TracerProvider) introspection.Observer {
+func benchObserver(tb testing.TB, tp trace.TracerProvider, edits ...func(*Options)) introspection.Observer {
 	tb.Helper()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
 	tb.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-	obs, err := New(Options{MeterProvider: mp, TracerProvider: tp})
+	o := Options{MeterProvider: mp, TracerProvider: tp}
+	for _, edit := range edits {
+		edit(&o)
+	}
+	obs, err := New(o)
 	require.NoError(tb, err)
 	return obs
 }
@@ -137,15 +148,12 @@ func reportCPU(b *testing.B, cpu time.Duration) {
 // TestCacheHitAllocationsWithTheObserver counts what the observer adds
 // to a cache hit's allocations: nothing with spans off (a no-op
 // TracerProvider), nor when the caller's span is not sampled and the
-// sampler follows it, and with spans not sampled at the root the two of
-// the SDK's tracer (the span that does not record, and the context that
-// holds it).
+// sampler follows it, and where a span may be sampled, at the root or
+// sampled, the one context of the verification, which starts no span for
+// a hit.
 func TestCacheHitAllocationsWithTheObserver(t *testing.T) {
 	allocs := map[string]float64{}
 	for _, o := range observers {
-		if o.name == "otel-metrics+sampled-spans" {
-			continue
-		}
 		ctx := o.ctx()
 		v := hitVerifier(t, o.new(t))
 		allocs[o.name] = testing.AllocsPerRun(200, func() {
@@ -157,5 +165,7 @@ func TestCacheHitAllocationsWithTheObserver(t *testing.T) {
 	none := allocs["none"]
 	assert.Equal(t, none, allocs["otel-metrics"], "metrics add no allocation")
 	assert.Equal(t, none, allocs["otel-metrics+unsampled-parent"], "a span under a parent not sampled is not started")
-	assert.Equal(t, none+2, allocs["otel-metrics+unsampled-spans"], "an unsampled root span adds two")
+	assert.Equal(t, none+1, allocs["otel-metrics+unsampled-spans"], "a root that may be sampled adds the verification's context")
+	assert.Equal(t, none+1, allocs["otel-metrics+sampled-spans"], "a sampled root adds the verification's context and no span")
+	assert.Greater(t, allocs["otel-metrics+sampled-spans+hit-spans"], none+1, "with CacheHitSpans a hit has its span")
 }

@@ -31,6 +31,13 @@ type harness struct {
 
 func newHarness(t testing.TB, opts ...sdktrace.TracerProviderOption) *harness {
 	t.Helper()
+	return newHarnessWith(t, Options{}, opts...)
+}
+
+// newHarnessWith is newHarness with the Observer's options o, whose
+// providers it sets.
+func newHarnessWith(t testing.TB, o Options, opts ...sdktrace.TracerProviderOption) *harness {
+	t.Helper()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	rec := tracetest.NewSpanRecorder()
@@ -39,7 +46,8 @@ func newHarness(t testing.TB, opts ...sdktrace.TracerProviderOption) *harness {
 		_ = mp.Shutdown(context.Background())
 		_ = tp.Shutdown(context.Background())
 	})
-	obs, err := New(Options{MeterProvider: mp, TracerProvider: tp})
+	o.MeterProvider, o.TracerProvider = mp, tp
+	obs, err := New(o)
 	require.NoError(t, err)
 	return &harness{obs: obs, reader: reader, spans: rec}
 }

@@ -112,6 +112,15 @@ type Options struct {
 	// returns the context as it was, which spares the verification the
 	// cost of an unsampled span. The metrics are recorded either way.
 	SamplerIgnoresParent bool
+	// CacheHitSpans records the span introspection.verify also for a
+	// verification answered from memory: a hit or a negative hit of the
+	// built-in cache or of the local tier in front of a caller's Cache,
+	// with no request, call of the Cache or fetch of the metadata. False,
+	// the default, records none for it, since a span costs such a
+	// verification more than the lookup itself; its outcome and cache
+	// result are counted in the metrics all the same. Every other
+	// verification has its span either way.
+	CacheHitSpans bool
 }
 
 // Observer is an [introspection.Observer] that records metrics and spans.
@@ -123,6 +132,8 @@ type Observer struct {
 
 	tracer    trace.Tracer // nil when the TracerProvider is a no-op one: no span is started
 	anyParent bool         // Options.SamplerIgnoresParent
+	hitSpans  bool         // Options.CacheHitSpans
+	epoch     time.Time    // when it was made: the verifications' start times count from it
 	// unset is the global TracerProvider as it is before one is set, when
 	// the Observer's is the global one: no span is started while
 	// otel.GetTracerProvider still returns it. Else nil.
@@ -179,7 +190,8 @@ func New(opts Options) (*Observer, error) {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	o := &Observer{verifyKey: &spanKey{"verify"}, upstreamKey: &spanKey{"upstream"}, cacheCallKey: &spanKey{"cache call"}}
+	o := &Observer{verifyKey: &spanKey{"verify"}, upstreamKey: &spanKey{"upstream"}, cacheCallKey: &spanKey{"cache call"},
+		epoch: time.Now()}
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 		if isUnsetGlobal(tp) {
@@ -189,7 +201,7 @@ func New(opts Options) (*Observer, error) {
 	if _, off := tp.(noop.TracerProvider); !off {
 		o.tracer = tp.Tracer(ScopeName)
 	}
-	o.anyParent = opts.SamplerIgnoresParent
+	o.anyParent, o.hitSpans = opts.SamplerIgnoresParent, opts.CacheHitSpans
 	m, err := sharedMeters(mp)
 	if err != nil {
 		return nil, err
@@ -408,55 +420,15 @@ func spanOf(ctx context.Context, key *spanKey) (trace.Span, bool) {
 	return s, ok
 }
 
-var verifyStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
-
-// VerifyStart starts the span introspection.verify.
-func (o *Observer) VerifyStart(ctx context.Context) context.Context {
-	return o.start(ctx, o.verifyKey, spanVerify, verifyStart...)
-}
-
-// VerifyEnd counts the verdict and ends the span.
-func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
-	v := o.m.attrs.verdict(e)
-	v.n.Add(1)
-	if o.tracer == nil {
-		return
-	}
-	if span, ok := spanOf(ctx, o.verifyKey); ok {
-		span.SetAttributes(v.kvs...)
-		if e.Outcome == introspection.OutcomeFailed {
-			span.SetStatus(codes.Error, v.kvs[1].Value.AsString())
-		}
-		span.End()
-	}
-}
-
-// CacheLookup counts the lookup and sets the span's cache result.
-func (o *Observer) CacheLookup(ctx context.Context, r introspection.CacheResult) {
-	l := o.m.attrs.lookup(r)
-	l.n.Add(1)
-	if o.tracer == nil {
-		return
-	}
-	if span, ok := spanOf(ctx, o.verifyKey); ok {
-		span.SetAttributes(l.kvs...)
-	}
-}
-
-// CollapsedWaiter counts the waiter and marks the span.
-func (o *Observer) CollapsedWaiter(ctx context.Context) {
-	o.m.collapsed.Add(ctx, 1)
-	if span, ok := spanOf(ctx, o.verifyKey); ok {
-		span.SetAttributes(keyCollapsed.Bool(collapsedPresent))
-	}
-}
-
 // UpstreamStart starts the HTTP client span of the introspection request,
 // as OpenTelemetry's HTTP semantic conventions describe it: named after
 // the method, with the method, the server's address and port, and the
 // URL, which has no query.
 func (o *Observer) UpstreamStart(ctx context.Context, r introspection.UpstreamRequest) context.Context {
-	if !o.tracing(ctx) {
+	if !o.spansOn() {
+		return ctx
+	}
+	if ctx = o.parent(ctx); !o.tracing(ctx) {
 		return ctx
 	}
 	return o.start(ctx, o.upstreamKey, r.Method, trace.WithSpanKind(trace.SpanKindClient),
@@ -523,7 +495,10 @@ func (o *Observer) UpstreamEnd(ctx context.Context, e introspection.UpstreamEven
 // CacheCallStart starts the span of a call of a caller's Cache.
 func (o *Observer) CacheCallStart(ctx context.Context, op introspection.CacheOperation) context.Context {
 	c := o.m.attrs.cacheOp(op)
-	return o.start(ctx, o.cacheCallKey, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
+	if !o.spansOn() {
+		return ctx
+	}
+	return o.start(o.parent(ctx), o.cacheCallKey, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(c.kv))
 }
 
@@ -547,7 +522,7 @@ func (o *Observer) CacheError(ctx context.Context, op introspection.CacheOperati
 	o.m.cacheErrors.Add(ctx, 1, c.add...)
 	span, ok := spanOf(ctx, o.cacheCallKey)
 	if !ok {
-		span, ok = spanOf(ctx, o.verifyKey)
+		span, ok = o.verifySpan(ctx)
 	}
 	if ok {
 		span.AddEvent(eventCacheError, trace.WithAttributes(c.kv))
@@ -559,7 +534,7 @@ func (o *Observer) CacheError(ctx context.Context, op introspection.CacheOperati
 func (o *Observer) BreakerChange(ctx context.Context, e introspection.BreakerEvent) {
 	to := o.m.attrs.breakerState(e.To)
 	o.m.transitions.Add(ctx, 1, o.m.attrs.transition[to])
-	if span, ok := spanOf(ctx, o.verifyKey); ok {
+	if span, ok := o.verifySpan(ctx); ok {
 		span.AddEvent(eventBreaker, trace.WithAttributes(keyBreakerState.String(string(to)),
 			keyBreakerFrom.String(string(o.m.attrs.breakerState(e.From)))))
 	}
@@ -573,7 +548,10 @@ func (o *Observer) BreakerChange(ctx context.Context, e introspection.BreakerEve
 func (o *Observer) MetadataFetch(ctx context.Context, e introspection.MetadataEvent) {
 	m := o.m.attrs.metadata(e.Failure)
 	o.m.metadata.Add(ctx, 1, m.add...)
-	if !o.spansOn() || !e.Refresh && !o.tracing(ctx) {
+	if !o.spansOn() {
+		return
+	}
+	if ctx = o.parent(ctx); !e.Refresh && !o.tracing(ctx) {
 		return
 	}
 	end := time.Now()
