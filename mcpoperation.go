@@ -300,45 +300,161 @@ func (b *peekedBody) Read(p []byte) (int, error) {
 // Close does nothing: the body was closed when it was read.
 func (*peekedBody) Close() error { return nil }
 
+// maxInlineBody is the longest body, in bytes, of a request that states
+// its length, that readBody reads into the same allocation as the body it
+// puts back (with room for the read that finds the end): a body of up to
+// 4 KiB costs one allocation, a longer one two.
+const maxInlineBody = len(inlineBody4096{}.buf) - 1
+
+// inlineBody is the state of a request body that was read into a buffer
+// of its own and put back: its bytes are buf[off:end] of the buffer. The
+// types that embed it hold the buffer after it, in one object without
+// pointers, one type for each of the allocator's size classes from 256
+// bytes to 4 KiB.
+type inlineBody struct{ off, end int }
+
+// read reads the next len(p) bytes, or all that is left, of buf into p; at
+// the end of the body it returns io.EOF, as a bytes.Reader does.
+func (b *inlineBody) read(buf, p []byte) (int, error) {
+	if b.off >= b.end {
+		return 0, io.EOF
+	}
+	n := copy(p, buf[b.off:b.end])
+	b.off += n
+	return n, nil
+}
+
+// Close does nothing: the body was closed when it was read.
+func (*inlineBody) Close() error { return nil }
+
+// The bodies with buffers of their own, of 256 bytes to 4 KiB in all.
+type (
+	inlineBody256 struct {
+		inlineBody
+		buf [256 - 16]byte
+	}
+	inlineBody512 struct {
+		inlineBody
+		buf [512 - 16]byte
+	}
+	inlineBody1024 struct {
+		inlineBody
+		buf [1024 - 16]byte
+	}
+	inlineBody2048 struct {
+		inlineBody
+		buf [2048 - 16]byte
+	}
+	inlineBody4096 struct {
+		inlineBody
+		buf [4096 - 16]byte
+	}
+)
+
+func (b *inlineBody256) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody512) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody1024) Read(p []byte) (int, error) { return b.read(b.buf[:], p) }
+func (b *inlineBody2048) Read(p []byte) (int, error) { return b.read(b.buf[:], p) }
+func (b *inlineBody4096) Read(p []byte) (int, error) { return b.read(b.buf[:], p) }
+
+// newInlineBody returns the smallest body with a buffer of its own that
+// has room for room bytes, its state and its buffer, or nils if room is
+// over maxInlineBody+1.
+func newInlineBody(room int) (io.ReadCloser, *inlineBody, []byte) {
+	switch {
+	case room <= len(inlineBody256{}.buf):
+		b := new(inlineBody256)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody512{}.buf):
+		b := new(inlineBody512)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody1024{}.buf):
+		b := new(inlineBody1024)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody2048{}.buf):
+		b := new(inlineBody2048)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody4096{}.buf):
+		b := new(inlineBody4096)
+		return b, &b.inlineBody, b.buf[:]
+	}
+	return nil, nil, nil
+}
+
+// unknownLengthRoom is the room that readBody sets aside for a body whose
+// request does not state its length, before its bytes arrive.
+const unknownLengthRoom = 512 - 16
+
 // readBody reads r.Body, of at most limit bytes, closes it and puts its
-// bytes back as r.Body.
+// bytes back as r.Body. A body that fits is read into the buffer of an
+// inlineBody, any other into a buffer that grows as it comes.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
 	n := r.ContentLength
 	if n > limit {
 		return nil, fmt.Errorf("%w: %d bytes stated, over %d", ErrRequestTooLarge, n, limit)
 	}
-	size := int64(512)
+	room := int64(unknownLengthRoom)
 	if n >= 0 {
-		size = min(n, maxInitialBodyBuffer-1) + 1 // room for the read that finds the end; n+1 may overflow
+		room = min(n, maxInitialBodyBuffer-1) + 1 // room for the read that finds the end; n+1 may overflow
 	}
-	buf := make([]byte, 0, size)
+	var buf []byte
+	if room <= int64(maxInlineBody)+1 {
+		body, state, b := newInlineBody(int(room))
+		b, done, err := readInto(r.Body, b[:0], limit, false)
+		if err != nil {
+			return nil, err
+		}
+		if done {
+			_ = r.Body.Close()
+			state.end = len(b)
+			r.Body = body
+			return b, nil
+		}
+		// Longer than its buffer: go on in one that grows.
+		buf = append(make([]byte, 0, 2*len(b)), b...)
+	} else {
+		buf = make([]byte, 0, room)
+	}
+	buf, _, err := readInto(r.Body, buf, limit, true)
+	if err != nil {
+		return nil, err
+	}
+	_ = r.Body.Close()
+	r.Body = &peekedBody{rest: buf}
+	return buf, nil
+}
+
+// readInto reads body into buf after its len(buf) bytes, up to its end
+// or, unless grow, until buf is full, and reports whether it read to the
+// end. A body of more than limit bytes is an error that wraps
+// ErrRequestTooLarge.
+func readInto(body io.Reader, buf []byte, limit int64, grow bool) ([]byte, bool, error) {
 	for {
 		if len(buf) == cap(buf) {
+			if !grow {
+				return buf, false, nil
+			}
 			buf = slices.Grow(buf, 1)
 		}
 		end := cap(buf)
 		if int64(end) > limit { // so that limit+1 cannot overflow
 			end = int(limit) + 1
 		}
-		room := buf[len(buf):end]
-		k, err := r.Body.Read(room)
+		k, err := body.Read(buf[len(buf):end])
 		buf = buf[:len(buf)+k]
 		if int64(len(buf)) > limit {
-			return nil, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, limit)
+			return nil, false, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, limit)
 		}
 		if err == io.EOF {
-			break
+			return buf, true, nil
 		}
 		if err != nil {
 			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-				return nil, fmt.Errorf("%w: %w", ErrRequestTooLarge, err)
+				return nil, false, fmt.Errorf("%w: %w", ErrRequestTooLarge, err)
 			}
-			return nil, fmt.Errorf("introspection: reading the request body: %w", err)
+			return nil, false, fmt.Errorf("introspection: reading the request body: %w", err)
 		}
 	}
-	_ = r.Body.Close()
-	r.Body = &peekedBody{rest: buf}
-	return buf, nil
 }
 
 // read returns the Operation of a request body: of the message that
