@@ -89,7 +89,17 @@ func MCPOperation(m MCPScopes) (OperationFunc, error) {
 		if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 			return Operation{}, nil
 		}
-		return p.operation(r)
+		body, err := readBody(r, p.maxBody)
+		if err != nil {
+			return Operation{}, err
+		}
+		// As p.read, with the Operation copied once, from where it is kept.
+		var m rpcMessage
+		if quickMessage(body, &m) {
+			op, err := p.messageOperation(&m)
+			return *op, err
+		}
+		return p.readCarefully(body)
 	}, nil
 }
 
@@ -273,15 +283,6 @@ func mergeScopes(dst, add []string) []string {
 	return slices.Clip(dst)
 }
 
-// operation is the OperationFunc for a POST with a body.
-func (p *mcpPeek) operation(r *http.Request) (Operation, error) {
-	body, err := readBody(r, p.maxBody)
-	if err != nil {
-		return Operation{}, err
-	}
-	return p.read(body)
-}
-
 // peekedBody is a request body that was read and put back: the bytes not
 // read yet.
 type peekedBody struct{ rest []byte }
@@ -309,9 +310,9 @@ const maxInlineBody = len(inlineBody4096{}.buf) - 1
 // inlineBody is the state of a request body that was read into a buffer
 // of its own and put back: its bytes are buf[off:end] of the buffer. The
 // types that embed it hold the buffer after it, in one object without
-// pointers, one type for each of the allocator's size classes from 256
+// pointers whose size is one of the allocator's size classes, from 128
 // bytes to 4 KiB.
-type inlineBody struct{ off, end int }
+type inlineBody struct{ off, end int32 }
 
 // read reads the next len(p) bytes, or all that is left, of buf into p; at
 // the end of the body it returns io.EOF, as a bytes.Reader does.
@@ -320,38 +321,53 @@ func (b *inlineBody) read(buf, p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n := copy(p, buf[b.off:b.end])
-	b.off += n
+	b.off += int32(n)
 	return n, nil
 }
 
 // Close does nothing: the body was closed when it was read.
 func (*inlineBody) Close() error { return nil }
 
-// The bodies with buffers of their own, of 256 bytes to 4 KiB in all.
+// The bodies with buffers of their own, each named for its size in all.
 type (
+	inlineBody128 struct {
+		inlineBody
+		buf [128 - 8]byte
+	}
+	inlineBody192 struct {
+		inlineBody
+		buf [192 - 8]byte
+	}
 	inlineBody256 struct {
 		inlineBody
-		buf [256 - 16]byte
+		buf [256 - 8]byte
+	}
+	inlineBody384 struct {
+		inlineBody
+		buf [384 - 8]byte
 	}
 	inlineBody512 struct {
 		inlineBody
-		buf [512 - 16]byte
+		buf [512 - 8]byte
 	}
 	inlineBody1024 struct {
 		inlineBody
-		buf [1024 - 16]byte
+		buf [1024 - 8]byte
 	}
 	inlineBody2048 struct {
 		inlineBody
-		buf [2048 - 16]byte
+		buf [2048 - 8]byte
 	}
 	inlineBody4096 struct {
 		inlineBody
-		buf [4096 - 16]byte
+		buf [4096 - 8]byte
 	}
 )
 
+func (b *inlineBody128) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody192) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
 func (b *inlineBody256) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody384) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
 func (b *inlineBody512) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
 func (b *inlineBody1024) Read(p []byte) (int, error) { return b.read(b.buf[:], p) }
 func (b *inlineBody2048) Read(p []byte) (int, error) { return b.read(b.buf[:], p) }
@@ -362,8 +378,17 @@ func (b *inlineBody4096) Read(p []byte) (int, error) { return b.read(b.buf[:], p
 // over maxInlineBody+1.
 func newInlineBody(room int) (io.ReadCloser, *inlineBody, []byte) {
 	switch {
+	case room <= len(inlineBody128{}.buf):
+		b := new(inlineBody128)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody192{}.buf):
+		b := new(inlineBody192)
+		return b, &b.inlineBody, b.buf[:]
 	case room <= len(inlineBody256{}.buf):
 		b := new(inlineBody256)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody384{}.buf):
+		b := new(inlineBody384)
 		return b, &b.inlineBody, b.buf[:]
 	case room <= len(inlineBody512{}.buf):
 		b := new(inlineBody512)
@@ -383,7 +408,7 @@ func newInlineBody(room int) (io.ReadCloser, *inlineBody, []byte) {
 
 // unknownLengthRoom is the room that readBody sets aside for a body whose
 // request does not state its length, before its bytes arrive.
-const unknownLengthRoom = 512 - 16
+const unknownLengthRoom = 512 - 8
 
 // readBody reads r.Body, of at most limit bytes, closes it and puts its
 // bytes back as r.Body. A body that fits is read into the buffer of an
@@ -406,7 +431,7 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 		}
 		if done {
 			_ = r.Body.Close()
-			state.end = len(b)
+			state.end = int32(len(b))
 			r.Body = body
 			return b, nil
 		}
