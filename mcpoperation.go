@@ -93,13 +93,8 @@ func MCPOperation(m MCPScopes) (OperationFunc, error) {
 		if err != nil {
 			return Operation{}, err
 		}
-		// As p.read, with the Operation copied once, from where it is kept.
-		var m rpcMessage
-		if quickMessage(body, &m) {
-			op, err := p.messageOperation(&m)
-			return *op, err
-		}
-		return p.readCarefully(body)
+		op, err := p.read(body)
+		return *op, err
 	}, nil
 }
 
@@ -482,35 +477,37 @@ func readInto(body io.Reader, buf []byte, limit int64, grow bool) ([]byte, bool,
 	}
 }
 
-// read returns the Operation of a request body: of the message that
-// quickMessage reads, or else as readCarefully reads it.
-func (p *mcpPeek) read(body []byte) (Operation, error) {
+// read returns the Operation of a request body, which the caller must not
+// change: of the message that quickMessage reads, or else as readCarefully
+// reads it.
+func (p *mcpPeek) read(body []byte) (*Operation, error) {
 	var m rpcMessage
 	if quickMessage(body, &m) {
-		op, err := p.messageOperation(&m)
-		return *op, err
+		return p.messageOperation(&m)
 	}
 	return p.readCarefully(body)
 }
 
-// readCarefully returns the Operation of a request body, read by readRPC.
-func (p *mcpPeek) readCarefully(body []byte) (Operation, error) {
+// readCarefully returns the Operation of a request body, read by readRPC,
+// which the caller must not change.
+func (p *mcpPeek) readCarefully(body []byte) (*Operation, error) {
 	ops := opList{peek: p}
 	switch err := readRPC(body, &ops); {
 	case errors.Is(err, errJSONSyntax):
 		// Not JSON: the SDK answers it with a parse error.
-		return Operation{}, nil
+		return &noOperation, nil
 	case err != nil:
-		return Operation{}, err
+		return &noOperation, err
 	}
 	return ops.operation(), nil
 }
 
-// opList gathers the Operations of the messages in a body.
+// opList gathers the Operations of the messages in a body, which it does
+// not change.
 type opList struct {
 	peek  *mcpPeek
-	first Operation   // the first named operation
-	more  []Operation // the other named operations of a batch, each once
+	first *Operation   // the first named operation, or nil
+	more  []*Operation // the other named operations of a batch, each once
 }
 
 // add adds the Operation of message m, or returns why m is refused.
@@ -519,18 +516,22 @@ func (l *opList) add(m *rpcMessage) error {
 	switch {
 	case err != nil:
 		return err
-	case op.Name == "" || op.Name == l.first.Name:
-	case l.first.Name == "":
-		l.first = *op
-	case !slices.ContainsFunc(l.more, func(o Operation) bool { return o.Name == op.Name }):
-		l.more = append(l.more, *op)
+	case op.Name == "":
+	case l.first == nil:
+		l.first = op
+	case op.Name == l.first.Name:
+	case !slices.ContainsFunc(l.more, func(o *Operation) bool { return o.Name == op.Name }):
+		l.more = append(l.more, op)
 	}
 	return nil
 }
 
 // operation returns the Operation of all the messages together: the
 // union of their scopes, named by the list of their names.
-func (l *opList) operation() Operation {
+func (l *opList) operation() *Operation {
+	if l.first == nil {
+		return &noOperation
+	}
 	if len(l.more) == 0 {
 		return l.first
 	}
@@ -540,7 +541,7 @@ func (l *opList) operation() Operation {
 		names = append(names, o.Name)
 		scopes = mergeScopes(scopes, o.Scopes)
 	}
-	return Operation{Name: strings.Join(names, ", "), Scopes: scopes}
+	return &Operation{Name: strings.Join(names, ", "), Scopes: scopes}
 }
 
 // messageOperation returns the Operation of message m, which the caller

@@ -917,7 +917,7 @@ func BenchmarkMCPOperationScan(b *testing.B) {
 	body := []byte(typicalToolCall)
 	for _, bc := range []struct {
 		name string
-		read func([]byte) (Operation, error)
+		read func([]byte) (*Operation, error)
 	}{
 		{"quick", p.read},
 		{"careful", p.readCarefully},
@@ -1130,7 +1130,7 @@ func assertReadsAsCarefully(t testing.TB, p *mcpPeek, body []byte) bool {
 	t.Helper()
 	got, err := p.read(body)
 	want, wantErr := p.readCarefully(body)
-	require.Equal(t, want, got, "the Operation")
+	require.Equal(t, *want, *got, "the Operation")
 	require.Equal(t, errText(wantErr), errText(err), "the refusal")
 	var m rpcMessage
 	if !quickMessage(body, &m) {
