@@ -1216,6 +1216,61 @@ func FuzzMCPOperation(f *testing.F) {
 	})
 }
 
+// chunkReader returns at most n bytes a read from r.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// FuzzMCPOperationRestoresBody checks, for any body, stated length, size of
+// the reads and MaxBodySize, that the peek refuses a body stated or found
+// longer than MaxBodySize, and else reads it as it reads the same body
+// stated rightly and read whole, and hands it on byte for byte.
+func FuzzMCPOperationRestoresBody(f *testing.F) {
+	for _, size := range []int{0, 100, 165, 250, 497, maxInlineBody - 1, maxInlineBody, maxInlineBody + 1, 9000} {
+		body := []byte(typicalToolCall)
+		if size > len(body) {
+			body = []byte(padBody(size))
+		}
+		f.Add(body, int64(len(body)), uint16(0), int64(0))
+		f.Add(body, int64(-1), uint16(7), int64(len(body)))
+		f.Add(body, int64(len(body)/2), uint16(1), int64(len(body)-1))
+		f.Add(body, int64(len(body)+3), uint16(300), int64(len(body)+1))
+	}
+	exact := newMCPOperation(f, testMCPScopes())
+	f.Fuzz(func(t *testing.T, body []byte, stated int64, chunk uint16, limit int64) {
+		stated = max(-1, min(stated, int64(len(body))+10))
+		if limit <= 0 || limit > 1<<20 {
+			limit = 0 // DefaultMCPMaxBodySize
+		}
+		m := testMCPScopes()
+		m.MaxBodySize = limit
+		op := newMCPOperation(t, m)
+		var src io.Reader = bytes.NewReader(body)
+		if chunk > 0 {
+			src = chunkReader{src, int(chunk)}
+		}
+		r := httptest.NewRequest(http.MethodPost, "/mcp", src)
+		r.ContentLength = stated
+		got, err := op(r)
+		if limit == 0 {
+			limit = DefaultMCPMaxBodySize
+		}
+		if stated > limit || int64(len(body)) > limit {
+			require.ErrorIs(t, err, ErrRequestTooLarge)
+			return
+		}
+		want, wantErr := exact(httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader(body)))
+		require.Equal(t, errText(wantErr), errText(err))
+		require.Equal(t, want, got)
+		if err == nil {
+			require.NoError(t, iotest.TestReader(r.Body, body), "the body is handed on as it came")
+		}
+	})
+}
+
 // bracketDepth counts the deepest nesting of brackets and braces outside
 // strings, as the go-sdk's depth check does.
 func bracketDepth(d []byte) int {
