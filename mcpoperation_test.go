@@ -935,8 +935,9 @@ func BenchmarkMCPOperationScan(b *testing.B) {
 }
 
 // TestMCPOperationAllocations checks that reading a typical tools/call
-// allocates only the copy of the body and the body handed on, and that the
-// scanner itself allocates nothing.
+// allocates only the body handed on, which holds its bytes, that a body of
+// maxInlineBody bytes costs one allocation and one byte more two, that the
+// scanner itself allocates nothing, and that a GET costs nothing.
 func TestMCPOperationAllocations(t *testing.T) {
 	p, err := newMCPPeek(testMCPScopes())
 	require.NoError(t, err)
