@@ -298,8 +298,9 @@ func (*peekedBody) Close() error { return nil }
 
 // maxInlineBody is the longest body, in bytes, of a request that states
 // its length, that readBody reads into the same allocation as the body it
-// puts back (with room for the read that finds the end): a body of up to
-// 4 KiB costs one allocation, a longer one two.
+// puts back (with room for the read that finds the end, and its state):
+// 4087 bytes, so that a body of up to 4 KiB in all costs one allocation. A
+// longer one costs two.
 const maxInlineBody = len(inlineBody4096{}.buf) - 1
 
 // inlineBody is the state of a request body that was read into a buffer
@@ -359,6 +360,8 @@ type (
 	}
 )
 
+// Read reads the next len(p) bytes of the body, or all that is left, into
+// p, as inlineBody.read does.
 func (b *inlineBody128) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
 func (b *inlineBody192) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
 func (b *inlineBody256) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }

@@ -958,6 +958,7 @@ func TestMCPOperationAllocations(t *testing.T) {
 	}), "the body handed on, which holds its bytes")
 
 	// At the bound, and just past it, where the bytes are a second object.
+	assert.Equal(t, 4096-8-1, maxInlineBody, "4 KiB in all, less the state and the room for the read that finds the end")
 	for size, want := range map[int]float64{maxInlineBody: 1, maxInlineBody + 1: 2} {
 		body := padBody(size)
 		r, reset := benchRequest(http.MethodPost, body)
