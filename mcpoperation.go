@@ -89,7 +89,12 @@ func MCPOperation(m MCPScopes) (OperationFunc, error) {
 		if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
 			return Operation{}, nil
 		}
-		return p.operation(r)
+		body, err := readBody(r, p.maxBody)
+		if err != nil {
+			return Operation{}, err
+		}
+		op, err := p.read(body)
+		return *op, err
 	}, nil
 }
 
@@ -273,15 +278,6 @@ func mergeScopes(dst, add []string) []string {
 	return slices.Clip(dst)
 }
 
-// operation is the OperationFunc for a POST with a body.
-func (p *mcpPeek) operation(r *http.Request) (Operation, error) {
-	body, err := readBody(r, p.maxBody)
-	if err != nil {
-		return Operation{}, err
-	}
-	return p.read(body)
-}
-
 // peekedBody is a request body that was read and put back: the bytes not
 // read yet.
 type peekedBody struct{ rest []byte }
@@ -300,76 +296,221 @@ func (b *peekedBody) Read(p []byte) (int, error) {
 // Close does nothing: the body was closed when it was read.
 func (*peekedBody) Close() error { return nil }
 
+// maxInlineBody is the longest body, in bytes, of a request that states
+// its length, that readBody reads into the same allocation as the body it
+// puts back (with room for the read that finds the end, and its state):
+// 4087 bytes, so that a body of up to 4 KiB in all costs one allocation. A
+// longer one costs two.
+const maxInlineBody = len(inlineBody4096{}.buf) - 1
+
+// inlineBody is the state of a request body that was read into a buffer
+// of its own and put back: its bytes are buf[off:end] of the buffer. The
+// types that embed it hold the buffer after it, in one object without
+// pointers whose size is one of the allocator's size classes, from 128
+// bytes to 4 KiB.
+type inlineBody struct{ off, end int32 }
+
+// read reads the next len(p) bytes, or all that is left, of buf into p; at
+// the end of the body it returns io.EOF, as a bytes.Reader does.
+func (b *inlineBody) read(buf, p []byte) (int, error) {
+	if b.off >= b.end {
+		return 0, io.EOF
+	}
+	n := copy(p, buf[b.off:b.end])
+	b.off += int32(n)
+	return n, nil
+}
+
+// Close does nothing: the body was closed when it was read.
+func (*inlineBody) Close() error { return nil }
+
+// The bodies with buffers of their own, each named for its size in all.
+type (
+	inlineBody128 struct {
+		inlineBody
+		buf [128 - 8]byte
+	}
+	inlineBody192 struct {
+		inlineBody
+		buf [192 - 8]byte
+	}
+	inlineBody256 struct {
+		inlineBody
+		buf [256 - 8]byte
+	}
+	inlineBody384 struct {
+		inlineBody
+		buf [384 - 8]byte
+	}
+	inlineBody512 struct {
+		inlineBody
+		buf [512 - 8]byte
+	}
+	inlineBody1024 struct {
+		inlineBody
+		buf [1024 - 8]byte
+	}
+	inlineBody2048 struct {
+		inlineBody
+		buf [2048 - 8]byte
+	}
+	inlineBody4096 struct {
+		inlineBody
+		buf [4096 - 8]byte
+	}
+)
+
+// Read reads the next len(p) bytes of the body, or all that is left, into
+// p, as inlineBody.read does.
+func (b *inlineBody128) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody192) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody256) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody384) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody512) Read(p []byte) (int, error)  { return b.read(b.buf[:], p) }
+func (b *inlineBody1024) Read(p []byte) (int, error) { return b.read(b.buf[:], p) }
+func (b *inlineBody2048) Read(p []byte) (int, error) { return b.read(b.buf[:], p) }
+func (b *inlineBody4096) Read(p []byte) (int, error) { return b.read(b.buf[:], p) }
+
+// newInlineBody returns the smallest body with a buffer of its own that
+// has room for room bytes, its state and its buffer, or nils if room is
+// over maxInlineBody+1.
+func newInlineBody(room int) (io.ReadCloser, *inlineBody, []byte) {
+	switch {
+	case room <= len(inlineBody128{}.buf):
+		b := new(inlineBody128)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody192{}.buf):
+		b := new(inlineBody192)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody256{}.buf):
+		b := new(inlineBody256)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody384{}.buf):
+		b := new(inlineBody384)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody512{}.buf):
+		b := new(inlineBody512)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody1024{}.buf):
+		b := new(inlineBody1024)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody2048{}.buf):
+		b := new(inlineBody2048)
+		return b, &b.inlineBody, b.buf[:]
+	case room <= len(inlineBody4096{}.buf):
+		b := new(inlineBody4096)
+		return b, &b.inlineBody, b.buf[:]
+	}
+	return nil, nil, nil
+}
+
+// unknownLengthRoom is the room that readBody sets aside for a body whose
+// request does not state its length, before its bytes arrive.
+const unknownLengthRoom = 512 - 8
+
 // readBody reads r.Body, of at most limit bytes, closes it and puts its
-// bytes back as r.Body.
+// bytes back as r.Body. A body that fits is read into the buffer of an
+// inlineBody, any other into a buffer that grows as it comes.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
 	n := r.ContentLength
 	if n > limit {
 		return nil, fmt.Errorf("%w: %d bytes stated, over %d", ErrRequestTooLarge, n, limit)
 	}
-	size := int64(512)
+	room := int64(unknownLengthRoom)
 	if n >= 0 {
-		size = min(n, maxInitialBodyBuffer-1) + 1 // room for the read that finds the end; n+1 may overflow
+		room = min(n, maxInitialBodyBuffer-1) + 1 // room for the read that finds the end; n+1 may overflow
 	}
-	buf := make([]byte, 0, size)
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, 1)
-		}
-		end := cap(buf)
-		if int64(end) > limit { // so that limit+1 cannot overflow
-			end = int(limit) + 1
-		}
-		room := buf[len(buf):end]
-		k, err := r.Body.Read(room)
-		buf = buf[:len(buf)+k]
-		if int64(len(buf)) > limit {
-			return nil, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, limit)
-		}
-		if err == io.EOF {
-			break
-		}
+	var buf []byte
+	if room <= int64(maxInlineBody)+1 {
+		body, state, b := newInlineBody(int(room))
+		b, done, err := readInto(r.Body, b[:0], limit, false)
 		if err != nil {
-			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-				return nil, fmt.Errorf("%w: %w", ErrRequestTooLarge, err)
-			}
-			return nil, fmt.Errorf("introspection: reading the request body: %w", err)
+			return nil, err
 		}
+		if done {
+			_ = r.Body.Close()
+			state.end = int32(len(b))
+			r.Body = body
+			return b, nil
+		}
+		// Longer than its buffer: go on in one that grows.
+		buf = append(make([]byte, 0, 2*len(b)), b...)
+	} else {
+		buf = make([]byte, 0, room)
+	}
+	buf, _, err := readInto(r.Body, buf, limit, true)
+	if err != nil {
+		return nil, err
 	}
 	_ = r.Body.Close()
 	r.Body = &peekedBody{rest: buf}
 	return buf, nil
 }
 
-// read returns the Operation of a request body: of the message that
-// quickMessage reads, or else as readCarefully reads it.
-func (p *mcpPeek) read(body []byte) (Operation, error) {
+// readInto reads body into buf after its len(buf) bytes, up to its end
+// or, unless grow, until buf is full, and reports whether it read to the
+// end. A body of more than limit bytes is an error that wraps
+// ErrRequestTooLarge.
+func readInto(body io.Reader, buf []byte, limit int64, grow bool) ([]byte, bool, error) {
+	for {
+		if len(buf) == cap(buf) {
+			if !grow {
+				return buf, false, nil
+			}
+			buf = slices.Grow(buf, 1)
+		}
+		end := cap(buf)
+		if int64(end) > limit { // so that limit+1 cannot overflow
+			end = int(limit) + 1
+		}
+		k, err := body.Read(buf[len(buf):end])
+		buf = buf[:len(buf)+k]
+		if int64(len(buf)) > limit {
+			return nil, false, fmt.Errorf("%w: over %d bytes", ErrRequestTooLarge, limit)
+		}
+		if err == io.EOF {
+			return buf, true, nil
+		}
+		if err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				return nil, false, fmt.Errorf("%w: %w", ErrRequestTooLarge, err)
+			}
+			return nil, false, fmt.Errorf("introspection: reading the request body: %w", err)
+		}
+	}
+}
+
+// read returns the Operation of a request body, which the caller must not
+// change: of the message that quickMessage reads, or else as readCarefully
+// reads it.
+func (p *mcpPeek) read(body []byte) (*Operation, error) {
 	var m rpcMessage
 	if quickMessage(body, &m) {
-		op, err := p.messageOperation(&m)
-		return *op, err
+		return p.messageOperation(&m)
 	}
 	return p.readCarefully(body)
 }
 
-// readCarefully returns the Operation of a request body, read by readRPC.
-func (p *mcpPeek) readCarefully(body []byte) (Operation, error) {
+// readCarefully returns the Operation of a request body, read by readRPC,
+// which the caller must not change.
+func (p *mcpPeek) readCarefully(body []byte) (*Operation, error) {
 	ops := opList{peek: p}
 	switch err := readRPC(body, &ops); {
 	case errors.Is(err, errJSONSyntax):
 		// Not JSON: the SDK answers it with a parse error.
-		return Operation{}, nil
+		return &noOperation, nil
 	case err != nil:
-		return Operation{}, err
+		return &noOperation, err
 	}
 	return ops.operation(), nil
 }
 
-// opList gathers the Operations of the messages in a body.
+// opList gathers the Operations of the messages in a body, which it does
+// not change.
 type opList struct {
 	peek  *mcpPeek
-	first Operation   // the first named operation
-	more  []Operation // the other named operations of a batch, each once
+	first *Operation   // the first named operation, or nil
+	more  []*Operation // the other named operations of a batch, each once
 }
 
 // add adds the Operation of message m, or returns why m is refused.
@@ -378,18 +519,22 @@ func (l *opList) add(m *rpcMessage) error {
 	switch {
 	case err != nil:
 		return err
-	case op.Name == "" || op.Name == l.first.Name:
-	case l.first.Name == "":
-		l.first = *op
-	case !slices.ContainsFunc(l.more, func(o Operation) bool { return o.Name == op.Name }):
-		l.more = append(l.more, *op)
+	case op.Name == "":
+	case l.first == nil:
+		l.first = op
+	case op.Name == l.first.Name:
+	case !slices.ContainsFunc(l.more, func(o *Operation) bool { return o.Name == op.Name }):
+		l.more = append(l.more, op)
 	}
 	return nil
 }
 
 // operation returns the Operation of all the messages together: the
 // union of their scopes, named by the list of their names.
-func (l *opList) operation() Operation {
+func (l *opList) operation() *Operation {
+	if l.first == nil {
+		return &noOperation
+	}
 	if len(l.more) == 0 {
 		return l.first
 	}
@@ -399,7 +544,7 @@ func (l *opList) operation() Operation {
 		names = append(names, o.Name)
 		scopes = mergeScopes(scopes, o.Scopes)
 	}
-	return Operation{Name: strings.Join(names, ", "), Scopes: scopes}
+	return &Operation{Name: strings.Join(names, ", "), Scopes: scopes}
 }
 
 // messageOperation returns the Operation of message m, which the caller

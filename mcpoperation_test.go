@@ -482,6 +482,89 @@ func TestMCPOperationRestoresBody(t *testing.T) {
 	}
 }
 
+// padBody returns a call of echo padded with white space to size bytes.
+func padBody(size int) string {
+	echo := callTool(`"echo"`)
+	return echo + strings.Repeat(" ", size-len(echo))
+}
+
+// inlineRooms returns the sizes of the buffers that bodies of up to
+// maxInlineBody bytes are read into, smallest first.
+func inlineRooms() []int {
+	var rooms []int
+	for room := 1; room <= maxInlineBody+1; room++ {
+		if body, rest, buf := newInlineBody(room); body != nil && rest != nil && (len(rooms) == 0 || len(buf) != rooms[len(rooms)-1]) {
+			rooms = append(rooms, len(buf))
+		}
+	}
+	return rooms
+}
+
+// TestMCPOperationRestoresBodyAroundBufferSizes checks that bodies of
+// every size around those of the buffers the peek reads into, and around
+// maxInlineBody, reach the next handler byte for byte, whether their
+// stated length is right, unknown, too short or too long, and however the
+// reads come; and that MaxBodySize holds there, at and just past it.
+func TestMCPOperationRestoresBodyAroundBufferSizes(t *testing.T) {
+	rooms := inlineRooms()
+	require.GreaterOrEqual(t, len(rooms), 2, "bodies are read into buffers of several sizes")
+	require.Equal(t, maxInlineBody+1, rooms[len(rooms)-1], "the largest holds maxInlineBody bytes and the read that finds the end")
+	var sizes []int
+	for _, room := range rooms {
+		sizes = append(sizes, room-2, room-1, room, room+1)
+	}
+	op := newMCPOperation(t, testMCPScopes())
+	wraps := map[string]func(io.Reader) io.Reader{
+		"whole reads":     func(r io.Reader) io.Reader { return r },
+		"one byte a read": iotest.OneByteReader,
+		"half of each":    iotest.HalfReader,
+		"data with EOF":   iotest.DataErrReader,
+	}
+	lengths := map[string]func(size int) int64{
+		"known":       func(size int) int64 { return int64(size) },
+		"unknown":     func(int) int64 { return -1 },
+		"understated": func(size int) int64 { return int64(size / 2) },
+		"overstated":  func(size int) int64 { return int64(size + 5) },
+	}
+	for _, size := range sizes {
+		body := padBody(size)
+		for lname, length := range lengths {
+			for wname, wrap := range wraps {
+				r := httptest.NewRequest(http.MethodPost, "/mcp", wrap(strings.NewReader(body)))
+				r.ContentLength = length(size)
+				got, err := op(r)
+				require.NoError(t, err, "%d bytes, %s length, %s", size, lname, wname)
+				assert.Equal(t, opEcho, got, "%d bytes, %s length, %s", size, lname, wname)
+				assert.NoError(t, iotest.TestReader(r.Body, []byte(body)), "%d bytes, %s length, %s", size, lname, wname)
+				assert.NoError(t, r.Body.Close())
+			}
+		}
+	}
+	for _, bound := range sizes {
+		m := testMCPScopes()
+		m.MaxBodySize = int64(bound)
+		op := newMCPOperation(t, m)
+		for _, size := range []int{bound, bound + 1} {
+			body := padBody(size)
+			for lname, length := range lengths {
+				r := httptest.NewRequest(http.MethodPost, "/mcp", iotest.HalfReader(strings.NewReader(body)))
+				r.ContentLength = length(size)
+				got, err := op(r)
+				if size > bound || r.ContentLength > int64(bound) {
+					require.ErrorIs(t, err, ErrRequestTooLarge, "%d bytes over %d, %s length", size, bound, lname)
+					assert.Equal(t, Operation{}, got)
+					continue
+				}
+				require.NoError(t, err, "%d bytes at %d, %s length", size, bound, lname)
+				assert.Equal(t, opEcho, got)
+				rest, err := io.ReadAll(r.Body)
+				require.NoError(t, err)
+				assert.True(t, body == string(rest), "%d bytes at %d, %s length", size, bound, lname)
+			}
+		}
+	}
+}
+
 // resetReader fails every read, as a body does whose connection broke.
 type resetReader struct{}
 
@@ -834,7 +917,7 @@ func BenchmarkMCPOperationScan(b *testing.B) {
 	body := []byte(typicalToolCall)
 	for _, bc := range []struct {
 		name string
-		read func([]byte) (Operation, error)
+		read func([]byte) (*Operation, error)
 	}{
 		{"quick", p.read},
 		{"careful", p.readCarefully},
@@ -852,8 +935,9 @@ func BenchmarkMCPOperationScan(b *testing.B) {
 }
 
 // TestMCPOperationAllocations checks that reading a typical tools/call
-// allocates only the copy of the body and the body handed on, and that the
-// scanner itself allocates nothing.
+// allocates only the body handed on, which holds its bytes, that a body of
+// maxInlineBody bytes costs one allocation and one byte more two, that the
+// scanner itself allocates nothing, and that a GET costs nothing.
 func TestMCPOperationAllocations(t *testing.T) {
 	p, err := newMCPPeek(testMCPScopes())
 	require.NoError(t, err)
@@ -866,12 +950,25 @@ func TestMCPOperationAllocations(t *testing.T) {
 
 	op := newMCPOperation(t, testMCPScopes())
 	r, reset := benchRequest(http.MethodPost, typicalToolCall)
-	assert.Equal(t, 2.0, testing.AllocsPerRun(100, func() {
+	assert.Equal(t, 1.0, testing.AllocsPerRun(100, func() {
 		reset()
 		if got, err := op(r); err != nil || got.Name != opEcho.Name {
 			t.Fatal(got, err)
 		}
-	}), "the copy of the body and the body handed on")
+	}), "the body handed on, which holds its bytes")
+
+	// At the bound, and just past it, where the bytes are a second object.
+	assert.Equal(t, 4096-8-1, maxInlineBody, "4 KiB in all, less the state and the room for the read that finds the end")
+	for size, want := range map[int]float64{maxInlineBody: 1, maxInlineBody + 1: 2} {
+		body := padBody(size)
+		r, reset := benchRequest(http.MethodPost, body)
+		assert.Equal(t, want, testing.AllocsPerRun(100, func() {
+			reset()
+			if got, err := op(r); err != nil || got.Name != opEcho.Name {
+				t.Fatal(got, err)
+			}
+		}), "a body of %d bytes", size)
+	}
 
 	get, _ := benchRequest(http.MethodGet, "")
 	assert.Zero(t, testing.AllocsPerRun(100, func() {
@@ -1035,7 +1132,7 @@ func assertReadsAsCarefully(t testing.TB, p *mcpPeek, body []byte) bool {
 	t.Helper()
 	got, err := p.read(body)
 	want, wantErr := p.readCarefully(body)
-	require.Equal(t, want, got, "the Operation")
+	require.Equal(t, *want, *got, "the Operation")
 	require.Equal(t, errText(wantErr), errText(err), "the refusal")
 	var m rpcMessage
 	if !quickMessage(body, &m) {
@@ -1117,6 +1214,61 @@ func FuzzMCPOperation(f *testing.F) {
 			if len(bytes.TrimLeft(body[dec.InputOffset():], " \t\r\n")) > 0 {
 				require.Error(t, err, "data after the first value")
 			}
+		}
+	})
+}
+
+// chunkReader returns at most n bytes a read from r.
+type chunkReader struct {
+	r io.Reader
+	n int
+}
+
+func (c chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// FuzzMCPOperationRestoresBody checks, for any body, stated length, size of
+// the reads and MaxBodySize, that the peek refuses a body stated or found
+// longer than MaxBodySize, and else reads it as it reads the same body
+// stated rightly and read whole, and hands it on byte for byte.
+func FuzzMCPOperationRestoresBody(f *testing.F) {
+	for _, size := range []int{0, 100, 165, 250, 497, maxInlineBody - 1, maxInlineBody, maxInlineBody + 1, 9000} {
+		body := []byte(typicalToolCall)
+		if size > len(body) {
+			body = []byte(padBody(size))
+		}
+		f.Add(body, int64(len(body)), uint16(0), int64(0))
+		f.Add(body, int64(-1), uint16(7), int64(len(body)))
+		f.Add(body, int64(len(body)/2), uint16(1), int64(len(body)-1))
+		f.Add(body, int64(len(body)+3), uint16(300), int64(len(body)+1))
+	}
+	exact := newMCPOperation(f, testMCPScopes())
+	f.Fuzz(func(t *testing.T, body []byte, stated int64, chunk uint16, limit int64) {
+		stated = max(-1, min(stated, int64(len(body))+10))
+		if limit <= 0 || limit > 1<<20 {
+			limit = 0 // DefaultMCPMaxBodySize
+		}
+		m := testMCPScopes()
+		m.MaxBodySize = limit
+		op := newMCPOperation(t, m)
+		var src io.Reader = bytes.NewReader(body)
+		if chunk > 0 {
+			src = chunkReader{src, int(chunk)}
+		}
+		r := httptest.NewRequest(http.MethodPost, "/mcp", src)
+		r.ContentLength = stated
+		got, err := op(r)
+		if limit == 0 {
+			limit = DefaultMCPMaxBodySize
+		}
+		if stated > limit || int64(len(body)) > limit {
+			require.ErrorIs(t, err, ErrRequestTooLarge)
+			return
+		}
+		want, wantErr := exact(httptest.NewRequest(http.MethodPost, "/mcp", bytes.NewReader(body)))
+		require.Equal(t, errText(wantErr), errText(err))
+		require.Equal(t, want, got)
+		if err == nil {
+			require.NoError(t, iotest.TestReader(r.Body, body), "the body is handed on as it came")
 		}
 	})
 }
