@@ -16,17 +16,18 @@ import (
 //
 // A verification is a call of [Verifier.Verify], or the check of a
 // request's token by [RequireBearerToken]. It starts with VerifyStart and
-// ends with one VerifyEnd, whose outcome is the one [Stats] counts; the
-// events between come on the verification's goroutine, or on the goroutine
-// of the introspection request it shares with others (UpstreamStart and
-// UpstreamEnd, BreakerChange, and the cache calls of that request), after
-// VerifyStart of the verification that started the request and before its
-// VerifyEnd, unless its own context ended first; the store of the answer
-// in a caller's Cache runs after the callers have their answer. A fetch
-// of the issuer's metadata is told by MetadataFetch, on the fetch's own
-// goroutine, before the verifications waiting for it go on; a refresh in
-// the background, which no verification waits for, may end after the
-// verification that started it.
+// ends with one VerifyEnd, whose outcome is the one [Stats] counts (a
+// [MemoryObserver] is told of one that memory answered by one
+// VerifyFromMemory instead); the events between come on the verification's
+// goroutine, or on the goroutine of the introspection request it shares
+// with others (UpstreamStart and UpstreamEnd, BreakerChange, and the cache
+// calls of that request), after VerifyStart of the verification that
+// started the request and before its VerifyEnd, unless its own context
+// ended first; the store of the answer in a caller's Cache runs after the
+// callers have their answer. A fetch of the issuer's metadata is told by
+// MetadataFetch, on the fetch's own goroutine, before the verifications
+// waiting for it go on; a refresh in the background, which no verification
+// waits for, may end after the verification that started it.
 //
 // The Start methods return the context that the work they start goes on
 // with: ctx itself, or a context derived from it (an OpenTelemetry span
@@ -116,6 +117,29 @@ type Observer interface {
 	MetadataFetch(ctx context.Context, e MetadataEvent)
 
 	nopObserver() // only NopObserver has it: implementations embed it
+}
+
+// A MemoryObserver is an [Observer] that is told of a verification
+// answered from memory by one call, VerifyFromMemory, in place of
+// VerifyStart, CacheLookup and VerifyEnd, so that such a verification,
+// which takes far less time than a request, costs it little: no context
+// of its own, nor the time it started. Memory answers a verification when
+// the built-in cache or the local tier in front of a caller's Cache
+// (Settings.LocalCacheTTL) holds a fresh answer for its token, active (a
+// hit) or not (a negative hit). Its other verifications start with
+// VerifyStart once they looked in memory and found nothing, or, for one
+// that ended before it looked (a malformed token, a context already
+// ended), right before their VerifyEnd; they go on as for any Observer.
+// NopObserver is not a MemoryObserver: a type is one when it has the
+// method, also through a MemoryObserver it embeds, so a wrapper that
+// embeds one and overrides VerifyEnd overrides VerifyFromMemory too, or
+// embeds the Observer interface instead, which has no such method.
+type MemoryObserver interface {
+	Observer
+	// VerifyFromMemory is called once a verification that memory answered
+	// has its verdict, with the caller's context and what it found there:
+	// CacheHit or CacheNegative.
+	VerifyFromMemory(ctx context.Context, r CacheResult, e VerifyEvent)
 }
 
 // NopObserver is an [Observer] that does nothing for each event. Embed it
@@ -328,6 +352,46 @@ func (v *Verifier) observeVerifyStart(ctx context.Context) (out context.Context)
 		out = c
 	}
 	return out
+}
+
+// telling is what the observer was told of a verification so far.
+type telling uint8
+
+const (
+	toldNothing  telling = iota // a MemoryObserver before the lookup in memory
+	toldStart                   // VerifyStart
+	toldHit                     // memory answered it with a hit: VerifyFromMemory follows
+	toldNegative                // memory answered it with a negative hit: VerifyFromMemory follows
+)
+
+// toldFromMemory is what a MemoryObserver is to be told of a verification
+// that found a in memory.
+func toldFromMemory(a *answer) telling {
+	if a.active {
+		return toldHit
+	}
+	return toldNegative
+}
+
+// observeVerdict tells the observer the verdict of a verification that
+// returned err, after what it was told so far: VerifyEnd after
+// VerifyStart, VerifyFromMemory for one memory answered, and for one that
+// ended before it looked in memory, VerifyStart and VerifyEnd.
+func (v *Verifier) observeVerdict(ctx context.Context, told telling, err error) {
+	switch told {
+	case toldHit, toldNegative:
+		r := CacheHit
+		if told == toldNegative {
+			r = CacheNegative
+		}
+		defer v.recoverObserver(ctx, "VerifyFromMemory")
+		o, reason := verdictOf(err)
+		v.memObserver.VerifyFromMemory(ctx, r, VerifyEvent{Outcome: o, Reason: reason})
+	case toldNothing:
+		v.observeVerifyEnd(v.observeVerifyStart(ctx), err)
+	default:
+		v.observeVerifyEnd(ctx, err)
+	}
 }
 
 // observeVerifyEnd tells the observer the verdict of a verification that

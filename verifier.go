@@ -66,6 +66,7 @@ type Verifier struct {
 	requestLimit   time.Duration   // how long a shared request may take to get its answer: Settings.Timeout, twice that and a second with discovery
 	now            func() time.Time
 	log            *slog.Logger
+	memObserver    MemoryObserver // Settings.Observer when it is one, else nil
 
 	mu      sync.Mutex         // guards flights and each flight's joined
 	flights map[string]*flight // shared introspection requests running, by token
@@ -134,6 +135,7 @@ func NewVerifier(s Settings) (*Verifier, error) {
 		detached:     make(map[*flight]struct{}),
 		breaker:      newBreaker(s),
 	}
+	v.memObserver, _ = s.Observer.(MemoryObserver)
 	if v.auth, err = newClientAuth(s); err != nil {
 		return nil, err
 	}
@@ -328,9 +330,12 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, erro
 // needs besides RequiredScopes (the middleware's), which the verdict
 // covers.
 func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *AccessToken, err error) {
+	var told telling // what the observer was told of the verification so far
 	if v.s.Observer != nil {
-		ctx = v.observeVerifyStart(ctx)
-		defer func() { v.observeVerifyEnd(ctx, err) }() // after the recover below has set err
+		if v.memObserver == nil {
+			ctx, told = v.observeVerifyStart(ctx), toldStart
+		}
+		defer func() { v.observeVerdict(ctx, told, err) }() // after the recover below has set err
 	}
 	defer func() {
 		r := recover()
@@ -363,10 +368,20 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 		now := v.now()
 		if a, ok := v.cache.get(ctx, token, now); ok {
 			v.stats.cacheHits.Add(1)
-			v.observeCacheHit(ctx, a)
+			if told == toldNothing && v.memObserver != nil {
+				told = toldFromMemory(a) // told with the verdict
+			} else {
+				v.observeCacheHit(ctx, a)
+			}
 			return v.check(ctx, a, token, p, false, now)
 		}
+		if told == toldNothing && v.memObserver != nil {
+			ctx, told = v.observeVerifyStart(ctx), toldStart
+		}
 		v.countMiss(ctx)
+	}
+	if told == toldNothing && v.memObserver != nil {
+		ctx, told = v.observeVerifyStart(ctx), toldStart
 	}
 	a, exclusive, err := v.fetch(ctx, token)
 	if err != nil {

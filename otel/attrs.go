@@ -80,7 +80,6 @@ type lookupAttrs struct {
 	n       paddedCount
 	observe []metric.ObserveOption
 	kvs     []attribute.KeyValue
-	result  introspection.CacheResult // that of kvs: "other" for a result not listed
 }
 
 // paddedCount keeps a hot count on its own cache line.
@@ -134,7 +133,7 @@ func newAttrSets() *attrSets {
 	a.accepted = a.verdicts[verdictKey{introspection.OutcomeAccepted, "none"}]
 	for _, r := range append(cacheResults, otherValue) {
 		kvs := []attribute.KeyValue{keyCacheResult.String(string(r))}
-		a.lookups[r] = &lookupAttrs{observe: []metric.ObserveOption{metric.WithAttributes(kvs...)}, kvs: kvs, result: r}
+		a.lookups[r] = &lookupAttrs{observe: []metric.ObserveOption{metric.WithAttributes(kvs...)}, kvs: kvs}
 	}
 	a.hit = a.lookups[introspection.CacheHit]
 	for _, c := range append(statusClasses, otherValue) {

@@ -24,6 +24,7 @@ package otel
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/url"
 	"reflect"
@@ -112,15 +113,6 @@ type Options struct {
 	// returns the context as it was, which spares the verification the
 	// cost of an unsampled span. The metrics are recorded either way.
 	SamplerIgnoresParent bool
-	// CacheHitSpans records the span introspection.verify also for a
-	// verification answered from memory: a hit or a negative hit of the
-	// built-in cache or of the local tier in front of a caller's Cache,
-	// with no request, call of the Cache or fetch of the metadata. False,
-	// the default, records none for it, since a span costs such a
-	// verification more than the lookup itself; its outcome and cache
-	// result are counted in the metrics all the same. Every other
-	// verification has its span either way.
-	CacheHitSpans bool
 }
 
 // Observer is an [introspection.Observer] that records metrics and spans.
@@ -132,8 +124,6 @@ type Observer struct {
 
 	tracer    trace.Tracer // nil when the TracerProvider is a no-op one: no span is started
 	anyParent bool         // Options.SamplerIgnoresParent
-	hitSpans  bool         // Options.CacheHitSpans
-	epoch     time.Time    // when it was made: the verifications' start times count from it
 	// unset is the global TracerProvider as it is before one is set, when
 	// the Observer's is the global one: no span is started while
 	// otel.GetTracerProvider still returns it. Else nil.
@@ -190,8 +180,7 @@ func New(opts Options) (*Observer, error) {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	o := &Observer{verifyKey: &spanKey{"verify"}, upstreamKey: &spanKey{"upstream"}, cacheCallKey: &spanKey{"cache call"},
-		epoch: time.Now()}
+	o := &Observer{verifyKey: &spanKey{"verify"}, upstreamKey: &spanKey{"upstream"}, cacheCallKey: &spanKey{"cache call"}}
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 		if isUnsetGlobal(tp) {
@@ -201,7 +190,7 @@ func New(opts Options) (*Observer, error) {
 	if _, off := tp.(noop.TracerProvider); !off {
 		o.tracer = tp.Tracer(ScopeName)
 	}
-	o.anyParent, o.hitSpans = opts.SamplerIgnoresParent, opts.CacheHitSpans
+	o.anyParent = opts.SamplerIgnoresParent
 	m, err := sharedMeters(mp)
 	if err != nil {
 		return nil, err
@@ -375,10 +364,62 @@ func (o *Observer) start(ctx context.Context, key *spanKey, name string, opts ..
 		return ctx
 	}
 	ctx, span := o.tracer.Start(ctx, name, opts...)
+	if key != o.verifyKey {
+		// The work of a verification: a verification run in it is
+		// another, which must not find this one's span.
+		if !span.IsRecording() {
+			span = nil
+		}
+		return &workContext{Context: ctx, o: o, key: key, span: span}
+	}
 	if span.IsRecording() {
 		ctx = context.WithValue(ctx, key, span)
 	}
 	return ctx
+}
+
+// workContext is the context of the work of a verification that has a
+// span of its own (the introspection request, a call of a caller's
+// Cache): it holds that span under its key, when it records, and hides
+// the verification's span, so that a verification run inside that work
+// (a verifier called from the transport of another's request), when it
+// starts no span of its own, never ends or changes the outer one's.
+type workContext struct {
+	context.Context
+	o    *Observer
+	key  *spanKey
+	span trace.Span // nil when it does not record
+}
+
+// Value returns the work's span for its key, nothing for the key of the
+// verification's span, and else what the context it was derived from
+// holds.
+func (c *workContext) Value(key any) any {
+	switch key {
+	case c.key:
+		if c.span == nil {
+			return nil
+		}
+		return c.span
+	case c.o.verifyKey:
+		return nil
+	}
+	return c.Context.Value(key)
+}
+
+// String names the context it was derived from and the work, as the
+// context package names its contexts.
+func (c *workContext) String() string {
+	return contextName(c.Context) + ".WithIntrospection(" + c.key.name + ")"
+}
+
+// contextName is how the context package names ctx in its contexts'
+// String: its String, or its type.
+func contextName(ctx context.Context) string {
+	if s, ok := ctx.(fmt.Stringer); ok {
+		return s.String()
+	}
+	return reflect.TypeOf(ctx).String()
 }
 
 // spansOn reports whether the Observer starts spans at all: it has a
@@ -420,15 +461,85 @@ func spanOf(ctx context.Context, key *spanKey) (trace.Span, bool) {
 	return s, ok
 }
 
+// verifySpan returns the recording span of the verification whose
+// context ctx is, or holds: not one whose work, a request or a call with
+// a span of its own, ctx is the context of (workContext).
+func (o *Observer) verifySpan(ctx context.Context) (trace.Span, bool) {
+	return spanOf(ctx, o.verifyKey)
+}
+
+var verifyStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
+
+// VerifyStart starts the span introspection.verify. The verifier calls it
+// only for a verification that memory did not answer: see
+// VerifyFromMemory.
+func (o *Observer) VerifyStart(ctx context.Context) context.Context {
+	return o.start(ctx, o.verifyKey, spanVerify, verifyStart...)
+}
+
+// VerifyEnd counts the verdict and ends the span.
+func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
+	v := o.m.attrs.verdict(e)
+	v.n.Add(1)
+	if o.tracer == nil {
+		return
+	}
+	if span, ok := o.verifySpan(ctx); ok {
+		span.SetAttributes(v.kvs...)
+		if e.Outcome == introspection.OutcomeFailed {
+			span.SetStatus(codes.Error, v.kvs[1].Value.AsString())
+		}
+		span.End()
+	}
+}
+
+// VerifyFromMemory counts the verdict and the lookup of a verification
+// that the built-in cache or the local tier answered, which has no span:
+// a span would cost such a verification more than the lookup does. One
+// that failed (a dependency panicked in it, or a DPoP proof's replay store
+// failed) has a span all the same, ending as it starts, with its verdict,
+// so that the failure shows in its trace.
+func (o *Observer) VerifyFromMemory(ctx context.Context, r introspection.CacheResult, e introspection.VerifyEvent) {
+	l := o.m.attrs.lookup(r)
+	l.n.Add(1)
+	v := o.m.attrs.verdict(e)
+	v.n.Add(1)
+	if e.Outcome != introspection.OutcomeFailed || !o.tracing(ctx) {
+		return
+	}
+	_, span := o.tracer.Start(ctx, spanVerify, verifyStart...)
+	span.SetAttributes(l.kvs...)
+	span.SetAttributes(v.kvs...)
+	span.SetStatus(codes.Error, v.kvs[1].Value.AsString())
+	span.End()
+}
+
+// CacheLookup counts the lookup and sets the span's cache result.
+func (o *Observer) CacheLookup(ctx context.Context, r introspection.CacheResult) {
+	l := o.m.attrs.lookup(r)
+	l.n.Add(1)
+	if o.tracer == nil {
+		return
+	}
+	if span, ok := o.verifySpan(ctx); ok {
+		span.SetAttributes(l.kvs...)
+	}
+}
+
+// CollapsedWaiter counts the waiter and marks the span.
+func (o *Observer) CollapsedWaiter(ctx context.Context) {
+	o.m.collapsed.Add(ctx, 1)
+	if span, ok := o.verifySpan(ctx); ok {
+		span.SetAttributes(keyCollapsed.Bool(collapsedPresent))
+	}
+}
+
 // UpstreamStart starts the HTTP client span of the introspection request,
 // as OpenTelemetry's HTTP semantic conventions describe it: named after
 // the method, with the method, the server's address and port, and the
 // URL, which has no query.
 func (o *Observer) UpstreamStart(ctx context.Context, r introspection.UpstreamRequest) context.Context {
-	if !o.spansOn() {
-		return ctx
-	}
-	if ctx = o.parent(ctx); !o.tracing(ctx) {
+	if !o.tracing(ctx) {
 		return ctx
 	}
 	return o.start(ctx, o.upstreamKey, r.Method, trace.WithSpanKind(trace.SpanKindClient),
@@ -495,10 +606,7 @@ func (o *Observer) UpstreamEnd(ctx context.Context, e introspection.UpstreamEven
 // CacheCallStart starts the span of a call of a caller's Cache.
 func (o *Observer) CacheCallStart(ctx context.Context, op introspection.CacheOperation) context.Context {
 	c := o.m.attrs.cacheOp(op)
-	if !o.spansOn() {
-		return ctx
-	}
-	return o.start(o.parent(ctx), o.cacheCallKey, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
+	return o.start(ctx, o.cacheCallKey, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(c.kv))
 }
 
@@ -548,10 +656,7 @@ func (o *Observer) BreakerChange(ctx context.Context, e introspection.BreakerEve
 func (o *Observer) MetadataFetch(ctx context.Context, e introspection.MetadataEvent) {
 	m := o.m.attrs.metadata(e.Failure)
 	o.m.metadata.Add(ctx, 1, m.add...)
-	if !o.spansOn() {
-		return
-	}
-	if ctx = o.parent(ctx); !e.Refresh && !o.tracing(ctx) {
+	if !o.spansOn() || !e.Refresh && !o.tracing(ctx) {
 		return
 	}
 	end := time.Now()
@@ -569,3 +674,7 @@ func (o *Observer) MetadataFetch(ctx context.Context, e introspection.MetadataEv
 	}
 	span.End(trace.WithTimestamp(end))
 }
+
+// The verifier tells an Observer of a verification that memory answered
+// by one call.
+var _ introspection.MemoryObserver = (*Observer)(nil)

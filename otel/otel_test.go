@@ -2,7 +2,6 @@ package otel
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // documentedMetrics is the README's table of metrics: each metric's
@@ -165,93 +165,82 @@ func checkAttrs(t *testing.T, what string, attrs map[string]string, want []strin
 // cache lookup with its result, each introspection request's duration
 // with its status class (and error.type when it failed); a span
 // introspection.verify per verification with exactly those attributes,
-// and under it the HTTP client span of its request. A verification
-// answered from memory, a hit or a negative hit, has no span unless
-// Options.CacheHitSpans; its verdict and lookup are counted either way.
+// and under it the HTTP client span of its request. A verification that
+// memory answered, a hit or a negative hit, has no span; its verdict and
+// lookup are counted all the same.
 func TestVerificationsCacheLookupsAndRequests(t *testing.T) {
-	tests := []struct {
-		hitSpans bool
-		results  []string // of the verifications with a span
-		verdicts []string
-	}{
-		{false, []string{"miss", "miss", "stale"}, []string{"accepted none", "rejected inactive", "accepted none"}},
-		{true, []string{"miss", "hit", "miss", "negative", "stale"},
-			[]string{"accepted none", "accepted none", "rejected inactive", "rejected inactive", "accepted none"}},
+	h := newHarness(t)
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	v := newVerifier(t, as.IntrospectionURL, h.obs, func(s *introspection.Settings) {
+		s.Now = clock.Now
+		s.CacheTTL = time.Minute
+		s.NegativeCacheTTL = time.Minute
+		s.StaleIfError = time.Hour
+	})
+	ctx := context.Background()
+	tok := as.Issue(introspectiontest.TokenOptions{Lifetime: 24 * time.Hour})
+	verify := func(tok string) *introspection.AccessToken {
+		t.Helper()
+		got, _ := v.Verify(ctx, tok)
+		require.NoError(t, v.Close()) // waits for the shared request
+		return got
 	}
-	for _, tc := range tests {
-		t.Run(fmt.Sprintf("CacheHitSpans=%t", tc.hitSpans), func(t *testing.T) {
-			h := newHarnessWith(t, Options{CacheHitSpans: tc.hitSpans})
-			clock := newFakeClock()
-			as := newAS(t, clock)
-			v := newVerifier(t, as.IntrospectionURL, h.obs, func(s *introspection.Settings) {
-				s.Now = clock.Now
-				s.CacheTTL = time.Minute
-				s.NegativeCacheTTL = time.Minute
-				s.StaleIfError = time.Hour
-			})
-			ctx := context.Background()
-			tok := as.Issue(introspectiontest.TokenOptions{Lifetime: 24 * time.Hour})
-			verify := func(tok string) *introspection.AccessToken {
-				t.Helper()
-				got, _ := v.Verify(ctx, tok)
-				require.NoError(t, v.Close()) // waits for the shared request
-				return got
-			}
-			require.NotNil(t, verify(tok))    // a miss
-			require.NotNil(t, verify(tok))    // a hit
-			require.Nil(t, verify("unknown")) // inactive
-			require.Nil(t, verify("unknown")) // a negative hit
-			clock.Advance(2 * time.Minute)    // the entry ends
-			as.SetFault(introspectiontest.Fault{Status: http.StatusServiceUnavailable})
-			stale := verify(tok)
-			require.NotNil(t, stale)
-			require.True(t, stale.Stale)
+	require.NotNil(t, verify(tok))    // a miss
+	require.NotNil(t, verify(tok))    // a hit
+	require.Nil(t, verify("unknown")) // inactive
+	require.Nil(t, verify("unknown")) // a negative hit
+	clock.Advance(2 * time.Minute)    // the entry ends
+	as.SetFault(introspectiontest.Fault{Status: http.StatusServiceUnavailable})
+	stale := verify(tok)
+	require.NotNil(t, stale)
+	require.True(t, stale.Stale)
 
-			m := h.collect(t)
-			assert.Equal(t, map[string]float64{
-				"introspection.outcome=accepted introspection.reason=none":     3,
-				"introspection.outcome=rejected introspection.reason=inactive": 2,
-			}, points(m["introspection.verifications"]))
-			assert.Equal(t, map[string]float64{
-				"introspection.cache.result=miss": 3, "introspection.cache.result=hit": 1,
-				"introspection.cache.result=negative": 1, "introspection.cache.result=stale": 1,
-			}, points(m["introspection.cache.lookups"]))
-			assert.Equal(t, map[string]float64{
-				"introspection.upstream.status_class=2xx":                   2,
-				"error.type=status introspection.upstream.status_class=5xx": 1,
-			}, points(m["introspection.upstream.duration"]))
-			hist := m["introspection.upstream.duration"].Data.(metricdata.Histogram[float64])
-			assert.Equal(t, UpstreamBuckets, hist.DataPoints[0].Bounds, "the documented buckets")
+	m := h.collect(t)
+	assert.Equal(t, map[string]float64{
+		"introspection.outcome=accepted introspection.reason=none":     3,
+		"introspection.outcome=rejected introspection.reason=inactive": 2,
+	}, points(m["introspection.verifications"]))
+	assert.Equal(t, map[string]float64{
+		"introspection.cache.result=miss": 3, "introspection.cache.result=hit": 1,
+		"introspection.cache.result=negative": 1, "introspection.cache.result=stale": 1,
+	}, points(m["introspection.cache.lookups"]))
+	assert.Equal(t, map[string]float64{
+		"introspection.upstream.status_class=2xx":                   2,
+		"error.type=status introspection.upstream.status_class=5xx": 1,
+	}, points(m["introspection.upstream.duration"]))
+	hist := m["introspection.upstream.duration"].Data.(metricdata.Histogram[float64])
+	assert.Equal(t, UpstreamBuckets, hist.DataPoints[0].Bounds, "the documented buckets")
 
-			spans := h.ended()
-			verifies := named(spans, "introspection.verify")
-			require.Len(t, verifies, len(tc.results))
-			for i, s := range verifies {
-				outcome, reason, _ := strings.Cut(tc.verdicts[i], " ")
-				assert.Equal(t, map[string]string{"introspection.outcome": outcome, "introspection.reason": reason,
-					"introspection.cache.result": tc.results[i]}, s.Attrs, "verification %d", i)
-				assert.Equal(t, "Unset", s.Status)
-				assert.Empty(t, s.Parent)
-			}
-			u, err := url.Parse(as.IntrospectionURL)
-			require.NoError(t, err)
-			posts := named(spans, "POST")
-			require.Len(t, posts, 3)
-			for i, s := range posts {
-				want := map[string]string{"http.request.method": "POST", "server.address": "127.0.0.1",
-					"server.port": u.Port(), "url.full": as.IntrospectionURL, "http.response.status_code": "200"}
-				status := "Unset"
-				if i == 2 {
-					want["http.response.status_code"], want["error.type"] = "503", "status"
-					status = "Error status"
-				}
-				assert.Equal(t, want, s.Attrs)
-				assert.Equal(t, status, s.Status)
-				assert.Equal(t, "introspection.verify", s.Parent, "the request's span is a child of the verification's")
-			}
-			checkDocumented(t, h)
-		})
+	spans := h.ended()
+	verifies := named(spans, "introspection.verify")
+	results := []string{"miss", "miss", "stale"}
+	verdicts := []string{"accepted none", "rejected inactive", "accepted none"}
+	require.Len(t, verifies, len(results))
+	for i, s := range verifies {
+		outcome, reason, _ := strings.Cut(verdicts[i], " ")
+		assert.Equal(t, map[string]string{"introspection.outcome": outcome, "introspection.reason": reason,
+			"introspection.cache.result": results[i]}, s.Attrs, "verification %d", i)
+		assert.Equal(t, "Unset", s.Status)
+		assert.Empty(t, s.Parent)
 	}
+	u, err := url.Parse(as.IntrospectionURL)
+	require.NoError(t, err)
+	posts := named(spans, "POST")
+	require.Len(t, posts, 3)
+	for i, s := range posts {
+		want := map[string]string{"http.request.method": "POST", "server.address": "127.0.0.1",
+			"server.port": u.Port(), "url.full": as.IntrospectionURL, "http.response.status_code": "200"}
+		status := "Unset"
+		if i == 2 {
+			want["http.response.status_code"], want["error.type"] = "503", "status"
+			status = "Error status"
+		}
+		assert.Equal(t, want, s.Attrs)
+		assert.Equal(t, status, s.Status)
+		assert.Equal(t, "introspection.verify", s.Parent, "the request's span is a child of the verification's")
+	}
+	checkDocumented(t, h)
 }
 
 // TestEveryVerdictHasItsReason drives one verification to each verdict
@@ -799,6 +788,7 @@ func TestREADMETablesAreTheContract(t *testing.T) {
 func TestTracerProviderFromOptions(t *testing.T) {
 	h := newHarness(t)
 	ctx := h.obs.VerifyStart(context.Background())
+	assert.True(t, trace.SpanFromContext(ctx).SpanContext().IsValid())
 	h.obs.VerifyEnd(ctx, introspection.VerifyEvent{Outcome: introspection.OutcomeAccepted, Reason: "none"})
 	ended := h.spans.Ended()
 	require.Len(t, ended, 1)

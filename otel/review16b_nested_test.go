@@ -19,7 +19,10 @@ import (
 func TestReview16bNestedVerificationEventsStayOffTheOuterSpan(t *testing.T) {
 	h := newHarness(t)
 	outer := h.obs.VerifyStart(context.Background())
-	inner := trace.ContextWithSpanContext(outer, trace.SpanContextFromContext(unsampledParent()))
+	// The inner verification runs in the outer one's request, whose
+	// transport put a span context that is not sampled in its context.
+	request := h.obs.UpstreamStart(outer, introspection.UpstreamRequest{Method: "POST", URL: "https://as.example/i"})
+	inner := trace.ContextWithSpanContext(request, trace.SpanContextFromContext(unsampledParent()))
 	ictx := h.obs.VerifyStart(inner)
 	require.True(t, ictx == inner, "no span under a parent not sampled")
 	flight := context.WithoutCancel(ictx) // the inner one's shared request
@@ -28,9 +31,10 @@ func TestReview16bNestedVerificationEventsStayOffTheOuterSpan(t *testing.T) {
 	h.obs.CacheLookup(ictx, introspection.CacheMiss)
 	h.obs.VerifyEnd(ictx, introspection.VerifyEvent{Outcome: introspection.OutcomeFailed, Reason: "unavailable"})
 
-	h.obs.CacheLookup(outer, introspection.CacheHit)
+	h.obs.UpstreamEnd(request, introspection.UpstreamEvent{StatusCode: 200})
+	h.obs.CacheLookup(outer, introspection.CacheMiss) // a span of its own
 	h.obs.VerifyEnd(outer, introspection.VerifyEvent{Outcome: introspection.OutcomeAccepted, Reason: "none"})
-	spans := h.ended()
+	spans := named(h.ended(), spanVerify)
 	require.Len(t, spans, 1, "the outer verification's span, which has events")
 	assert.Empty(t, spans[0].Events, "no event of the inner verification on the outer span")
 }

@@ -100,8 +100,4 @@ func TestReview16bWrappedObserverEndsEverySpanItStarts(t *testing.T) {
 		h := newHarness(t)
 		run(t, taggingObserver{h.obs}, h)
 	})
-	t.Run("a wrapper that adds a value, with CacheHitSpans", func(t *testing.T) {
-		h := newHarnessWith(t, Options{CacheHitSpans: true})
-		run(t, taggingObserver{h.obs}, h)
-	})
 }

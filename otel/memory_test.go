@@ -13,34 +13,8 @@ import (
 	"github.com/mcpauth/introspection/introspectiontest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
-
-// TestVerifySpanStartsWhenTheVerificationStarts shows that the span of a
-// verification, started once its request needs a parent, has the time
-// the verification started, and holds the request's span.
-func TestVerifySpanStartsWhenTheVerificationStarts(t *testing.T) {
-	h := newHarness(t)
-	before := time.Now()
-	vctx := h.obs.VerifyStart(context.Background())
-	started := time.Now() // before the span is
-	uctx := h.obs.UpstreamStart(vctx, introspection.UpstreamRequest{Method: "POST", URL: "https://as.example/i"})
-	h.obs.UpstreamEnd(uctx, introspection.UpstreamEvent{StatusCode: 200})
-	h.obs.CacheLookup(vctx, introspection.CacheMiss)
-	h.obs.VerifyEnd(vctx, introspection.VerifyEvent{Outcome: introspection.OutcomeAccepted, Reason: "none"})
-
-	spans := h.spans.Ended()
-	require.Len(t, spans, 2)
-	post, verify := spans[0], spans[1]
-	require.Equal(t, "POST", post.Name())
-	require.Equal(t, spanVerify, verify.Name())
-	assert.Equal(t, verify.SpanContext().SpanID(), post.Parent().SpanID(), "the request's span is the verification's child")
-	assert.False(t, verify.StartTime().Before(before), "not before the verification")
-	assert.False(t, verify.StartTime().After(started), "as the verification started, not as its request did")
-	assert.False(t, post.StartTime().Before(verify.StartTime()))
-	assert.False(t, verify.EndTime().Before(post.EndTime()))
-}
 
 // TestLocalTierHitHasNoSpan shows the spans of the two tiers: a
 // verification that the local tier answers has none, one that the shared
@@ -142,7 +116,8 @@ func TestCollapsedWaitersOnASharedCacheHaveSpans(t *testing.T) {
 func TestNestedVerificationEndsOnlyItself(t *testing.T) {
 	h := newHarness(t)
 	outer := h.obs.VerifyStart(context.Background())
-	inner := trace.ContextWithSpanContext(outer, trace.SpanContextFromContext(unsampledParent()))
+	request := h.obs.UpstreamStart(outer, introspection.UpstreamRequest{Method: "POST", URL: "https://as.example/i"})
+	inner := trace.ContextWithSpanContext(request, trace.SpanContextFromContext(unsampledParent())) // the transport's
 	ictx := h.obs.VerifyStart(inner)
 	require.True(t, ictx == inner, "no span under a parent not sampled")
 	h.obs.CacheLookup(ictx, introspection.CacheHit)
@@ -150,9 +125,10 @@ func TestNestedVerificationEndsOnlyItself(t *testing.T) {
 	h.obs.VerifyEnd(ictx, introspection.VerifyEvent{Outcome: introspection.OutcomeRejected, Reason: "inactive"})
 	require.Empty(t, h.spans.Ended(), "the outer verification goes on")
 
+	h.obs.UpstreamEnd(request, introspection.UpstreamEvent{StatusCode: 200})
 	h.obs.CacheLookup(outer, introspection.CacheMiss)
 	h.obs.VerifyEnd(outer, introspection.VerifyEvent{Outcome: introspection.OutcomeAccepted, Reason: "none"})
-	spans := h.ended()
+	spans := named(h.ended(), spanVerify)
 	require.Len(t, spans, 1)
 	assert.Equal(t, map[string]string{"introspection.outcome": "accepted", "introspection.reason": "none",
 		"introspection.cache.result": "miss"}, spans[0].Attrs)
@@ -196,23 +172,45 @@ func TestVerifySpanStartsOnceWhileItsRequestRaces(t *testing.T) {
 	assert.Len(t, h.spans.Started(), 2*rounds, "no span started and left open")
 }
 
-// TestCacheHitSpansOption shows that with Options.CacheHitSpans a hit
-// has its span, started with the verification, which holds it in its
-// context, and that without it a hit has none.
-func TestCacheHitSpansOption(t *testing.T) {
-	for _, on := range []bool{false, true} {
-		h := newHarnessWith(t, Options{CacheHitSpans: on}, sdktrace.WithSampler(sdktrace.AlwaysSample()))
-		vctx := h.obs.VerifyStart(context.Background())
-		assert.Equal(t, on, trace.SpanFromContext(vctx).IsRecording(), "CacheHitSpans=%t: the span in the context", on)
-		h.obs.CacheLookup(vctx, introspection.CacheNegative)
-		h.obs.VerifyEnd(vctx, introspection.VerifyEvent{Outcome: introspection.OutcomeRejected, Reason: "inactive"})
-		spans := h.ended()
-		if !on {
-			assert.Empty(t, spans, "no span for a negative hit")
-			continue
-		}
-		require.Len(t, spans, 1)
-		assert.Equal(t, "negative", spans[0].Attrs["introspection.cache.result"])
+// TestVerifyFromMemory shows what the Observer makes of a verification
+// that memory answered: its verdict and lookup counted, and no span,
+// unless it failed, which has its span with the verdict and status Error
+// where a span may be sampled.
+func TestVerifyFromMemory(t *testing.T) {
+	tests := []struct {
+		name   string
+		ctx    context.Context
+		r      introspection.CacheResult
+		e      introspection.VerifyEvent
+		spans  []spanView
+		counts map[string]float64
+	}{
+		{"hit", context.Background(), introspection.CacheHit,
+			introspection.VerifyEvent{Outcome: introspection.OutcomeAccepted, Reason: "none"}, nil,
+			map[string]float64{"introspection.outcome=accepted introspection.reason=none": 1}},
+		{"negative hit", context.Background(), introspection.CacheNegative,
+			introspection.VerifyEvent{Outcome: introspection.OutcomeRejected, Reason: "inactive"}, nil,
+			map[string]float64{"introspection.outcome=rejected introspection.reason=inactive": 1}},
+		{"failed hit", context.Background(), introspection.CacheHit,
+			introspection.VerifyEvent{Outcome: introspection.OutcomeFailed, Reason: "panic"},
+			[]spanView{{Name: spanVerify, Kind: "internal", Status: "Error panic", Attrs: map[string]string{
+				"introspection.outcome": "failed", "introspection.reason": "panic", "introspection.cache.result": "hit"}}},
+			map[string]float64{"introspection.outcome=failed introspection.reason=panic": 1}},
+		{"failed hit under a parent not sampled", unsampledParent(), introspection.CacheHit,
+			introspection.VerifyEvent{Outcome: introspection.OutcomeFailed, Reason: "panic"}, nil,
+			map[string]float64{"introspection.outcome=failed introspection.reason=panic": 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.obs.VerifyFromMemory(tc.ctx, tc.r, tc.e)
+			assert.Equal(t, tc.spans, h.ended())
+			m := h.collect(t)
+			assert.Equal(t, tc.counts, points(m["introspection.verifications"]))
+			assert.Equal(t, map[string]float64{"introspection.cache.result=" + string(tc.r): 1},
+				points(m["introspection.cache.lookups"]))
+			checkDocumented(t, h)
+		})
 	}
 }
 
