@@ -17,8 +17,8 @@ import (
 // callers give up while their shared requests, reading a caller's Cache
 // and asking a slow server whose failures open the breaker, go on: once
 // the verifier is closed, every span the Observer started has ended, and
-// every request's span is a child of a verification's. It passes: it pins
-// the lazily started span against the request's goroutine (run with
+// every request's span is a child of a verification's, however the
+// callers' verdicts and the requests' goroutines interleave (run with
 // -race -count=20).
 func TestReview16bCallersGivingUpLeaveNoSpanOpen(t *testing.T) {
 	h := newHarness(t)
