@@ -153,6 +153,23 @@ type possession struct {
 	// the token is active, valid and bound, with its proof claimed when
 	// it holds RequiredScopes.
 	scopes func() []string
+	// readsRequest says that scopes reads the request (an
+	// OperationFunc), which may wait for its client.
+	readsRequest bool
+}
+
+// mayWait reports whether checking a token with p may wait for I/O in a
+// caller's code: reading the request's operation, or claiming a DPoP
+// proof in a ReplayStore that is not one in memory.
+func (v *Verifier) mayWait(p possession) bool {
+	if p.readsRequest {
+		return true
+	}
+	if p.proof == nil {
+		return false
+	}
+	_, inMemory := v.dp.replay.(*memoryReplayStore)
+	return !inMemory
 }
 
 // checkBinding decides whether p proves possession of what a binds its

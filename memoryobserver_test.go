@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -178,4 +179,60 @@ func TestMemoryObserverPanicChangesNoVerdict(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 2, n)
+}
+
+// TestMemoryObserverHitsThatMayWaitAreObserved shows which hits checked
+// by the middleware are told by VerifyFromMemory: those whose check calls
+// nothing that may wait. A hit whose check reads the request's operation
+// (MiddlewareOptions.Operation), or claims a DPoP proof in a caller's
+// ReplayStore, is observed from VerifyStart on, so that the wait is in
+// the verification's context; with the built-in store, a DPoP hit is told
+// by VerifyFromMemory.
+func TestMemoryObserverHitsThatMayWaitAreObserved(t *testing.T) {
+	observed := []string{"VerifyStart", "CacheLookup hit", "VerifyEnd accepted none"}
+	fromMemory := []string{"VerifyFromMemory hit accepted none"}
+	tests := []struct {
+		name  string
+		store ReplayStore
+		opts  *MiddlewareOptions
+		dpop  bool
+		want  []string
+	}{
+		{"static scopes", nil, &MiddlewareOptions{Scopes: []string{"mcp"}}, false, fromMemory},
+		{"an operation read from the request", nil, &MiddlewareOptions{
+			Operation: func(*http.Request) (Operation, error) { return Operation{Name: "call"}, nil }}, false, observed},
+		{"a DPoP proof, the built-in store", nil, nil, true, fromMemory},
+		{"a DPoP proof, a caller's store", NewMemoryReplayStore(0), nil, true, fromMemory},
+		{"a DPoP proof, a caller's store of its own", replayStoreFunc(func(context.Context, string, time.Duration) (bool, error) {
+			return true, nil
+		}), nil, true, observed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			obs := memoryObserver{&recordingObserver{}}
+			d := newDPoPSetup(t, func(s *Settings) {
+				s.Observer = obs
+				s.CacheTTL = time.Hour
+				s.ReplayStore = tc.store
+			})
+			h := RequireBearerToken(d.v, tc.opts)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			for i := range 2 {
+				r := dpopRequest("POST", "Bearer "+d.unbound)
+				if tc.dpop {
+					r = dpopRequest("POST", "DPoP "+d.bound, d.key.proof(t, "POST", dpopTarget, d.bound, nil))
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				require.Equal(t, http.StatusNoContent, w.Code, "request %d", i)
+				waitUntilIdle(t, d.v)
+				if i == 0 {
+					obs.seen() // the miss
+				}
+			}
+			assert.Equal(t, tc.want, obs.seen())
+			assert.Empty(t, obs.lostContexts())
+		})
+	}
 }

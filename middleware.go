@@ -220,6 +220,7 @@ func RequireBearerToken(v *Verifier, opts *MiddlewareOptions) func(http.Handler)
 			rs := requestScopes{static: o.Scopes}
 			if o.Operation != nil {
 				p.scopes = func() []string { return rs.read(v, o.Operation, r) }
+				p.readsRequest = true
 			} else if len(o.Scopes) > 0 {
 				p.scopes = staticScopes
 			}

@@ -126,7 +126,11 @@ type Observer interface {
 // of its own, nor the time it started. Memory answers a verification when
 // the built-in cache or the local tier in front of a caller's Cache
 // (Settings.LocalCacheTTL) holds a fresh answer for its token, active (a
-// hit) or not (a negative hit). Its other verifications start with
+// hit) or not (a negative hit), and its check waits for nothing: a check
+// that reads the request's operation ([MiddlewareOptions].Operation) or
+// claims a DPoP proof in a ReplayStore other than one in memory (the
+// built-in one, [NewMemoryReplayStore]) starts with VerifyStart and
+// CacheLookup right after the lookup. Its other verifications start with
 // VerifyStart once they looked in memory and found nothing, or, for one
 // that ended before it looked (a malformed token, a context already
 // ended), right before their VerifyEnd; they go on as for any Observer.

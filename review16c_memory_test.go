@@ -136,8 +136,10 @@ func TestReview16cMemoryObserverToldOfEveryVerdictOnceAsStatsCounts(t *testing.T
 		assert.Equal(t, starts, ends, "%s: %v", s.name, got)
 	}
 	assert.Empty(t, obs.lostContexts())
-	assert.Equal(t, uint64(7), d.v.Stats().CacheHits, "the hits, each told by VerifyFromMemory")
-	assert.Equal(t, 7, strings.Count(strings.Join(events, "\n"), "VerifyFromMemory"))
+	assert.Equal(t, uint64(7), d.v.Stats().CacheHits, "the hits")
+	// The three with a DPoP proof claim it in the caller's ReplayStore,
+	// which may wait: they are observed from VerifyStart on.
+	assert.Equal(t, 4, strings.Count(strings.Join(events, "\n"), "VerifyFromMemory"), "the other hits")
 }
 
 // TestReview16cReplayStoreOfAHitRunsInAVerification presents a DPoP-bound

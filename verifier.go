@@ -368,9 +368,15 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 		now := v.now()
 		if a, ok := v.cache.get(ctx, token, now); ok {
 			v.stats.cacheHits.Add(1)
-			if told == toldNothing && v.memObserver != nil {
+			switch {
+			case told == toldNothing && v.memObserver != nil && !v.mayWait(p):
 				told = toldFromMemory(a) // told with the verdict
-			} else {
+			case told == toldNothing && v.memObserver != nil:
+				// Memory answered, but the check may wait for a caller's
+				// store or the request: a verification to observe.
+				ctx, told = v.observeVerifyStart(ctx), toldStart
+				v.observeCacheHit(ctx, a)
+			default:
 				v.observeCacheHit(ctx, a)
 			}
 			return v.check(ctx, a, token, p, false, now)

@@ -134,6 +134,7 @@ type Observer struct {
 	// in a context: its own, so that another Observer's End methods never
 	// find them.
 	verifyKey, upstreamKey, cacheCallKey *spanKey
+	workKey                              *spanKey // of the workContext itself
 }
 
 // meters are the instruments, counts and watched verifiers of every
@@ -180,7 +181,8 @@ func New(opts Options) (*Observer, error) {
 	if mp == nil {
 		mp = otel.GetMeterProvider()
 	}
-	o := &Observer{verifyKey: &spanKey{"verify"}, upstreamKey: &spanKey{"upstream"}, cacheCallKey: &spanKey{"cache call"}}
+	o := &Observer{verifyKey: &spanKey{"verify"}, upstreamKey: &spanKey{"upstream"}, cacheCallKey: &spanKey{"cache call"},
+		workKey: &spanKey{"work"}}
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 		if isUnsetGlobal(tp) {
@@ -356,44 +358,44 @@ func (m *meters) observe(verifications, lookups metric.Int64ObservableCounter, e
 // different Observers nest. Each Observer has its own keys.
 type spanKey struct{ name string }
 
-// start starts a span named name with opts and returns the context that
-// holds it, marked as ours under key when it records; or ctx as it was
-// when no span may be sampled there.
-func (o *Observer) start(ctx context.Context, key *spanKey, name string, opts ...trace.SpanStartOption) context.Context {
-	if !o.tracing(ctx) {
-		return ctx
+// startWork starts the span of a verification's work, named name with
+// opts, when one may be sampled there, and returns the work's context:
+// a workContext, also when it started no span, so that an End method of
+// work nested in it finds nothing of it.
+func (o *Observer) startWork(ctx context.Context, key *spanKey, name string, opts ...trace.SpanStartOption) context.Context {
+	if !o.spansOn() {
+		return ctx // no span of this Observer's anywhere
 	}
-	ctx, span := o.tracer.Start(ctx, name, opts...)
-	if key != o.verifyKey {
-		// The work of a verification: a verification run in it is
-		// another, which must not find this one's span.
-		if !span.IsRecording() {
-			span = nil
+	w := &workContext{o: o, key: key}
+	w.verify, _ = spanOf(ctx, o.verifyKey)
+	if o.tracing(ctx) {
+		ctx, w.span = o.tracer.Start(ctx, name, opts...)
+		if !w.span.IsRecording() {
+			w.span = nil
 		}
-		return &workContext{Context: ctx, o: o, key: key, span: span}
 	}
-	if span.IsRecording() {
-		ctx = context.WithValue(ctx, key, span)
-	}
-	return ctx
+	w.Context = ctx
+	return w
 }
 
 // workContext is the context of the work of a verification that has a
 // span of its own (the introspection request, a call of a caller's
 // Cache): it holds that span under its key, when it records, and hides
-// the verification's span, so that a verification run inside that work
-// (a verifier called from the transport of another's request), when it
-// starts no span of its own, never ends or changes the outer one's.
+// the verification's span and the span of any work it is nested in, so
+// that a verification run inside that work (a verifier called from the
+// transport of another's request), or work of its own, when it starts no
+// span, never ends or changes the outer ones.
 type workContext struct {
 	context.Context
-	o    *Observer
-	key  *spanKey
-	span trace.Span // nil when it does not record
+	o      *Observer
+	key    *spanKey
+	span   trace.Span // nil when it does not record
+	verify trace.Span // the verification's, when it records: for a cache error of a call whose span does not
 }
 
 // Value returns the work's span for its key, nothing for the key of the
-// verification's span, and else what the context it was derived from
-// holds.
+// verification's span, the work itself for the Observer's workKey, and
+// else what the context it was derived from holds.
 func (c *workContext) Value(key any) any {
 	switch key {
 	case c.key:
@@ -403,6 +405,8 @@ func (c *workContext) Value(key any) any {
 		return c.span
 	case c.o.verifyKey:
 		return nil
+	case c.o.workKey:
+		return c
 	}
 	return c.Context.Value(key)
 }
@@ -474,7 +478,22 @@ var verifyStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInter
 // only for a verification that memory did not answer: see
 // VerifyFromMemory.
 func (o *Observer) VerifyStart(ctx context.Context) context.Context {
-	return o.start(ctx, o.verifyKey, spanVerify, verifyStart...)
+	if !o.spansOn() {
+		return ctx
+	}
+	if o.tracing(ctx) {
+		c, span := o.tracer.Start(ctx, spanVerify, verifyStart...)
+		if span.IsRecording() {
+			return context.WithValue(c, o.verifyKey, span)
+		}
+		ctx = c
+	}
+	if _, outer := spanOf(ctx, o.verifyKey); outer {
+		// Another verification's, this one runs in: hidden, so that this
+		// one's events never reach it.
+		return context.WithValue(ctx, o.verifyKey, nil)
+	}
+	return ctx
 }
 
 // VerifyEnd counts the verdict and ends the span.
@@ -539,11 +558,14 @@ func (o *Observer) CollapsedWaiter(ctx context.Context) {
 // the method, with the method, the server's address and port, and the
 // URL, which has no query.
 func (o *Observer) UpstreamStart(ctx context.Context, r introspection.UpstreamRequest) context.Context {
-	if !o.tracing(ctx) {
+	if !o.spansOn() {
 		return ctx
 	}
-	return o.start(ctx, o.upstreamKey, r.Method, trace.WithSpanKind(trace.SpanKindClient),
-		trace.WithAttributes(requestAttributes(r)...))
+	var opts []trace.SpanStartOption
+	if o.tracing(ctx) {
+		opts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(requestAttributes(r)...)}
+	}
+	return o.startWork(ctx, o.upstreamKey, r.Method, opts...)
 }
 
 // maxServerAddress is the longest host, in bytes, that the request's span
@@ -606,7 +628,7 @@ func (o *Observer) UpstreamEnd(ctx context.Context, e introspection.UpstreamEven
 // CacheCallStart starts the span of a call of a caller's Cache.
 func (o *Observer) CacheCallStart(ctx context.Context, op introspection.CacheOperation) context.Context {
 	c := o.m.attrs.cacheOp(op)
-	return o.start(ctx, o.cacheCallKey, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
+	return o.startWork(ctx, o.cacheCallKey, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(c.kv))
 }
 
@@ -630,7 +652,11 @@ func (o *Observer) CacheError(ctx context.Context, op introspection.CacheOperati
 	o.m.cacheErrors.Add(ctx, 1, c.add...)
 	span, ok := spanOf(ctx, o.cacheCallKey)
 	if !ok {
-		span, ok = o.verifySpan(ctx)
+		if w, call := ctx.Value(o.workKey).(*workContext); call && w.key == o.cacheCallKey {
+			span, ok = w.verify, w.verify != nil // the call's span does not record: the verification's
+		} else {
+			span, ok = o.verifySpan(ctx)
+		}
 	}
 	if ok {
 		span.AddEvent(eventCacheError, trace.WithAttributes(c.kv))
