@@ -362,35 +362,39 @@ func (v *Verifier) observeVerifyStart(ctx context.Context) (out context.Context)
 type telling uint8
 
 const (
-	toldNothing  telling = iota // a MemoryObserver before the lookup in memory
-	toldStart                   // VerifyStart
-	toldHit                     // memory answered it with a hit: VerifyFromMemory follows
-	toldNegative                // memory answered it with a negative hit: VerifyFromMemory follows
+	unobserved  telling = iota // no Observer
+	toldNothing                // a MemoryObserver, before the lookup in memory
+	toldStart                  // VerifyStart
+	toldMemory                 // memory answered it: VerifyFromMemory follows, with the verdict
 )
 
-// toldFromMemory is what a MemoryObserver is to be told of a verification
-// that found a in memory.
-func toldFromMemory(a *answer) telling {
-	if a.active {
-		return toldHit
+// startObserving tells a MemoryObserver that was told nothing yet of the
+// verification that it starts, once memory did not answer it.
+func (v *Verifier) startObserving(ctx *context.Context, told *telling) {
+	if *told == toldNothing {
+		*ctx, *told = v.observeVerifyStart(*ctx), toldStart
 	}
-	return toldNegative
+}
+
+// lookupResult is what a verification that found a in the cache found.
+func lookupResult(a *answer) CacheResult {
+	if a.active {
+		return CacheHit
+	}
+	return CacheNegative
 }
 
 // observeVerdict tells the observer the verdict of a verification that
 // returned err, after what it was told so far: VerifyEnd after
-// VerifyStart, VerifyFromMemory for one memory answered, and for one that
-// ended before it looked in memory, VerifyStart and VerifyEnd.
-func (v *Verifier) observeVerdict(ctx context.Context, told telling, err error) {
+// VerifyStart, VerifyFromMemory for one memory answered with found, and
+// for one that ended before it looked in memory, VerifyStart and
+// VerifyEnd.
+func (v *Verifier) observeVerdict(ctx context.Context, told telling, found CacheResult, err error) {
 	switch told {
-	case toldHit, toldNegative:
-		r := CacheHit
-		if told == toldNegative {
-			r = CacheNegative
-		}
+	case toldMemory:
 		defer v.recoverObserver(ctx, "VerifyFromMemory")
 		o, reason := verdictOf(err)
-		v.memObserver.VerifyFromMemory(ctx, r, VerifyEvent{Outcome: o, Reason: reason})
+		v.memObserver.VerifyFromMemory(ctx, found, VerifyEvent{Outcome: o, Reason: reason})
 	case toldNothing:
 		v.observeVerifyEnd(v.observeVerifyStart(ctx), err)
 	default:
@@ -423,11 +427,7 @@ var errNoncePanicked = &IntrospectionError{Kind: FailurePanic}
 // answer a in the cache.
 func (v *Verifier) observeCacheHit(ctx context.Context, a *answer) {
 	if v.s.Observer != nil {
-		r := CacheHit
-		if !a.active {
-			r = CacheNegative
-		}
-		v.notifyCacheLookup(ctx, r)
+		v.notifyCacheLookup(ctx, lookupResult(a))
 	}
 }
 

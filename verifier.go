@@ -330,12 +330,14 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*AccessToken, erro
 // needs besides RequiredScopes (the middleware's), which the verdict
 // covers.
 func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *AccessToken, err error) {
-	var told telling // what the observer was told of the verification so far
+	var told telling      // what the observer was told of the verification so far
+	var found CacheResult // what memory answered it with, when told toldMemory
 	if v.s.Observer != nil {
+		told = toldNothing
 		if v.memObserver == nil {
 			ctx, told = v.observeVerifyStart(ctx), toldStart
 		}
-		defer func() { v.observeVerdict(ctx, told, err) }() // after the recover below has set err
+		defer func() { v.observeVerdict(ctx, told, found, err) }() // after the recover below has set err
 	}
 	defer func() {
 		r := recover()
@@ -368,27 +370,20 @@ func (v *Verifier) verify(ctx context.Context, token string, p possession) (t *A
 		now := v.now()
 		if a, ok := v.cache.get(ctx, token, now); ok {
 			v.stats.cacheHits.Add(1)
-			switch {
-			case told == toldNothing && v.memObserver != nil && !v.mayWait(p):
-				told = toldFromMemory(a) // told with the verdict
-			case told == toldNothing && v.memObserver != nil:
-				// Memory answered, but the check may wait for a caller's
-				// store or the request: a verification to observe.
-				ctx, told = v.observeVerifyStart(ctx), toldStart
-				v.observeCacheHit(ctx, a)
-			default:
+			if told == toldNothing && !v.mayWait(p) {
+				told, found = toldMemory, lookupResult(a) // told with the verdict
+			} else {
+				// A check that may wait for a caller's store or the
+				// request is a verification to observe.
+				v.startObserving(&ctx, &told)
 				v.observeCacheHit(ctx, a)
 			}
 			return v.check(ctx, a, token, p, false, now)
 		}
-		if told == toldNothing && v.memObserver != nil {
-			ctx, told = v.observeVerifyStart(ctx), toldStart
-		}
+		v.startObserving(&ctx, &told)
 		v.countMiss(ctx)
 	}
-	if told == toldNothing && v.memObserver != nil {
-		ctx, told = v.observeVerifyStart(ctx), toldStart
-	}
+	v.startObserving(&ctx, &told)
 	a, exclusive, err := v.fetch(ctx, token)
 	if err != nil {
 		return v.staleIfError(ctx, token, p, err)
