@@ -358,18 +358,19 @@ func (m *meters) observe(verifications, lookups metric.Int64ObservableCounter, e
 // different Observers nest. Each Observer has its own keys.
 type spanKey struct{ name string }
 
-// startWork starts the span of a verification's work, named name with
-// opts, when one may be sampled there, and returns the work's context:
-// a workContext, also when it started no span, so that an End method of
-// work nested in it finds nothing of it.
-func (o *Observer) startWork(ctx context.Context, key *spanKey, name string, opts ...trace.SpanStartOption) context.Context {
+// startWork starts the span of a verification's work, named name, of
+// kind, with the attributes attrs returns, when one may be sampled there,
+// and returns the work's context: a workContext, also when it started no
+// span, so that an End method of work nested in it finds nothing of it.
+func (o *Observer) startWork(ctx context.Context, key *spanKey, name string, kind trace.SpanKind,
+	attrs func() []attribute.KeyValue) context.Context {
 	if !o.spansOn() {
 		return ctx // no span of this Observer's anywhere
 	}
 	w := &workContext{o: o, key: key}
 	w.verify, _ = spanOf(ctx, o.verifyKey)
 	if o.tracing(ctx) {
-		ctx, w.span = o.tracer.Start(ctx, name, opts...)
+		ctx, w.span = o.tracer.Start(ctx, name, trace.WithSpanKind(kind), trace.WithAttributes(attrs()...))
 		if !w.span.IsRecording() {
 			w.span = nil
 		}
@@ -459,17 +460,12 @@ func (o *Observer) tracing(ctx context.Context) bool {
 	return !sc.IsValid() || sc.IsSampled()
 }
 
-// spanOf returns the recording span a Start method kept under key in ctx.
+// spanOf returns the recording span a Start method kept under key in ctx:
+// under verifyKey, that of the verification ctx is the context of, never
+// one whose work ctx runs in, which a workContext hides.
 func spanOf(ctx context.Context, key *spanKey) (trace.Span, bool) {
 	s, ok := ctx.Value(key).(trace.Span)
 	return s, ok
-}
-
-// verifySpan returns the recording span of the verification whose
-// context ctx is, or holds: not one whose work, a request or a call with
-// a span of its own, ctx is the context of (workContext).
-func (o *Observer) verifySpan(ctx context.Context) (trace.Span, bool) {
-	return spanOf(ctx, o.verifyKey)
 }
 
 var verifyStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal)}
@@ -503,7 +499,7 @@ func (o *Observer) VerifyEnd(ctx context.Context, e introspection.VerifyEvent) {
 	if o.tracer == nil {
 		return
 	}
-	if span, ok := o.verifySpan(ctx); ok {
+	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.SetAttributes(v.kvs...)
 		if e.Outcome == introspection.OutcomeFailed {
 			span.SetStatus(codes.Error, v.kvs[1].Value.AsString())
@@ -526,9 +522,7 @@ func (o *Observer) VerifyFromMemory(ctx context.Context, r introspection.CacheRe
 	if e.Outcome != introspection.OutcomeFailed || !o.tracing(ctx) {
 		return
 	}
-	_, span := o.tracer.Start(ctx, spanVerify, verifyStart...)
-	span.SetAttributes(l.kvs...)
-	span.SetAttributes(v.kvs...)
+	_, span := o.tracer.Start(ctx, spanVerify, verifyStart[0], trace.WithAttributes(l.kvs...), trace.WithAttributes(v.kvs...))
 	span.SetStatus(codes.Error, v.kvs[1].Value.AsString())
 	span.End()
 }
@@ -540,7 +534,7 @@ func (o *Observer) CacheLookup(ctx context.Context, r introspection.CacheResult)
 	if o.tracer == nil {
 		return
 	}
-	if span, ok := o.verifySpan(ctx); ok {
+	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.SetAttributes(l.kvs...)
 	}
 }
@@ -548,7 +542,7 @@ func (o *Observer) CacheLookup(ctx context.Context, r introspection.CacheResult)
 // CollapsedWaiter counts the waiter and marks the span.
 func (o *Observer) CollapsedWaiter(ctx context.Context) {
 	o.m.collapsed.Add(ctx, 1)
-	if span, ok := o.verifySpan(ctx); ok {
+	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.SetAttributes(keyCollapsed.Bool(collapsedPresent))
 	}
 }
@@ -558,14 +552,8 @@ func (o *Observer) CollapsedWaiter(ctx context.Context) {
 // the method, with the method, the server's address and port, and the
 // URL, which has no query.
 func (o *Observer) UpstreamStart(ctx context.Context, r introspection.UpstreamRequest) context.Context {
-	if !o.spansOn() {
-		return ctx
-	}
-	var opts []trace.SpanStartOption
-	if o.tracing(ctx) {
-		opts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(requestAttributes(r)...)}
-	}
-	return o.startWork(ctx, o.upstreamKey, r.Method, opts...)
+	return o.startWork(ctx, o.upstreamKey, r.Method, trace.SpanKindClient,
+		func() []attribute.KeyValue { return requestAttributes(r) })
 }
 
 // maxServerAddress is the longest host, in bytes, that the request's span
@@ -628,8 +616,8 @@ func (o *Observer) UpstreamEnd(ctx context.Context, e introspection.UpstreamEven
 // CacheCallStart starts the span of a call of a caller's Cache.
 func (o *Observer) CacheCallStart(ctx context.Context, op introspection.CacheOperation) context.Context {
 	c := o.m.attrs.cacheOp(op)
-	return o.startWork(ctx, o.cacheCallKey, spanCacheCall+c.name, trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(c.kv))
+	return o.startWork(ctx, o.cacheCallKey, spanCacheCall+c.name, trace.SpanKindInternal,
+		func() []attribute.KeyValue { return []attribute.KeyValue{c.kv} })
 }
 
 // CacheCallEnd ends the span of the call.
@@ -655,7 +643,7 @@ func (o *Observer) CacheError(ctx context.Context, op introspection.CacheOperati
 		if w, call := ctx.Value(o.workKey).(*workContext); call && w.key == o.cacheCallKey {
 			span, ok = w.verify, w.verify != nil // the call's span does not record: the verification's
 		} else {
-			span, ok = o.verifySpan(ctx)
+			span, ok = spanOf(ctx, o.verifyKey)
 		}
 	}
 	if ok {
@@ -668,7 +656,7 @@ func (o *Observer) CacheError(ctx context.Context, op introspection.CacheOperati
 func (o *Observer) BreakerChange(ctx context.Context, e introspection.BreakerEvent) {
 	to := o.m.attrs.breakerState(e.To)
 	o.m.transitions.Add(ctx, 1, o.m.attrs.transition[to])
-	if span, ok := o.verifySpan(ctx); ok {
+	if span, ok := spanOf(ctx, o.verifyKey); ok {
 		span.AddEvent(eventBreaker, trace.WithAttributes(keyBreakerState.String(string(to)),
 			keyBreakerFrom.String(string(o.m.attrs.breakerState(e.From)))))
 	}
