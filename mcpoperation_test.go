@@ -576,10 +576,6 @@ func (resetReader) Read([]byte) (int, error) { return 0, errors.New("connection 
 // DefaultMCPMaxBodySize, and that a body cut short by http.MaxBytesReader
 // is too large as well, while another read error is not.
 func TestMCPOperationBoundsBodySize(t *testing.T) {
-	pad := func(size int) string {
-		echo := callTool(`"echo"`)
-		return echo + strings.Repeat(" ", size-len(echo))
-	}
 	small := testMCPScopes()
 	small.MaxBodySize = 1000
 	for _, tc := range []struct {
@@ -601,7 +597,7 @@ func TestMCPOperationBoundsBodySize(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op := newMCPOperation(t, tc.m)
-			body := pad(tc.size)
+			body := padBody(tc.size)
 			r := httptest.NewRequest(http.MethodPost, "/mcp", iotest.HalfReader(strings.NewReader(body)))
 			if tc.known {
 				r.ContentLength = int64(len(body))
@@ -631,7 +627,7 @@ func TestMCPOperationBoundsBodySize(t *testing.T) {
 	})
 	t.Run("stated length sets aside at most maxInitialBodyBuffer", func(t *testing.T) {
 		op := newMCPOperation(t, testMCPScopes())
-		body := pad(DefaultMCPMaxBodySize)
+		body := padBody(DefaultMCPMaxBodySize)
 		src := strings.NewReader(body)
 		var largest int
 		r := httptest.NewRequest(http.MethodPost, "/mcp", readFunc(func(p []byte) (int, error) {
@@ -649,7 +645,7 @@ func TestMCPOperationBoundsBodySize(t *testing.T) {
 	})
 	t.Run("http.MaxBytesReader", func(t *testing.T) {
 		op := newMCPOperation(t, testMCPScopes())
-		body := pad(200)
+		body := padBody(200)
 		r := httptest.NewRequest(http.MethodPost, "/mcp", strings.NewReader(body))
 		r.Body = http.MaxBytesReader(httptest.NewRecorder(), r.Body, 100)
 		_, err := op(r)
