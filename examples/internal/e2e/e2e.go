@@ -330,27 +330,15 @@ func start(t *testing.T, ex Example, addr, publicURL string) *running {
 	return &running{endpoint: printed(t, out.String(), "MCP endpoint"), out: out, stop: stop}
 }
 
-// examplesEnv names the variables that the examples read.
-var examplesEnv = []string{
-	"MCP_PUBLIC_URL", "MCP_AUTHORIZATION_SERVER",
-	"INTROSPECTION_URL", "INTROSPECTION_CLIENT_ID", "INTROSPECTION_CLIENT_SECRET", "INTROSPECTION_CLIENT_SECRET_FILE",
-	"INTROSPECTION_CLIENT_AUTH_METHOD", "INTROSPECTION_TIMEOUT", "INTROSPECTION_REQUIRED_SCOPES", "INTROSPECTION_AUDIENCE",
-	"INTROSPECTION_ISSUER", "INTROSPECTION_LEEWAY", "INTROSPECTION_CACHE_TTL", "INTROSPECTION_MAX_CACHE_SIZE",
-	"INTROSPECTION_NEGATIVE_CACHE_TTL", "INTROSPECTION_ALLOW_INSECURE_HTTP", "INTROSPECTION_SCOPE_SEPARATOR",
-	"INTROSPECTION_DPOP", "INTROSPECTION_DPOP_ALGORITHMS", "INTROSPECTION_DPOP_PROOF_WINDOW",
-	"INTROSPECTION_PUBLIC_BASE_URL", "INTROSPECTION_TRUST_FORWARDED_HEADERS", "INTROSPECTION_STALE_IF_ERROR",
-	"INTROSPECTION_LOCAL_CACHE_TTL",
-	"INTROSPECTION_BREAKER_THRESHOLD", "INTROSPECTION_BREAKER_MIN_BACKOFF", "INTROSPECTION_BREAKER_MAX_BACKOFF",
-	"INTROSPECTION_PRIVATE_KEY_FILE", "INTROSPECTION_PRIVATE_KEY_ID", "INTROSPECTION_TLS_CERT_FILE",
-	"INTROSPECTION_TLS_KEY_FILE", "INTROSPECTION_DISCOVERY_REFRESH",
-}
-
-// clearEnv unsets every variable the examples read, for the test.
+// clearEnv unsets every INTROSPECTION_ and MCP_ variable, which are those
+// the examples read, for the test.
 func clearEnv(t *testing.T) {
 	t.Helper()
-	for _, name := range examplesEnv {
-		t.Setenv(name, "") // restored when the test ends
-		require.NoError(t, os.Unsetenv(name))
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "INTROSPECTION_") || strings.HasPrefix(name, "MCP_") {
+			t.Setenv(name, "") // restored when the test ends
+			require.NoError(t, os.Unsetenv(name))
+		}
 	}
 }
 
