@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/mcpauth/introspection"
+	"github.com/mcpauth/introspection/examples/internal/e2e"
 	"github.com/mcpauth/introspection/interop/oidcprovider"
 	"github.com/mcpauth/introspection/introspectiontest"
 	"github.com/stretchr/testify/assert"
@@ -52,7 +52,7 @@ func TestTypeScriptClientWithTestServer(t *testing.T) {
 			t.Cleanup(as.Close)
 			as.AddClient(testServerClientID, testServerClientSecret)
 			as.SetScopes(scopeTools, scopeEcho)
-			endpoint := startExampleFromIssuer(t, as)
+			endpoint := e2e.StartFromIssuer(t, e2eExample, as)
 			metadataURL, err := introspection.MetadataURL(endpoint)
 			require.NoError(t, err)
 
@@ -96,53 +96,6 @@ func TestTypeScriptClientWithTestServer(t *testing.T) {
 			assert.Equal(t, int64(1), as.Requests(), "the example introspected the token at the endpoint it discovered")
 		})
 	}
-}
-
-// startExampleFromIssuer runs the example, as main does, on 127.0.0.1 with
-// only INTROSPECTION_ISSUER and the resource server's credentials of as
-// set, until the test ends, and returns the MCP endpoint it printed.
-func startExampleFromIssuer(t *testing.T, as *introspectiontest.Server) string {
-	t.Helper()
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "INTROSPECTION_") || strings.HasPrefix(name, "MCP_") {
-			t.Setenv(name, "") // restored when the test ends
-			require.NoError(t, os.Unsetenv(name))
-		}
-	}
-	t.Setenv("INTROSPECTION_ISSUER", as.Issuer)
-	t.Setenv("INTROSPECTION_CLIENT_ID", introspectiontest.ClientID)
-	t.Setenv("INTROSPECTION_CLIENT_SECRET", introspectiontest.ClientSecret)
-
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
-	done := make(chan struct{})
-	var runErr error // run's result, once done is closed
-	go func() {
-		defer close(done)
-		runErr = run(ctx, "127.0.0.1:0", "", out)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		assert.NoError(t, runErr, "the example's shutdown")
-	})
-	require.Eventually(t, func() bool {
-		select {
-		case <-done:
-			return true
-		default:
-			return strings.Contains(out.String(), "Accepted token audience: ")
-		}
-	}, 10*time.Second, 5*time.Millisecond, "the example printed no endpoint")
-	select {
-	case <-done:
-		require.FailNow(t, "the example stopped", "%v; output: %s", runErr, out)
-	default:
-	}
-	assert.NotContains(t, out.String(), "development authorization server", "no development server was started")
-	assert.Equal(t, as.Issuer, printedAfter(t, out.String(), "Authorization server"), "the metadata names the issuer")
-	return printedAfter(t, out.String(), "MCP endpoint")
 }
 
 // runTSClientAs is runTSClient for the client id and secret given.

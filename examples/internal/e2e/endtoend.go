@@ -193,18 +193,37 @@ func AudienceDefaultsToResourceURL(t *testing.T, ex Example) {
 }
 
 // DiscoveryFromIssuer starts an example with INTROSPECTION_ISSUER and the
-// credentials alone: it finds the introspection endpoint in the issuer's
-// metadata, rather than starting the development server, and accepts the
-// issuer's tokens.
+// credentials alone, as StartFromIssuer does, and checks that it accepts
+// the issuer's tokens.
 func DiscoveryFromIssuer(t *testing.T, ex Example) {
-	srv, iss := startConfigured(t, ex, "INTROSPECTION_URL", "")
-	assert.NotContains(t, srv.out.String(), "development authorization server", "no development server was started")
-	assert.Equal(t, iss.as.Issuer, printed(t, srv.out.String(), "Authorization server"))
-	token := iss.as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{ScopeTools}, Audience: []string{srv.endpoint}})
-	r := send(t, http.MethodPost, srv.endpoint, token, "", initializeRequest)
+	as := introspectiontest.NewServer()
+	t.Cleanup(as.Close)
+	endpoint := StartFromIssuer(t, ex, as)
+	token := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Scopes: []string{ScopeTools}, Audience: []string{endpoint}})
+	r := send(t, http.MethodPost, endpoint, token, "", initializeRequest)
 	assert.Equal(t, http.StatusOK, r.status, r.body)
-	assert.Positive(t, iss.as.MetadataRequests(), "the endpoint came from the issuer's metadata")
-	assert.Positive(t, iss.as.Requests(), "the token was introspected there")
+	assert.Positive(t, as.MetadataRequests(), "the endpoint came from the issuer's metadata")
+	assert.Positive(t, as.Requests(), "the token was introspected there")
+}
+
+// StartFromIssuer runs ex on 127.0.0.1 until the test ends, with
+// INTROSPECTION_ISSUER set to as's issuer and INTROSPECTION_CLIENT_ID and
+// INTROSPECTION_CLIENT_SECRET to its resource server's credentials, and no
+// other INTROSPECTION_ or MCP_ variable. It checks that the example found
+// the introspection endpoint in the issuer's metadata, rather than
+// starting the development server, and announces the issuer, and returns
+// the MCP endpoint it printed.
+func StartFromIssuer(t *testing.T, ex Example, as *introspectiontest.Server) string {
+	t.Helper()
+	clearEnv(t)
+	t.Setenv("INTROSPECTION_ISSUER", as.Issuer)
+	t.Setenv("INTROSPECTION_CLIENT_ID", introspectiontest.ClientID)
+	t.Setenv("INTROSPECTION_CLIENT_SECRET", introspectiontest.ClientSecret)
+	srv := start(t, ex, "127.0.0.1:0", "")
+	out := srv.out.String()
+	assert.NotContains(t, out, "development authorization server", "no development server was started")
+	assert.Equal(t, as.Issuer, printed(t, out, "Authorization server"), "the metadata names the issuer")
+	return srv.endpoint
 }
 
 // clock is a clock that tests move forward.
