@@ -1,7 +1,8 @@
 // Package demo is the example servers' development authorization server:
-// started when no INTROSPECTION_URL is set, it runs an RFC 7662 server in
-// process (introspectiontest), issues two tokens for the example's resource
-// and prints how to call the example with them. It is a convenience for
+// started when neither INTROSPECTION_URL nor INTROSPECTION_ISSUER is set,
+// it runs an RFC 7662 server in process (introspectiontest), issues two
+// tokens for the example's resource and prints how to call the example
+// with them. It is a convenience for
 // trying the examples, and no part of the wiring a server copies.
 package demo
 
@@ -82,9 +83,9 @@ const (
 // endpoint with them, with what to expect.
 func (s *Server) PrintUsage(w io.Writer, endpoint string) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nNo INTROSPECTION_URL is set: the development authorization server runs in process.\n")
-	fmt.Fprintf(&b, "It only answers introspection (no token endpoint, no metadata), so MCP clients that\n")
-	fmt.Fprintf(&b, "get their own tokens need a real authorization server (INTROSPECTION_URL and friends).\n")
+	fmt.Fprintf(&b, "\nNeither INTROSPECTION_URL nor INTROSPECTION_ISSUER is set: the development\n")
+	fmt.Fprintf(&b, "authorization server runs in process. Its token endpoint serves no MCP client, so\n")
+	fmt.Fprintf(&b, "clients that get their own tokens need a real one (INTROSPECTION_ISSUER and friends).\n")
 	fmt.Fprintf(&b, "It issued two tokens for this server, each active for an hour:\n")
 	fmt.Fprintf(&b, "%s: %s\n", FullLabel, s.Full)
 	fmt.Fprintf(&b, "%s: %s\n", NarrowLabel, s.Narrow)

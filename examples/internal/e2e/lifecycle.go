@@ -30,7 +30,8 @@ import (
 // Demo checks the development server: with nothing configured, an example
 // starts an authorization server in process, prints a token with and one
 // without mcp:echo, both for its resource, and curl commands that work as
-// their comments say.
+// their comments say; the server publishes its metadata, but its token
+// endpoint serves no MCP client.
 func Demo(t *testing.T, ex Example) {
 	clearEnv(t)
 	srv := start(t, ex, "127.0.0.1:0", "")
@@ -78,6 +79,31 @@ func Demo(t *testing.T, ex Example) {
 			assert.Equal(t, tc.echo, err == nil, "echo: %v", err)
 			require.NoError(t, cs.Close())
 		}
+	})
+
+	t.Run("it publishes its metadata, and grants tokens to no MCP client", func(t *testing.T) {
+		resp, err := httpClient.Get(issuer + introspectiontest.MetadataPath)
+		require.NoError(t, err)
+		var metadata struct {
+			Issuer        string `json:"issuer"`
+			TokenEndpoint string `json:"token_endpoint"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&metadata)
+		_ = resp.Body.Close()
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		assert.Equal(t, issuer, metadata.Issuer)
+		require.Equal(t, issuer+introspectiontest.TokenPath, metadata.TokenEndpoint)
+
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, metadata.TokenEndpoint,
+			strings.NewReader(url.Values{"grant_type": {"client_credentials"}, "scope": {ScopeTools}}.Encode()))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("mcp-client", "mcp-client-secret")
+		resp, err = httpClient.Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "a client it does not know gets no token")
 	})
 
 	t.Run("the printed curl commands", func(t *testing.T) {
