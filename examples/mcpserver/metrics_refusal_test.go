@@ -17,11 +17,10 @@ import (
 // TestReviewRejectionRateCountsTheExamplesScopeRefusals runs the example
 // with -metrics and calls its echo tool with a token that has mcp:tools
 // but not mcp:echo: the example answers 403 insufficient_scope, as the
-// README shows, yet introspection_verifications_total counts the request
-// as accepted, reason none. The README's first dashboard query, "rejection
-// rate by reason" over outcome=~"rejected|insufficient_scope", therefore
-// never sees the refusals of the per-tool scopes that this very example
-// configures: a client stuck on 403s looks healthy on the dashboard.
+// README shows, and introspection_verifications_total counts the request
+// under an outcome that the README's first dashboard query, "rejection
+// rate by reason" over outcome=~"rejected|insufficient_scope", selects, so
+// that a client refused by the per-tool scopes shows on the dashboard.
 func TestReviewRejectionRateCountsTheExamplesScopeRefusals(t *testing.T) {
 	as, endpoint, metricsURL := serveWithMetrics(t)
 
