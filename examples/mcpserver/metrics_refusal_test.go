@@ -14,14 +14,14 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestReviewRejectionRateCountsTheExamplesScopeRefusals runs the example
+// TestMetricsCountPerToolScopeRefusals runs the example
 // with -metrics and calls its echo tool with a token that has mcp:tools
 // but not mcp:echo: the example answers 403 insufficient_scope, as the
 // README shows, and introspection_verifications_total counts the request
 // under an outcome that the README's first dashboard query, "rejection
 // rate by reason" over outcome=~"rejected|insufficient_scope", selects, so
 // that a client refused by the per-tool scopes shows on the dashboard.
-func TestReviewRejectionRateCountsTheExamplesScopeRefusals(t *testing.T) {
+func TestMetricsCountPerToolScopeRefusals(t *testing.T) {
 	as, endpoint, metricsURL := serveWithMetrics(t)
 
 	client := &http.Client{}
