@@ -661,6 +661,7 @@ func TestNewKeySignerRefusesIncompleteKeys(t *testing.T) {
 			k.Precomputed = rsa.PrecomputedValues{}
 			return &k
 		}()}},
+		{"a crypto.Signer whose Public panics", &SigningKey{Key: panickingPublicSigner{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s *jwtSigner
@@ -671,6 +672,30 @@ func TestNewKeySignerRefusesIncompleteKeys(t *testing.T) {
 			assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
 		})
 	}
+}
+
+// panickingPublicSigner is a crypto.Signer of the caller's, such as a KMS
+// client, whose Public panics.
+type panickingPublicSigner struct{}
+
+func (panickingPublicSigner) Public() crypto.PublicKey { panic("kms: no connection") }
+func (panickingPublicSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("panickingPublicSigner cannot sign")
+}
+
+// TestSigningKeyWhosePublicPanicsStillPrints shows that printing a
+// SigningKey whose Public panics, as settings are printed and logged at
+// start, shows no algorithm rather than panicking.
+func TestSigningKeyWhosePublicPanicsStillPrints(t *testing.T) {
+	k := &SigningKey{Key: panickingPublicSigner{}, KeyID: "k1"}
+	want := `introspection.SigningKey{Algorithm:"" KeyID:"k1" Key:REDACTED}`
+	require.NotPanics(t, func() { assert.Equal(t, want, k.String()) })
+	require.NotPanics(t, func() { assert.Equal(t, want, fmt.Sprintf("%+v", *k)) })
+	require.NotPanics(t, func() {
+		b, err := json.Marshal(k)
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"algorithm":"","key_id":"k1","key":"REDACTED"}`, string(b))
+	})
 }
 
 // keyMaterial returns texts that would show the private parts of key, or
