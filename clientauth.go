@@ -191,7 +191,8 @@ func (s *jwtSigner) clientAssertion(clientID, audience string, now time.Time) (s
 		return "", fmt.Errorf("introspection: encoding the assertion claims: %w", err)
 	}
 	enc := base64.RawURLEncoding
-	b := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(claims))+1+enc.EncodedLen(1025))
+	// Room for the longest signature, of an RSA key of maxSigningKeyRSABits.
+	b := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(claims))+1+enc.EncodedLen(maxSigningKeyRSABits/8))
 	b = append(b, s.header...)
 	b = append(b, '.')
 	b = enc.AppendEncode(b, claims)
