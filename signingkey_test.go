@@ -105,6 +105,12 @@ func signingKeyJWK(key crypto.Signer, members map[string]any) []byte {
 	default:
 		panic(fmt.Sprintf("signingKeyJWK: %T", key))
 	}
+	return editedJSON(m, members)
+}
+
+// editedJSON marshals m after members are added to it, or removed where
+// given as nil.
+func editedJSON(m, members map[string]any) []byte {
 	for name, v := range members {
 		if v == nil {
 			delete(m, name)
@@ -430,16 +436,7 @@ func zitadelKeyFile(t testing.TB, members map[string]any) []byte {
 		"appId":    "281693565968830000",
 		"clientId": "281693565968830001@mcp",
 	}
-	for name, v := range members {
-		if v == nil {
-			delete(m, name)
-		} else {
-			m[name] = v
-		}
-	}
-	b, err := json.Marshal(m)
-	require.NoError(t, err)
-	return b
+	return editedJSON(m, members)
 }
 
 func TestParseSigningKeyReadsZitadelKeyFile(t *testing.T) {
