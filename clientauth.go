@@ -3,11 +3,12 @@ package introspection
 import (
 	"bytes"
 	"crypto"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/sha512"
+	_ "crypto/sha512" // crypto.SHA384, for ES384
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
@@ -67,54 +68,39 @@ func newKeySigner(k *SigningKey) (*jwtSigner, error) {
 		return nil, err
 	}
 	key := k.Key
-	var sign func(input []byte) ([]byte, error)
+	// RFC 7518 §3.3 and §3.4 sign a hash of the input; EdDSA (RFC 8037
+	// §3.1, alg.hash 0) signs the input itself.
+	var opts crypto.SignerOpts = alg.hash
+	if alg.pss {
+		// RFC 7518 §3.5: the salt is as long as the hash.
+		opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: alg.hash}
+	}
+	var size int // of the signature, or of each of r and s for ECDSA
 	switch info.kty {
 	case "RSA":
-		var opts crypto.SignerOpts = crypto.SHA256
-		if alg.pss {
-			// RFC 7518 §3.5: the salt is as long as the hash.
-			opts = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}
-		}
-		size := info.pub.(*rsa.PublicKey).Size()
-		sign = func(input []byte) ([]byte, error) {
-			d := sha256.Sum256(input)
-			sig, err := key.Sign(rand.Reader, d[:], opts)
-			if err != nil {
-				return nil, err
-			}
-			if len(sig) != size {
-				return nil, fmt.Errorf("the %s signature has length %d, not %d", name, len(sig), size)
-			}
-			return sig, nil
-		}
+		size = info.pub.(*rsa.PublicKey).Size()
 	case "EC":
-		size := (alg.curve.Params().BitSize + 7) / 8
-		sign = func(input []byte) ([]byte, error) {
-			var d []byte
-			if alg.hash == crypto.SHA384 {
-				h := sha512.Sum384(input)
-				d = h[:]
-			} else {
-				h := sha256.Sum256(input)
-				d = h[:]
-			}
-			der, err := key.Sign(rand.Reader, d, alg.hash)
-			if err != nil {
-				return nil, err
-			}
-			return rawECDSASignature(der, size)
+		size = (alg.curve.Params().BitSize + 7) / 8
+	default:
+		size = ed25519.SignatureSize
+	}
+	sign := func(input []byte) ([]byte, error) {
+		digest := input
+		if alg.hash != 0 {
+			h := alg.hash.New()
+			h.Write(input)
+			digest = h.Sum(nil)
 		}
-	default: // Ed25519, RFC 8037 §3.1: the message itself is signed
-		sign = func(input []byte) ([]byte, error) {
-			sig, err := key.Sign(rand.Reader, input, crypto.Hash(0))
-			if err != nil {
-				return nil, err
-			}
-			if len(sig) != 64 {
-				return nil, fmt.Errorf("the EdDSA signature has length %d, not 64", len(sig))
-			}
-			return sig, nil
+		sig, err := key.Sign(rand.Reader, digest, opts)
+		switch {
+		case err != nil:
+			return nil, err
+		case info.kty == "EC":
+			return rawECDSASignature(sig, size)
+		case len(sig) != size:
+			return nil, fmt.Errorf("the %s signature has length %d, not %d", name, len(sig), size)
 		}
+		return sig, nil
 	}
 	return newJWTSigner(name, k.KeyID, sign)
 }
@@ -205,7 +191,8 @@ func (s *jwtSigner) clientAssertion(clientID, audience string, now time.Time) (s
 		return "", fmt.Errorf("introspection: encoding the assertion claims: %w", err)
 	}
 	enc := base64.RawURLEncoding
-	b := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(claims))+1+enc.EncodedLen(1025))
+	// Room for the longest signature, of an RSA key of maxSigningKeyRSABits.
+	b := make([]byte, 0, len(s.header)+1+enc.EncodedLen(len(claims))+1+enc.EncodedLen(maxSigningKeyRSABits/8))
 	b = append(b, s.header...)
 	b = append(b, '.')
 	b = enc.AppendEncode(b, claims)

@@ -437,6 +437,23 @@ func TestNewSecretSignerNeedsThirtyTwoBytes(t *testing.T) {
 	}
 }
 
+// assertChoice checks what chooseMethod returned: want, or, when wantErr
+// is set, an error that holds each of wantErr.
+func assertChoice(t *testing.T, got ClientAuthMethod, err error, want ClientAuthMethod, wantErr []string) {
+	t.Helper()
+	if wantErr != nil {
+		require.Error(t, err)
+		assert.Empty(t, got)
+		assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
+		for _, w := range wantErr {
+			assert.Contains(t, err.Error(), w)
+		}
+		return
+	}
+	require.NoError(t, err)
+	assert.Equal(t, want, got)
+}
+
 func TestChooseMethod(t *testing.T) {
 	secret := clientCredentials{secret: true}
 	longSecret := clientCredentials{secret: true, secretJWT: true}
@@ -517,17 +534,7 @@ func TestChooseMethod(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := chooseMethod(tc.configured, tc.supported, nil, tc.c)
-			if tc.wantErr != nil {
-				require.Error(t, err)
-				assert.Empty(t, got)
-				assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
-				for _, w := range tc.wantErr {
-					assert.Contains(t, err.Error(), w)
-				}
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
+			assertChoice(t, got, err, tc.want, tc.wantErr)
 		})
 	}
 }
@@ -578,17 +585,7 @@ func TestChooseMethodSigningAlgorithms(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := chooseMethod(tc.configured, tc.supported, tc.algs, tc.c)
-			if tc.wantErr != nil {
-				require.Error(t, err)
-				assert.Empty(t, got)
-				assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
-				for _, w := range tc.wantErr {
-					assert.Contains(t, err.Error(), w)
-				}
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
+			assertChoice(t, got, err, tc.want, tc.wantErr)
 		})
 	}
 }

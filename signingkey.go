@@ -89,8 +89,15 @@ type signingKeyInfo struct {
 
 // describeSigningKey checks that key is one a SigningKey may hold and returns its
 // kind. It calls key.Public only when the key's own fields are complete
-// enough for that not to panic.
-func describeSigningKey(key crypto.Signer) (signingKeyInfo, error) {
+// enough for that not to panic; a Public of the caller's (a KMS client's)
+// that panics all the same is an error, so that neither NewVerifier nor
+// printing the settings panics.
+func describeSigningKey(key crypto.Signer) (info signingKeyInfo, err error) {
+	defer func() {
+		if recover() != nil {
+			info, err = signingKeyInfo{}, errors.New("introspection: SigningKey's key panicked in its Public method")
+		}
+	}()
 	switch k := key.(type) {
 	case nil:
 		return signingKeyInfo{}, errors.New("introspection: SigningKey has no Key")
@@ -719,22 +726,11 @@ func (k *SigningKey) displayAlgorithm() string {
 	if k.Algorithm != "" {
 		return k.Algorithm
 	}
-	info, err := describeSigningKeySafely(k.Key)
+	info, err := describeSigningKey(k.Key)
 	if err != nil {
 		return ""
 	}
 	return info.alg
-}
-
-// describeSigningKeySafely is describeSigningKey for display, where a crypto.Signer of
-// the caller's whose Public panics must not break printing.
-func describeSigningKeySafely(key crypto.Signer) (info signingKeyInfo, err error) {
-	defer func() {
-		if recover() != nil {
-			info, err = signingKeyInfo{}, errors.New("introspection: the key's Public method panicked")
-		}
-	}()
-	return describeSigningKey(key)
 }
 
 // String returns a description of k that shows its algorithm and key id

@@ -105,6 +105,12 @@ func signingKeyJWK(key crypto.Signer, members map[string]any) []byte {
 	default:
 		panic(fmt.Sprintf("signingKeyJWK: %T", key))
 	}
+	return editedJSON(m, members)
+}
+
+// editedJSON marshals m after members are added to it, or removed where
+// given as nil.
+func editedJSON(m, members map[string]any) []byte {
 	for name, v := range members {
 		if v == nil {
 			delete(m, name)
@@ -430,16 +436,7 @@ func zitadelKeyFile(t testing.TB, members map[string]any) []byte {
 		"appId":    "281693565968830000",
 		"clientId": "281693565968830001@mcp",
 	}
-	for name, v := range members {
-		if v == nil {
-			delete(m, name)
-		} else {
-			m[name] = v
-		}
-	}
-	b, err := json.Marshal(m)
-	require.NoError(t, err)
-	return b
+	return editedJSON(m, members)
 }
 
 func TestParseSigningKeyReadsZitadelKeyFile(t *testing.T) {
@@ -661,6 +658,7 @@ func TestNewKeySignerRefusesIncompleteKeys(t *testing.T) {
 			k.Precomputed = rsa.PrecomputedValues{}
 			return &k
 		}()}},
+		{"a crypto.Signer whose Public panics", &SigningKey{Key: panickingPublicSigner{}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s *jwtSigner
@@ -671,6 +669,30 @@ func TestNewKeySignerRefusesIncompleteKeys(t *testing.T) {
 			assert.True(t, strings.HasPrefix(err.Error(), "introspection: "), err.Error())
 		})
 	}
+}
+
+// panickingPublicSigner is a crypto.Signer of the caller's, such as a KMS
+// client, whose Public panics.
+type panickingPublicSigner struct{}
+
+func (panickingPublicSigner) Public() crypto.PublicKey { panic("kms: no connection") }
+func (panickingPublicSigner) Sign(io.Reader, []byte, crypto.SignerOpts) ([]byte, error) {
+	return nil, errors.New("panickingPublicSigner cannot sign")
+}
+
+// TestSigningKeyWhosePublicPanicsStillPrints shows that printing a
+// SigningKey whose Public panics, as settings are printed and logged at
+// start, shows no algorithm rather than panicking.
+func TestSigningKeyWhosePublicPanicsStillPrints(t *testing.T) {
+	k := &SigningKey{Key: panickingPublicSigner{}, KeyID: "k1"}
+	want := `introspection.SigningKey{Algorithm:"" KeyID:"k1" Key:REDACTED}`
+	require.NotPanics(t, func() { assert.Equal(t, want, k.String()) })
+	require.NotPanics(t, func() { assert.Equal(t, want, fmt.Sprintf("%+v", *k)) })
+	require.NotPanics(t, func() {
+		b, err := json.Marshal(k)
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"algorithm":"","key_id":"k1","key":"REDACTED"}`, string(b))
+	})
 }
 
 // keyMaterial returns texts that would show the private parts of key, or

@@ -49,10 +49,6 @@ const secretAlg = "HS256"
 
 var keyAlgList = []string{"RS256", "PS256", "ES256", "ES384", "EdDSA"}
 
-func invalidClient(format string, args ...any) *failure {
-	return &failure{http.StatusUnauthorized, "invalid_client", fmt.Sprintf(format, args...)}
-}
-
 // authenticateAssertion authenticates a client by its RFC 7523 §2.2
 // assertion, client_secret_jwt or private_key_jwt, and returns its id.
 // The header's alg is checked against the allow-list before the payload

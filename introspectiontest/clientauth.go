@@ -122,6 +122,12 @@ func keyAlgs(key crypto.PublicKey) []string {
 	return nil
 }
 
+// invalidClient is the RFC 6749 §5.2 invalid_client answer, 401, with a
+// description made as fmt.Sprintf makes it.
+func invalidClient(format string, args ...any) *failure {
+	return &failure{http.StatusUnauthorized, "invalid_client", fmt.Sprintf(format, args...)}
+}
+
 // authenticate authenticates the client of r, whose form is parsed, by the
 // one method it uses, and returns its id.
 func (s *Server) authenticate(r *http.Request) (string, *failure) {
@@ -136,7 +142,7 @@ func (s *Server) authenticate(r *http.Request) (string, *failure) {
 	}
 	id, secret, basic := r.BasicAuth()
 	if !basic && r.Header.Get("Authorization") != "" {
-		return "", &failure{http.StatusUnauthorized, "invalid_client", "the Authorization header does not hold Basic client credentials"}
+		return "", invalidClient("the Authorization header does not hold Basic client credentials")
 	}
 	_, postedID := form["client_id"]
 	_, postedSecret := form["client_secret"]
@@ -169,16 +175,16 @@ func (s *Server) authenticate(r *http.Request) (string, *failure) {
 		method = methodPost
 		id, secret = form.Get("client_id"), form.Get("client_secret")
 	default:
-		return "", &failure{http.StatusUnauthorized, "invalid_client", "no client authentication"}
+		return "", invalidClient("no client authentication")
 	}
 	if !s.accepts(method) {
-		return "", &failure{http.StatusUnauthorized, "invalid_client", "client authentication method " + method + " is not accepted"}
+		return "", invalidClient("client authentication method %s is not accepted", method)
 	}
 	s.mu.Lock()
 	want, ok := s.clients[id]
 	s.mu.Unlock()
 	if !ok || subtle.ConstantTimeCompare([]byte(want), []byte(secret)) != 1 {
-		return "", &failure{http.StatusUnauthorized, "invalid_client", "client authentication failed"}
+		return "", invalidClient("client authentication failed")
 	}
 	return id, nil
 }

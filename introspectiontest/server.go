@@ -247,6 +247,16 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 	for k, v := range fault.Header {
 		w.Header()[k] = v
 	}
+	s.setAnswerHeaders(w, r, status)
+	w.WriteHeader(status)
+	_, _ = w.Write(raw)
+}
+
+// setAnswerHeaders sets the headers that an answer with status to r needs
+// at an endpoint that authenticates clients: a Basic challenge with a 401
+// when challengeBasic says so, Allow with a 405, and Cache-Control
+// no-store (RFC 6749 §5.1).
+func (s *Server) setAnswerHeaders(w http.ResponseWriter, r *http.Request, status int) {
 	if status == http.StatusUnauthorized && s.challengeBasic(r) {
 		w.Header().Set("WWW-Authenticate", basicChallenge)
 	}
@@ -254,8 +264,6 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodPost)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(raw)
 }
 
 func oauthError(code, desc string) map[string]any {

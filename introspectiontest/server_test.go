@@ -155,3 +155,20 @@ func TestKeepActive(t *testing.T) {
 	_, body = post(t, s, url.Values{"token": {revoked}}, encodedCreds)
 	assert.Equal(t, map[string]any{"active": false}, body, "revocation still wins")
 }
+
+// TestEndpointsRefuseOtherMethodsWithAllowPOST shows that both endpoints
+// that authenticate clients answer a GET with 405, Allow: POST and
+// Cache-Control: no-store.
+func TestEndpointsRefuseOtherMethodsWithAllowPOST(t *testing.T) {
+	s := NewServer()
+	defer s.Close()
+	for _, u := range []string{s.IntrospectionURL, s.TokenURL} {
+		req, err := http.NewRequest(http.MethodGet, u, nil)
+		require.NoError(t, err)
+		resp, body := decode(t, req)
+		assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode, u)
+		assert.Equal(t, "invalid_request", body["error"], u)
+		assert.Equal(t, http.MethodPost, resp.Header.Get("Allow"), u)
+		assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"), u)
+	}
+}

@@ -19,13 +19,7 @@ const offlineAccess = "offline_access"
 // §4.4) for any registered client, by any accepted authentication method.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	status, body := s.grant(r)
-	if status == http.StatusUnauthorized && s.challengeBasic(r) {
-		w.Header().Set("WWW-Authenticate", basicChallenge)
-	}
-	if status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", http.MethodPost)
-	}
-	w.Header().Set("Cache-Control", "no-store")
+	s.setAnswerHeaders(w, r, status)
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, status, body)
 }

@@ -192,6 +192,7 @@ func TestPrivateKeyIDFromTheFlagOrTheEnvironment(t *testing.T) {
 			}
 			code, out, errOut := runTool(t, "", append(args, "--", "tok")...)
 			require.Equal(t, 0, code, "stderr: %s", errOut)
+			assert.Contains(t, out, "verdict: accepted")
 			assert.Contains(t, out, "(private_key_jwt)")
 			assert.Equal(t, tc.want, as.lastKid(t))
 		})

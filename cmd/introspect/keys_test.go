@@ -48,8 +48,8 @@ func TestDiscoveryFromIssuer(t *testing.T) {
 }
 
 // TestPrivateKeyFromFile shows that -private-key-file signs private_key_jwt
-// client assertions the server accepts, and that -private-key-id names the
-// key.
+// client assertions the server accepts, and that a key the server does not
+// know gets invalid_client.
 func TestPrivateKeyFromFile(t *testing.T) {
 	as := withServer(t)
 	t.Setenv("INTROSPECTION_CLIENT_SECRET", "")

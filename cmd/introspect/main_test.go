@@ -131,9 +131,10 @@ func TestDemoPrintsItsOwnToken(t *testing.T) {
 	t.Setenv("INTROSPECTION_URL", "")
 	code, out, errOut := runTool(t, "", "-demo")
 	require.Equal(t, 0, code, errOut)
-	m := regexp.MustCompile(`(?m)^demo: test authorization server at http://127\.0\.0\.1:\d+, demo token ([A-Za-z0-9_-]{43})$`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`(?m)^demo: test authorization server at (http://127\.0\.0\.1:\d+), demo token ([A-Za-z0-9_-]{43})$`).FindStringSubmatch(out)
 	require.NotNil(t, m, "the demo line names the server and the token: %s", out)
 	assert.Contains(t, out, "verdict: accepted")
+	assert.Contains(t, out, "asked:   "+m[1]+"/introspect (client_secret_basic)", "the endpoint found in the server's metadata")
 	assert.Contains(t, out, "subject:   demo-user")
 	assert.Contains(t, out, "scopes:    mcp:tools profile")
 
