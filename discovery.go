@@ -235,14 +235,13 @@ type discovery struct {
 
 	cur atomic.Pointer[discovered] // the last good metadata; nil before the first
 
-	mu       sync.Mutex       // guards the fields below
-	running  *metadataFetch   // the fetch in progress, or nil
-	last     *metadataFetch   // the fetch started last, for Close
-	failures int              // consecutive failed fetches
-	retryAt  time.Time        // by Settings.Now: no fetch on demand before it
-	interval time.Duration    // of the current backoff
-	lastErr  error            // the cause of the last failure
-	method   ClientAuthMethod // the method of the last good metadata, "" before
+	mu       sync.Mutex     // guards the fields below
+	running  *metadataFetch // the fetch in progress, or nil
+	last     *metadataFetch // the fetch started last, for Close
+	failures int            // consecutive failed fetches
+	retryAt  time.Time      // by Settings.Now: no fetch on demand before it
+	interval time.Duration  // of the current backoff
+	lastErr  error          // the cause of the last failure
 }
 
 // discovered is the target that good metadata gave, and when it was
@@ -435,15 +434,18 @@ func (v *Verifier) runFetch(ctx context.Context, f *metadataFetch) {
 	if mine {
 		d.running = nil
 	}
-	kept := d.cur.Load() != nil
-	previous := d.method
+	var previous ClientAuthMethod // the method of the last good metadata, "" before
+	cur := d.cur.Load()
+	kept := cur != nil
+	if kept {
+		previous = cur.target.method
+	}
 	switch {
 	case !mine, stopped:
 		// Abandoned after its deadline (a later fetch decides), or
 		// stopped by Close.
 	case err == nil:
 		d.failures, d.retryAt, d.interval, d.lastErr = 0, time.Time{}, 0, nil
-		d.method = t.method
 		d.cur.Store(&discovered{target: t, at: now})
 	default:
 		d.interval = d.backoff(d.failures)
