@@ -268,18 +268,13 @@ func newDiscovery(s Settings, issuer *url.URL) *discovery {
 	return &discovery{issuer: s.Issuer, urls: metadataURLs(issuer), refresh: s.DiscoveryRefresh, rand: rand.Int64N}
 }
 
-// backoff returns the wait after n earlier consecutive failures:
-// discoveryMinBackoff doubled n times, up to discoveryMaxBackoff, varied
-// by up to 1/breakerJitter either way and never outside those bounds.
+// backoff returns the wait after n earlier consecutive failures: by the
+// breaker's rule, discoveryMinBackoff doubled n times, up to
+// discoveryMaxBackoff, varied by up to 1/breakerJitter either way and
+// never outside those bounds.
 func (d *discovery) backoff(n int) time.Duration {
-	w := discoveryMinBackoff
-	for ; n > 0 && w < discoveryMaxBackoff; n-- {
-		w *= 2
-	}
-	w = min(w, discoveryMaxBackoff)
-	spread := w / breakerJitter
-	w += time.Duration(d.rand(int64(2*spread)+1)) - spread
-	return min(max(w, discoveryMinBackoff), discoveryMaxBackoff)
+	b := breaker{min: discoveryMinBackoff, max: discoveryMaxBackoff, rand: d.rand}
+	return b.backoff(n)
 }
 
 // errDiscoveryBackoff is the cause of a FailureDiscovery while the
