@@ -114,25 +114,13 @@ func decodeMetadata(body []byte) (*metadata, error) {
 	if m.introspectionEndpoint == "" {
 		return nil, errors.New(`metadata has no "introspection_endpoint"`)
 	}
-	if m.authMethods, err = metadataList(members, "introspection_endpoint_auth_methods_supported"); err != nil {
+	if m.authMethods, err = metadataListOr(members, "introspection_endpoint_auth_methods_supported",
+		"token_endpoint_auth_methods_supported"); err != nil {
 		return nil, err
 	}
-	tokenMethods, err := metadataList(members, "token_endpoint_auth_methods_supported")
-	if err != nil {
+	if m.authSigningAlgs, err = metadataListOr(members, "introspection_endpoint_auth_signing_alg_values_supported",
+		"token_endpoint_auth_signing_alg_values_supported"); err != nil {
 		return nil, err
-	}
-	if m.authMethods == nil {
-		m.authMethods = tokenMethods
-	}
-	if m.authSigningAlgs, err = metadataList(members, "introspection_endpoint_auth_signing_alg_values_supported"); err != nil {
-		return nil, err
-	}
-	tokenAlgs, err := metadataList(members, "token_endpoint_auth_signing_alg_values_supported")
-	if err != nil {
-		return nil, err
-	}
-	if m.authSigningAlgs == nil {
-		m.authSigningAlgs = tokenAlgs
 	}
 	if raw, ok := members["mtls_endpoint_aliases"]; ok && !isJSONNull(raw) {
 		var aliases map[string]json.RawMessage
@@ -196,6 +184,24 @@ func metadataList(members map[string]json.RawMessage, name string) ([]string, er
 			return nil, fmt.Errorf("metadata member %s holds a value that is not a JSON string", metadataMemberName(name))
 		}
 		list[i] = s
+	}
+	return list, nil
+}
+
+// metadataListOr returns the list member name of members, or when it is
+// absent or null the list member fallback; both must be arrays of strings
+// when present.
+func metadataListOr(members map[string]json.RawMessage, name, fallback string) ([]string, error) {
+	list, err := metadataList(members, name)
+	if err != nil {
+		return nil, err
+	}
+	other, err := metadataList(members, fallback)
+	switch {
+	case err != nil:
+		return nil, err
+	case list == nil:
+		return other, nil
 	}
 	return list, nil
 }
