@@ -944,9 +944,10 @@ func TestMetadataDocumentStrings(t *testing.T) {
 // and that a document is accepted exactly when, by an independent reading,
 // it is valid UTF-8 holding a JSON object with no member name twice in any
 // object, a non-empty string issuer and introspection_endpoint, the two
-// method lists arrays of strings and mtls_endpoint_aliases an object whose
-// introspection_endpoint is a string (each of them null or absent as
-// well); and that what is read is what the document holds. The endpoints
+// method lists and the two signing algorithm lists arrays of strings and
+// mtls_endpoint_aliases an object whose introspection_endpoint is a
+// string (each of them null or absent as well); and that what is read is
+// what the document holds. The endpoints
 // that checkMetadata then accepts are https, or http to a loopback host.
 func FuzzDecodeMetadata(f *testing.F) {
 	for _, seed := range []string{
@@ -962,6 +963,8 @@ func FuzzDecodeMetadata(f *testing.F) {
 		`["https://as"]`,
 		`null`,
 		`{"issuer":"https://as","introspection_endpoint":"https://as/i","x":1e999}`,
+		`{"issuer":"https://as","introspection_endpoint":"https://as/i","token_endpoint_auth_signing_alg_values_supported":"RS256"}`,
+		`{"issuer":"https://as","introspection_endpoint":"https://as/i","introspection_endpoint_auth_signing_alg_values_supported":["ES256"],"token_endpoint_auth_signing_alg_values_supported":["RS256"]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -982,7 +985,8 @@ func FuzzDecodeMetadata(f *testing.F) {
 		}
 		if m.issuer != want.issuer || m.introspectionEndpoint != want.introspectionEndpoint ||
 			m.mtlsIntrospectionEndpoint != want.mtlsIntrospectionEndpoint ||
-			fmt.Sprintf("%#v", m.authMethods) != fmt.Sprintf("%#v", want.authMethods) {
+			fmt.Sprintf("%#v", m.authMethods) != fmt.Sprintf("%#v", want.authMethods) ||
+			fmt.Sprintf("%#v", m.authSigningAlgs) != fmt.Sprintf("%#v", want.authSigningAlgs) {
 			t.Fatalf("read %#v, want %#v", m, want)
 		}
 		eps, err := checkMetadata(m, m.issuer, false)
@@ -1055,12 +1059,18 @@ func independentMetadata(body []byte) (*metadata, string) {
 	}
 	intro, ok1 := list("introspection_endpoint_auth_methods_supported")
 	token, ok2 := list("token_endpoint_auth_methods_supported")
-	if !ok1 || !ok2 {
+	introAlgs, ok3 := list("introspection_endpoint_auth_signing_alg_values_supported")
+	tokenAlgs, ok4 := list("token_endpoint_auth_signing_alg_values_supported")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return nil, "a list of another type"
 	}
 	m.authMethods = intro
 	if intro == nil {
 		m.authMethods = token
+	}
+	m.authSigningAlgs = introAlgs
+	if introAlgs == nil {
+		m.authSigningAlgs = tokenAlgs
 	}
 	switch x := obj["mtls_endpoint_aliases"].(type) {
 	case nil:
