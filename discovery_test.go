@@ -741,6 +741,95 @@ func TestDiscoveryFallsBackToTokenEndpointMethods(t *testing.T) {
 	assert.Equal(t, ClientSecretPost, v.ClientAuthMethod())
 }
 
+// TestDiscoveryRefreshChoosesTheMethodAgain shows that a method the
+// verifier chose itself (Settings.ClientAuthMethod empty) is chosen again
+// at every fetch of the metadata: when the server stops listing
+// private_key_jwt and lists client_secret_basic only, which the secret
+// allows, the new metadata is good and client_secret_basic is used, rather
+// than the refresh failing on a method no one configured.
+func TestDiscoveryRefreshChoosesTheMethodAgain(t *testing.T) {
+	clock := newFakeClock()
+	ds := newDiscoServer(t)
+	var keyDropped atomic.Bool
+	ds.setMetadata(func(string) (int, string, string) {
+		methods := `["private_key_jwt","client_secret_basic"]`
+		if keyDropped.Load() {
+			methods = `["client_secret_basic"]`
+		}
+		return http.StatusOK, "application/json",
+			ds.goodMetadata(ds.URL, `,"introspection_endpoint_auth_methods_supported":`+methods)
+	})
+	v := newDiscoveryVerifier(t, ds.URL, clock, func(s *Settings) {
+		s.PrivateKey = &SigningKey{Key: testECKey()}
+		s.DiscoveryRefresh = time.Hour
+	})
+	ctx := context.Background()
+	require.NoError(t, v.Discover(ctx))
+	require.Equal(t, PrivateKeyJWT, v.ClientAuthMethod(), "precondition: the key is preferred while the server lists it")
+
+	keyDropped.Store(true)
+	assert.NoError(t, v.Discover(ctx), "the new metadata is good: it lists a method the credentials allow")
+	assert.Equal(t, ClientSecretBasic, v.ClientAuthMethod(), "the method is chosen again from the new list")
+}
+
+// TestDiscoveryOmittedMethodListsMeanClientSecretBasic shows that metadata
+// listing neither introspection_endpoint_auth_methods_supported nor
+// token_endpoint_auth_methods_supported is read by RFC 8414 §2's default
+// for the omitted list, client_secret_basic: a verifier holding a secret
+// and a key chooses it, not private_key_jwt.
+func TestDiscoveryOmittedMethodListsMeanClientSecretBasic(t *testing.T) {
+	ds := newDiscoServer(t) // good metadata with neither list
+	v := newDiscoveryVerifier(t, ds.URL, nil, func(s *Settings) {
+		s.PrivateKey = &SigningKey{Key: testECKey()}
+	})
+	require.NoError(t, v.Discover(context.Background()))
+	assert.Equal(t, ClientSecretBasic, v.ClientAuthMethod(),
+		"RFC 8414 §2: an omitted token_endpoint_auth_methods_supported means client_secret_basic")
+}
+
+// TestDiscoveryChoiceHonoursTheServersSigningAlgorithms shows that the
+// choice of private_key_jwt follows
+// introspection_endpoint_auth_signing_alg_values_supported (RFC 8414 §2):
+// with a server that lists private_key_jwt and client_secret_basic but
+// takes RS256 assertions only, a verifier holding an ES256 key and a
+// secret chooses client_secret_basic, whose requests the server takes.
+func TestDiscoveryChoiceHonoursTheServersSigningAlgorithms(t *testing.T) {
+	ds := newDiscoServer(t)
+	ds.setMetadata(func(string) (int, string, string) {
+		return http.StatusOK, "application/json", ds.goodMetadata(ds.URL,
+			`,"introspection_endpoint_auth_methods_supported":["private_key_jwt","client_secret_basic"]`+
+				`,"introspection_endpoint_auth_signing_alg_values_supported":["RS256"]`)
+	})
+	v := newDiscoveryVerifier(t, ds.URL, nil, func(s *Settings) {
+		s.PrivateKey = &SigningKey{Key: testECKey()} // ES256
+	})
+	require.NoError(t, v.Discover(context.Background()))
+	assert.Equal(t, ClientSecretBasic, v.ClientAuthMethod(),
+		"an ES256 key cannot make an assertion the server takes (it lists RS256 only)")
+}
+
+// TestDiscoverySelfSignedCertificateChoosesSelfSignedMethod shows that a
+// verifier whose TLSClientCertificate is self-signed chooses
+// self_signed_tls_client_auth (RFC 8705 §2.2) when the server lists both
+// TLS methods: tls_client_auth (§2.1) has the server check the
+// certificate against the authorities it trusts, which a self-signed
+// certificate does not chain to.
+func TestDiscoverySelfSignedCertificateChoosesSelfSignedMethod(t *testing.T) {
+	cert := selfSignedCertificate(t, "rs")
+	require.NoError(t, cert.Leaf.CheckSignatureFrom(cert.Leaf), "precondition: the certificate is self-signed")
+	ds := newDiscoServer(t)
+	ds.setMetadata(func(string) (int, string, string) {
+		return http.StatusOK, "application/json", ds.goodMetadata(ds.URL,
+			fmt.Sprintf(`,"introspection_endpoint_auth_methods_supported":[%q,%q]`, TLSClientAuth, SelfSignedTLSClientAuth))
+	})
+	v := newDiscoveryVerifier(t, ds.URL, nil, func(s *Settings) {
+		s.ClientSecret = ""
+		s.TLSClientCertificate = &cert
+	})
+	require.NoError(t, v.Discover(context.Background()))
+	assert.Equal(t, SelfSignedTLSClientAuth, v.ClientAuthMethod())
+}
+
 // TestDiscoveryCacheNamespace shows that with discovery the cache keys come
 // from the issuer and the client id: replicas of one resource server
 // share them, another client or issuer does not, an IntrospectionURL equal
