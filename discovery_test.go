@@ -869,6 +869,46 @@ func TestDiscoveryFailureServesStaleAndSparesTheBreaker(t *testing.T) {
 	}
 }
 
+// TestDiscoveryFailureServesStaleFromASharedCache shows StaleIfError
+// over a discovery failure: a replica that cannot fetch the issuer's
+// metadata gives the verdict of an answer another replica stored in the
+// shared Cache, ended less than StaleIfError ago, flagged Stale, and sends
+// no introspection request.
+func TestDiscoveryFailureServesStaleFromASharedCache(t *testing.T) {
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	shared := newMapCache(clock.Now)
+	replica := func(client *http.Client) *Verifier {
+		return newDiscoveryVerifier(t, as.Issuer, clock, func(s *Settings) {
+			s.ClientID, s.ClientSecret = introspectiontest.ClientID, introspectiontest.ClientSecret
+			s.CacheTTL = staleTestTTL
+			s.StaleIfError = staleTestWindow
+			s.Cache = shared
+			s.HTTPClient = client
+		})
+	}
+	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Lifetime: time.Hour})
+	fill(t, replica(nil), tok)
+	require.EqualValues(t, 1, as.Requests())
+
+	var metadataRequests atomic.Int64
+	b := replica(&http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		metadataRequests.Add(1)
+		return nil, errors.New("connection refused")
+	})})
+	clock.Advance(staleTestTTL) // the stored answer has ended
+	got, err := b.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	assert.True(t, got.Stale)
+	assert.Equal(t, "alice", got.Subject)
+	assert.Positive(t, metadataRequests.Load(), "the replica tried to fetch the metadata")
+	assert.Empty(t, b.IntrospectionURL(), "and found none")
+	assert.EqualValues(t, 1, as.Requests(), "no introspection request")
+	st := b.Stats()
+	assert.EqualValues(t, 1, st.StaleServed)
+	assert.EqualValues(t, 1, st.Failures[FailureDiscovery])
+}
+
 // TestDiscoveryFailureCountedInStats shows that a failed fetch counts in
 // Stats.Failures under FailureDiscovery, once per Verify that fails.
 func TestDiscoveryFailureCountedInStats(t *testing.T) {
