@@ -114,25 +114,13 @@ func decodeMetadata(body []byte) (*metadata, error) {
 	if m.introspectionEndpoint == "" {
 		return nil, errors.New(`metadata has no "introspection_endpoint"`)
 	}
-	if m.authMethods, err = metadataList(members, "introspection_endpoint_auth_methods_supported"); err != nil {
+	if m.authMethods, err = metadataListOr(members, "introspection_endpoint_auth_methods_supported",
+		"token_endpoint_auth_methods_supported"); err != nil {
 		return nil, err
 	}
-	tokenMethods, err := metadataList(members, "token_endpoint_auth_methods_supported")
-	if err != nil {
+	if m.authSigningAlgs, err = metadataListOr(members, "introspection_endpoint_auth_signing_alg_values_supported",
+		"token_endpoint_auth_signing_alg_values_supported"); err != nil {
 		return nil, err
-	}
-	if m.authMethods == nil {
-		m.authMethods = tokenMethods
-	}
-	if m.authSigningAlgs, err = metadataList(members, "introspection_endpoint_auth_signing_alg_values_supported"); err != nil {
-		return nil, err
-	}
-	tokenAlgs, err := metadataList(members, "token_endpoint_auth_signing_alg_values_supported")
-	if err != nil {
-		return nil, err
-	}
-	if m.authSigningAlgs == nil {
-		m.authSigningAlgs = tokenAlgs
 	}
 	if raw, ok := members["mtls_endpoint_aliases"]; ok && !isJSONNull(raw) {
 		var aliases map[string]json.RawMessage
@@ -200,6 +188,24 @@ func metadataList(members map[string]json.RawMessage, name string) ([]string, er
 	return list, nil
 }
 
+// metadataListOr returns the list member name of members, or when it is
+// absent or null the list member fallback; both must be arrays of strings
+// when present.
+func metadataListOr(members map[string]json.RawMessage, name, fallback string) ([]string, error) {
+	list, err := metadataList(members, name)
+	if err != nil {
+		return nil, err
+	}
+	other, err := metadataList(members, fallback)
+	switch {
+	case err != nil:
+		return nil, err
+	case list == nil:
+		return other, nil
+	}
+	return list, nil
+}
+
 // endpoints are the introspection endpoints of checked metadata.
 type endpoints struct {
 	introspection *url.URL
@@ -235,14 +241,13 @@ type discovery struct {
 
 	cur atomic.Pointer[discovered] // the last good metadata; nil before the first
 
-	mu       sync.Mutex       // guards the fields below
-	running  *metadataFetch   // the fetch in progress, or nil
-	last     *metadataFetch   // the fetch started last, for Close
-	failures int              // consecutive failed fetches
-	retryAt  time.Time        // by Settings.Now: no fetch on demand before it
-	interval time.Duration    // of the current backoff
-	lastErr  error            // the cause of the last failure
-	method   ClientAuthMethod // the method of the last good metadata, "" before
+	mu       sync.Mutex     // guards the fields below
+	running  *metadataFetch // the fetch in progress, or nil
+	last     *metadataFetch // the fetch started last, for Close
+	failures int            // consecutive failed fetches
+	retryAt  time.Time      // by Settings.Now: no fetch on demand before it
+	interval time.Duration  // of the current backoff
+	lastErr  error          // the cause of the last failure
 }
 
 // discovered is the target that good metadata gave, and when it was
@@ -269,18 +274,13 @@ func newDiscovery(s Settings, issuer *url.URL) *discovery {
 	return &discovery{issuer: s.Issuer, urls: metadataURLs(issuer), refresh: s.DiscoveryRefresh, rand: rand.Int64N}
 }
 
-// backoff returns the wait after n earlier consecutive failures:
-// discoveryMinBackoff doubled n times, up to discoveryMaxBackoff, varied
-// by up to 1/breakerJitter either way and never outside those bounds.
+// backoff returns the wait after n earlier consecutive failures: by the
+// breaker's rule, discoveryMinBackoff doubled n times, up to
+// discoveryMaxBackoff, varied by up to 1/breakerJitter either way and
+// never outside those bounds.
 func (d *discovery) backoff(n int) time.Duration {
-	w := discoveryMinBackoff
-	for ; n > 0 && w < discoveryMaxBackoff; n-- {
-		w *= 2
-	}
-	w = min(w, discoveryMaxBackoff)
-	spread := w / breakerJitter
-	w += time.Duration(d.rand(int64(2*spread)+1)) - spread
-	return min(max(w, discoveryMinBackoff), discoveryMaxBackoff)
+	b := breaker{min: discoveryMinBackoff, max: discoveryMaxBackoff, rand: d.rand}
+	return b.backoff(n)
 }
 
 // errDiscoveryBackoff is the cause of a FailureDiscovery while the
@@ -435,15 +435,18 @@ func (v *Verifier) runFetch(ctx context.Context, f *metadataFetch) {
 	if mine {
 		d.running = nil
 	}
-	kept := d.cur.Load() != nil
-	previous := d.method
+	var previous ClientAuthMethod // the method of the last good metadata, "" before
+	cur := d.cur.Load()
+	kept := cur != nil
+	if kept {
+		previous = cur.target.method
+	}
 	switch {
 	case !mine, stopped:
 		// Abandoned after its deadline (a later fetch decides), or
 		// stopped by Close.
 	case err == nil:
 		d.failures, d.retryAt, d.interval, d.lastErr = 0, time.Time{}, 0, nil
-		d.method = t.method
 		d.cur.Store(&discovered{target: t, at: now})
 	default:
 		d.interval = d.backoff(d.failures)

@@ -741,6 +741,95 @@ func TestDiscoveryFallsBackToTokenEndpointMethods(t *testing.T) {
 	assert.Equal(t, ClientSecretPost, v.ClientAuthMethod())
 }
 
+// TestDiscoveryRefreshChoosesTheMethodAgain shows that a method the
+// verifier chose itself (Settings.ClientAuthMethod empty) is chosen again
+// at every fetch of the metadata: when the server stops listing
+// private_key_jwt and lists client_secret_basic only, which the secret
+// allows, the new metadata is good and client_secret_basic is used, rather
+// than the refresh failing on a method no one configured.
+func TestDiscoveryRefreshChoosesTheMethodAgain(t *testing.T) {
+	clock := newFakeClock()
+	ds := newDiscoServer(t)
+	var keyDropped atomic.Bool
+	ds.setMetadata(func(string) (int, string, string) {
+		methods := `["private_key_jwt","client_secret_basic"]`
+		if keyDropped.Load() {
+			methods = `["client_secret_basic"]`
+		}
+		return http.StatusOK, "application/json",
+			ds.goodMetadata(ds.URL, `,"introspection_endpoint_auth_methods_supported":`+methods)
+	})
+	v := newDiscoveryVerifier(t, ds.URL, clock, func(s *Settings) {
+		s.PrivateKey = &SigningKey{Key: testECKey()}
+		s.DiscoveryRefresh = time.Hour
+	})
+	ctx := context.Background()
+	require.NoError(t, v.Discover(ctx))
+	require.Equal(t, PrivateKeyJWT, v.ClientAuthMethod(), "precondition: the key is preferred while the server lists it")
+
+	keyDropped.Store(true)
+	assert.NoError(t, v.Discover(ctx), "the new metadata is good: it lists a method the credentials allow")
+	assert.Equal(t, ClientSecretBasic, v.ClientAuthMethod(), "the method is chosen again from the new list")
+}
+
+// TestDiscoveryOmittedMethodListsMeanClientSecretBasic shows that metadata
+// listing neither introspection_endpoint_auth_methods_supported nor
+// token_endpoint_auth_methods_supported is read by RFC 8414 §2's default
+// for the omitted list, client_secret_basic: a verifier holding a secret
+// and a key chooses it, not private_key_jwt.
+func TestDiscoveryOmittedMethodListsMeanClientSecretBasic(t *testing.T) {
+	ds := newDiscoServer(t) // good metadata with neither list
+	v := newDiscoveryVerifier(t, ds.URL, nil, func(s *Settings) {
+		s.PrivateKey = &SigningKey{Key: testECKey()}
+	})
+	require.NoError(t, v.Discover(context.Background()))
+	assert.Equal(t, ClientSecretBasic, v.ClientAuthMethod(),
+		"RFC 8414 §2: an omitted token_endpoint_auth_methods_supported means client_secret_basic")
+}
+
+// TestDiscoveryChoiceHonoursTheServersSigningAlgorithms shows that the
+// choice of private_key_jwt follows
+// introspection_endpoint_auth_signing_alg_values_supported (RFC 8414 §2):
+// with a server that lists private_key_jwt and client_secret_basic but
+// takes RS256 assertions only, a verifier holding an ES256 key and a
+// secret chooses client_secret_basic, whose requests the server takes.
+func TestDiscoveryChoiceHonoursTheServersSigningAlgorithms(t *testing.T) {
+	ds := newDiscoServer(t)
+	ds.setMetadata(func(string) (int, string, string) {
+		return http.StatusOK, "application/json", ds.goodMetadata(ds.URL,
+			`,"introspection_endpoint_auth_methods_supported":["private_key_jwt","client_secret_basic"]`+
+				`,"introspection_endpoint_auth_signing_alg_values_supported":["RS256"]`)
+	})
+	v := newDiscoveryVerifier(t, ds.URL, nil, func(s *Settings) {
+		s.PrivateKey = &SigningKey{Key: testECKey()} // ES256
+	})
+	require.NoError(t, v.Discover(context.Background()))
+	assert.Equal(t, ClientSecretBasic, v.ClientAuthMethod(),
+		"an ES256 key cannot make an assertion the server takes (it lists RS256 only)")
+}
+
+// TestDiscoverySelfSignedCertificateChoosesSelfSignedMethod shows that a
+// verifier whose TLSClientCertificate is self-signed chooses
+// self_signed_tls_client_auth (RFC 8705 §2.2) when the server lists both
+// TLS methods: tls_client_auth (§2.1) has the server check the
+// certificate against the authorities it trusts, which a self-signed
+// certificate does not chain to.
+func TestDiscoverySelfSignedCertificateChoosesSelfSignedMethod(t *testing.T) {
+	cert := selfSignedCertificate(t, "rs")
+	require.NoError(t, cert.Leaf.CheckSignatureFrom(cert.Leaf), "precondition: the certificate is self-signed")
+	ds := newDiscoServer(t)
+	ds.setMetadata(func(string) (int, string, string) {
+		return http.StatusOK, "application/json", ds.goodMetadata(ds.URL,
+			fmt.Sprintf(`,"introspection_endpoint_auth_methods_supported":[%q,%q]`, TLSClientAuth, SelfSignedTLSClientAuth))
+	})
+	v := newDiscoveryVerifier(t, ds.URL, nil, func(s *Settings) {
+		s.ClientSecret = ""
+		s.TLSClientCertificate = &cert
+	})
+	require.NoError(t, v.Discover(context.Background()))
+	assert.Equal(t, SelfSignedTLSClientAuth, v.ClientAuthMethod())
+}
+
 // TestDiscoveryCacheNamespace shows that with discovery the cache keys come
 // from the issuer and the client id: replicas of one resource server
 // share them, another client or issuer does not, an IntrospectionURL equal
@@ -778,6 +867,46 @@ func TestDiscoveryFailureServesStaleAndSparesTheBreaker(t *testing.T) {
 		assert.True(t, serverCouldNotAnswer(ie), "status %d", status)
 		assert.Equal(t, neutral, outcomeOf(ie), "status %d", status)
 	}
+}
+
+// TestDiscoveryFailureServesStaleFromASharedCache shows StaleIfError
+// over a discovery failure: a replica that cannot fetch the issuer's
+// metadata gives the verdict of an answer another replica stored in the
+// shared Cache, ended less than StaleIfError ago, flagged Stale, and sends
+// no introspection request.
+func TestDiscoveryFailureServesStaleFromASharedCache(t *testing.T) {
+	clock := newFakeClock()
+	as := newAS(t, clock)
+	shared := newMapCache(clock.Now)
+	replica := func(client *http.Client) *Verifier {
+		return newDiscoveryVerifier(t, as.Issuer, clock, func(s *Settings) {
+			s.ClientID, s.ClientSecret = introspectiontest.ClientID, introspectiontest.ClientSecret
+			s.CacheTTL = staleTestTTL
+			s.StaleIfError = staleTestWindow
+			s.Cache = shared
+			s.HTTPClient = client
+		})
+	}
+	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice", Lifetime: time.Hour})
+	fill(t, replica(nil), tok)
+	require.EqualValues(t, 1, as.Requests())
+
+	var metadataRequests atomic.Int64
+	b := replica(&http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) {
+		metadataRequests.Add(1)
+		return nil, errors.New("connection refused")
+	})})
+	clock.Advance(staleTestTTL) // the stored answer has ended
+	got, err := b.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	assert.True(t, got.Stale)
+	assert.Equal(t, "alice", got.Subject)
+	assert.Positive(t, metadataRequests.Load(), "the replica tried to fetch the metadata")
+	assert.Empty(t, b.IntrospectionURL(), "and found none")
+	assert.EqualValues(t, 1, as.Requests(), "no introspection request")
+	st := b.Stats()
+	assert.EqualValues(t, 1, st.StaleServed)
+	assert.EqualValues(t, 1, st.Failures[FailureDiscovery])
 }
 
 // TestDiscoveryFailureCountedInStats shows that a failed fetch counts in
@@ -944,9 +1073,10 @@ func TestMetadataDocumentStrings(t *testing.T) {
 // and that a document is accepted exactly when, by an independent reading,
 // it is valid UTF-8 holding a JSON object with no member name twice in any
 // object, a non-empty string issuer and introspection_endpoint, the two
-// method lists arrays of strings and mtls_endpoint_aliases an object whose
-// introspection_endpoint is a string (each of them null or absent as
-// well); and that what is read is what the document holds. The endpoints
+// method lists and the two signing algorithm lists arrays of strings and
+// mtls_endpoint_aliases an object whose introspection_endpoint is a
+// string (each of them null or absent as well); and that what is read is
+// what the document holds. The endpoints
 // that checkMetadata then accepts are https, or http to a loopback host.
 func FuzzDecodeMetadata(f *testing.F) {
 	for _, seed := range []string{
@@ -962,6 +1092,8 @@ func FuzzDecodeMetadata(f *testing.F) {
 		`["https://as"]`,
 		`null`,
 		`{"issuer":"https://as","introspection_endpoint":"https://as/i","x":1e999}`,
+		`{"issuer":"https://as","introspection_endpoint":"https://as/i","token_endpoint_auth_signing_alg_values_supported":"RS256"}`,
+		`{"issuer":"https://as","introspection_endpoint":"https://as/i","introspection_endpoint_auth_signing_alg_values_supported":["ES256"],"token_endpoint_auth_signing_alg_values_supported":["RS256"]}`,
 	} {
 		f.Add([]byte(seed))
 	}
@@ -982,7 +1114,8 @@ func FuzzDecodeMetadata(f *testing.F) {
 		}
 		if m.issuer != want.issuer || m.introspectionEndpoint != want.introspectionEndpoint ||
 			m.mtlsIntrospectionEndpoint != want.mtlsIntrospectionEndpoint ||
-			fmt.Sprintf("%#v", m.authMethods) != fmt.Sprintf("%#v", want.authMethods) {
+			fmt.Sprintf("%#v", m.authMethods) != fmt.Sprintf("%#v", want.authMethods) ||
+			fmt.Sprintf("%#v", m.authSigningAlgs) != fmt.Sprintf("%#v", want.authSigningAlgs) {
 			t.Fatalf("read %#v, want %#v", m, want)
 		}
 		eps, err := checkMetadata(m, m.issuer, false)
@@ -1055,12 +1188,18 @@ func independentMetadata(body []byte) (*metadata, string) {
 	}
 	intro, ok1 := list("introspection_endpoint_auth_methods_supported")
 	token, ok2 := list("token_endpoint_auth_methods_supported")
-	if !ok1 || !ok2 {
+	introAlgs, ok3 := list("introspection_endpoint_auth_signing_alg_values_supported")
+	tokenAlgs, ok4 := list("token_endpoint_auth_signing_alg_values_supported")
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return nil, "a list of another type"
 	}
 	m.authMethods = intro
 	if intro == nil {
 		m.authMethods = token
+	}
+	m.authSigningAlgs = introAlgs
+	if introAlgs == nil {
+		m.authSigningAlgs = tokenAlgs
 	}
 	switch x := obj["mtls_endpoint_aliases"].(type) {
 	case nil:

@@ -94,7 +94,9 @@ func TestSettingsFromEnvFileBounds(t *testing.T) {
 // TestSettingsFromEnvTLSFileErrors shows the errors of TLS_CERT_FILE and
 // TLS_KEY_FILE: a file that cannot be read names its variable and says
 // why, as the file system does; files that are not a certificate and its
-// key get one fixed description that never shows what they hold.
+// key get one fixed description that never shows what they hold, not
+// even the types of their PEM blocks, which tls.X509KeyPair's errors
+// quote.
 func TestSettingsFromEnvTLSFileErrors(t *testing.T) {
 	const marker = "CONTENT-OF-THE-FILE-4b1d"
 	cert := selfSignedCertificate(t, "rs")
@@ -120,6 +122,10 @@ func TestSettingsFromEnvTLSFileErrors(t *testing.T) {
 			"introspection: INTROSPECTION_TLS_CERT_FILE and INTROSPECTION_TLS_KEY_FILE: not a PEM certificate and its private key", false},
 		{"certificate file holds text", tempFile(t, "c", []byte(marker)), keyFile,
 			"introspection: INTROSPECTION_TLS_CERT_FILE and INTROSPECTION_TLS_KEY_FILE: not a PEM certificate and its private key", false},
+		{"certificate file holds marker blocks", tempFile(t, "cert-blocks.pem", []byte(
+			"-----BEGIN "+marker+"-----\nAAAA\n-----END "+marker+"-----\n"+
+				"-----BEGIN OTHER-----\nAAAA\n-----END OTHER-----\n")), keyFile,
+			"introspection: INTROSPECTION_TLS_CERT_FILE and INTROSPECTION_TLS_KEY_FILE: not a PEM certificate and its private key", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clearEnv(t, "INTROSPECTION_")
@@ -131,6 +137,34 @@ func TestSettingsFromEnvTLSFileErrors(t *testing.T) {
 			assert.Equal(t, tc.wantMissing, errors.Is(err, os.ErrNotExist))
 			assert.NotContains(t, err.Error(), marker)
 			assert.NotContains(t, err.Error(), "BEGIN")
+		})
+	}
+}
+
+// TestSettingsFromEnvPrivateKeyFileErrorsNeverShowWhatTheFileHolds shows
+// that an unusable PRIVATE_KEY_FILE gives an error that names the
+// variable and quotes nothing of the file, however long: not a JWK's
+// "kty" or "crv", nor a PEM block's type.
+func TestSettingsFromEnvPrivateKeyFileErrorsNeverShowWhatTheFileHolds(t *testing.T) {
+	const marker = "CONTENT-OF-THE-FILE-4b1d"
+	long := marker + strings.Repeat("x", 64<<10)
+	for _, tc := range []struct {
+		name string
+		data string
+	}{
+		{"JWK kty", `{"kty":"` + long + `","d":"AQAB"}`},
+		{"JWK crv", `{"kty":"EC","crv":"` + long + `","d":"AQAB"}`},
+		{"PEM block type", "-----BEGIN " + marker + " PRIVATE KEY-----\nAAAA\n-----END " + marker + " PRIVATE KEY-----\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clearEnv(t, "INTROSPECTION_")
+			t.Setenv("INTROSPECTION_PRIVATE_KEY_FILE", tempFile(t, "key", []byte(tc.data)))
+			_, err := SettingsFromEnv("")
+			require.Error(t, err)
+			msg := err.Error()
+			assert.Contains(t, msg[:min(len(msg), 128)], "INTROSPECTION_PRIVATE_KEY_FILE", "precondition: the error names the variable")
+			assert.Falsef(t, strings.Contains(msg, marker), "the error shows what the key file holds: %.160s", msg)
+			assert.Lessf(t, len(msg), 1024, "the error, %d bytes long, repeats the file's text however long", len(msg))
 		})
 	}
 }
