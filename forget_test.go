@@ -925,3 +925,60 @@ func TestForgetTombstoneLastsForgetTombstone(t *testing.T) {
 	assert.True(t, fg.tombstoned("k", last))
 	assert.False(t, fg.tombstoned("other", last.Add(forgetTombstone)), "until forgetTombstone after the last clear")
 }
+
+// heldSubscription is an Invalidator that hands the subscriber it gets to
+// the test, on subs, and whose SubscribeInvalidations, when hung is set,
+// does not return until release is closed. Its stop does nothing, as the
+// stop of an Invalidator that goes on delivering.
+type heldSubscription struct {
+	invalidatingCache
+	hung    bool
+	subs    chan InvalidationSubscriber
+	release chan struct{}
+}
+
+func (h heldSubscription) SubscribeInvalidations(_ string, sub InvalidationSubscriber) func() {
+	h.subs <- sub
+	if h.hung {
+		<-h.release
+	}
+	return func() {}
+}
+
+// TestSubscriptionGivenUpStaysDown checks that once the verifier has given
+// up on its subscription, as SubscribeInvalidations did not return in
+// time, or closed it, the Invalidator saying that it is up changes
+// nothing: invalidations are taken not to reach the local tier, which
+// keeps answers for UnsubscribedLocalCacheTTL at most.
+func TestSubscriptionGivenUpStaysDown(t *testing.T) {
+	for _, hung := range []bool{true, false} {
+		name := "closed"
+		if hung {
+			name = "SubscribeInvalidations hung"
+		}
+		t.Run(name, func(t *testing.T) {
+			clock := newFakeClock()
+			as := newAS(t, clock)
+			cc := &countingCache{Cache: newMapCache(clock.Now)}
+			c := heldSubscription{invalidatingCache{Cache: cc, b: newBus()}, hung,
+				make(chan InvalidationSubscriber, 1), make(chan struct{})}
+			var released sync.Once
+			t.Cleanup(func() { released.Do(func() { close(c.release) }) })
+			v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) {
+				s.CacheTTL, s.LocalCacheTTL, s.Cache = time.Minute, time.Minute, c
+			})
+			sub := <-c.subs
+			if !hung {
+				require.NoError(t, v.Close())
+			}
+			sub.Subscribed(true)
+			assert.False(t, v.Stats().InvalidationsSubscribed, "given up on: down whatever the Invalidator says")
+
+			tok := as.Issue(introspectiontest.TokenOptions{Lifetime: time.Hour})
+			fill(t, v, tok)
+			clock.Advance(UnsubscribedLocalCacheTTL)
+			fill(t, v, tok)
+			assert.Equal(t, int64(2), cc.gets.Load(), "the local tier kept the answer UnsubscribedLocalCacheTTL at most")
+		})
+	}
+}
