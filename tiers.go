@@ -37,7 +37,11 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 	}
 	if st.localTTL > 0 {
 		st.local = newMemoryCache(s.MaxCacheSize, v.now)
-		st.local.mono = time.Now
+		if s.Now != nil {
+			// A clock of the caller's may step back; time.Now, the
+			// default, compares by its monotonic reading already.
+			st.local.mono = time.Now
+		}
 		st.local.indexDigests()
 	}
 	st.inv, _ = s.Cache.(Invalidator)
