@@ -229,7 +229,7 @@ func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*a
 	a, freshUntil, err := decodeStored(b)
 	if err != nil {
 		s.cacheError(ctx, ctx, "decode", err)
-		_ = s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) })
+		_ = s.delete(ctx, key)
 		return nil, time.Time{}, false
 	}
 	if s.v.forgets.tombstoned(key, time.Now()) {
@@ -282,6 +282,12 @@ func (s *sharedStore) share(ctx context.Context, token string, a *answer, ttl ti
 	}
 	key := s.v.CacheKey(token)
 	_ = s.call(ctx, "Set", func(ctx context.Context) error { return s.c.Set(ctx, key, b, ttl) })
+}
+
+// delete deletes the value under key from the Cache. A failure is a cache
+// error, counted by call, and returned.
+func (s *sharedStore) delete(ctx context.Context, key string) error {
+	return s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) })
 }
 
 func (s *sharedStore) len() int { return -1 }

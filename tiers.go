@@ -213,7 +213,7 @@ func (s *sharedStore) drop(ctx context.Context, token string) error {
 	}
 	key := s.v.CacheKey(token)
 	var derr, ierr error
-	if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
+	if err := s.delete(ctx, key); err != nil {
 		derr = fmt.Errorf("introspection: forget: the Cache's Delete failed: %w", err)
 	}
 	if s.inv != nil {
