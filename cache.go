@@ -142,7 +142,7 @@ type sharedStore struct {
 	stale     time.Duration // Settings.StaleIfError: how long values are kept past their end
 	downUntil atomic.Int64  // Unix nanoseconds before which c is not used
 
-	local    *memoryCache  // the local tier, by localKey; nil when LocalCacheTTL is negative
+	local    *memoryCache  // the local tier; nil when LocalCacheTTL is negative
 	localTTL time.Duration // bounds the local tier's entries
 	inv      Invalidator   // c, when it carries invalidations; else nil
 }

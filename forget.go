@@ -320,16 +320,14 @@ func (sub subscriber) Invalidated(key string) {
 		return
 	}
 	s.v.forgets.forget(key)
-	if s.local != nil {
-		s.local.forgetDigest(digest)
-	}
+	s.local.forgetDigest(digest)   // a subscription has a local tier
 	s.v.stats.invalidations.Add(1) // once dropped: who sees the count sees the drop
 }
 
 // Subscribed records whether invalidations reach the verifier, and empties
 // the local tier.
 func (sub subscriber) Subscribed(up bool) {
-	sub.s.v.forgets.subscribed(up, sub.s.clearLocal)
+	sub.s.v.forgets.subscribed(up, sub.s.local.clear)
 }
 
 // digestOf returns the token's digest in key, a [Verifier.CacheKey] of

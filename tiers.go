@@ -65,7 +65,7 @@ func (v *Verifier) subscribe() {
 	})
 	switch {
 	case !ok:
-		v.forgets.giveUp(s.clearLocal)
+		v.forgets.giveUp(s.local.clear)
 	case stop != nil:
 		v.unsubscribe = sync.OnceFunc(stop)
 	}
@@ -82,7 +82,7 @@ func (v *Verifier) closeTiers() {
 	if v.unsubscribe != nil {
 		s.bounded("SubscribeInvalidations' stop", func() func() { v.unsubscribe(); return nil })
 	}
-	v.forgets.giveUp(s.clearLocal)
+	v.forgets.giveUp(s.local.clear)
 }
 
 // bounded runs f, a call of the Cache's Invalidator named op, on a
@@ -186,21 +186,6 @@ func (s *sharedStore) keep(token string, a *answer, ttl time.Duration, up bool) 
 		ttl = min(ttl, UnsubscribedLocalCacheTTL)
 	}
 	s.local.set(context.Background(), token, a, ttl)
-}
-
-// clearLocal empties the local tier.
-func (s *sharedStore) clearLocal() {
-	if s.local != nil {
-		s.local.clear()
-	}
-}
-
-// localLen returns the number of entries in the local tier.
-func (s *sharedStore) localLen() int {
-	if s.local == nil {
-		return 0
-	}
-	return s.local.len()
 }
 
 // drop removes the answer for token from both tiers, whatever the
