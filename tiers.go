@@ -56,8 +56,8 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 // returns later has its stop called at once, on the goroutine left
 // waiting for it.
 func (v *Verifier) subscribe() {
-	s, ok := v.cache.(*sharedStore)
-	if !ok || s.inv == nil || s.local == nil {
+	s := v.subscribing()
+	if s == nil {
 		return
 	}
 	stop, ok := s.bounded("SubscribeInvalidations", func() func() {
@@ -75,14 +75,24 @@ func (v *Verifier) subscribe() {
 // than the bound on a call of the Cache: from then on, the local tier
 // keeps answers for UnsubscribedLocalCacheTTL at most.
 func (v *Verifier) closeTiers() {
-	s, ok := v.cache.(*sharedStore)
-	if !ok || s.inv == nil || s.local == nil {
+	s := v.subscribing()
+	if s == nil {
 		return
 	}
 	if v.unsubscribe != nil {
 		s.bounded("SubscribeInvalidations' stop", func() func() { v.unsubscribe(); return nil })
 	}
 	v.forgets.giveUp(s.local.clear)
+}
+
+// subscribing returns the store whose local tier subscribes to the
+// invalidations of its Cache, or nil: the Cache must be an Invalidator,
+// and the local tier on.
+func (v *Verifier) subscribing() *sharedStore {
+	if s, ok := v.cache.(*sharedStore); ok && s.inv != nil && s.local != nil {
+		return s
+	}
+	return nil
 }
 
 // bounded runs f, a call of the Cache's Invalidator named op, on a
