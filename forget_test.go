@@ -982,3 +982,53 @@ func TestSubscriptionGivenUpStaysDown(t *testing.T) {
 		})
 	}
 }
+
+// afterGet is a Cache that calls hook once each Get of the Cache it wraps
+// has returned.
+type afterGet struct {
+	Cache
+	hook func()
+}
+
+func (c afterGet) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	b, ok, err := c.Cache.Get(ctx, key)
+	c.hook()
+	return b, ok, err
+}
+
+// TestInvalidationAfterTheSharedReadKeepsNothingLocal checks a shared
+// request that read a token's answer from the Cache, another replica's,
+// and hears that the token was forgotten just before it fills the local
+// tier: its caller, who came before, gets the answer, but the local tier
+// keeps nothing, so that the next call does not accept the forgotten
+// token from it.
+func TestInvalidationAfterTheSharedReadKeepsNothingLocal(t *testing.T) {
+	as := newAS(t, nil)
+	mc := newMapCache(nil)
+	peer := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.CacheTTL, s.Cache = time.Minute, mc })
+	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
+	fill(t, peer, tok)
+
+	b := newBus()
+	var armed atomic.Bool
+	key := peer.CacheKey(tok)
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.CacheTTL = time.Minute
+		s.Cache = invalidatingCache{Cache: afterGet{mc, func() { armed.Store(true) }}, b: b}
+		// The first reading of the clock after the Get, once the value
+		// has passed every check: the forget is heard then.
+		s.Now = func() time.Time {
+			if armed.CompareAndSwap(true, false) {
+				b.send(key)
+			}
+			return time.Now()
+		}
+	})
+	got, err := v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	assert.Equal(t, "alice", got.Subject, "the caller from before the forget gets the answer read")
+	waitUntilIdle(t, v)
+	require.Equal(t, uint64(1), v.Stats().Invalidations)
+	assert.Zero(t, v.Stats().LocalCacheEntries, "the forgotten answer was not kept locally")
+	assert.Equal(t, int64(1), as.RequestsFor(tok))
+}
