@@ -178,7 +178,7 @@ func (s *sharedStore) load(ctx context.Context, token string, now time.Time, sin
 			ttl = min(ttl, a.expiresAt.Sub(now))
 		}
 		if ttl > 0 {
-			s.v.forgets.store(s.v.CacheKey(token), since, func(up bool) { s.keep(token, a, ttl, up) }, func() {}, func() {})
+			s.v.forgets.storeLocal(s.v.CacheKey(token), since, func(up bool) { s.keep(token, a, ttl, up) })
 		}
 	}
 	return a, true
