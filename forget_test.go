@@ -255,15 +255,7 @@ func TestForgetWaitsForAStoreUnderWay(t *testing.T) {
 	as := newAS(t, nil)
 	mc := newMapCache(nil)
 	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.CacheTTL, s.Cache = time.Minute, mc })
-	v.cache.(*sharedStore).timeout = time.Hour // only the release below ends the Set
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once, released sync.Once
-	mc.beforeSet = func(context.Context) error {
-		once.Do(func() { close(entered) })
-		<-release
-		return nil
-	}
-	t.Cleanup(func() { released.Do(func() { close(release) }) })
+	entered, release := holdSets(t, v, mc)
 	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
@@ -273,7 +265,7 @@ func TestForgetWaitsForAStoreUnderWay(t *testing.T) {
 	go func() { forgot <- v.Forget(context.Background(), tok) }()
 	key := v.CacheKey(tok)
 	require.Eventually(t, func() bool { return v.forgets.remembers(key) }, 10*time.Second, time.Millisecond)
-	released.Do(func() { close(release) })
+	release()
 	require.NoError(t, <-forgot)
 	waitUntilIdle(t, v) // the store has returned
 	assert.Zero(t, mc.len(), "the Delete came after the Set")
