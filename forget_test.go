@@ -423,8 +423,7 @@ func TestMalformedInvalidationsAreRefused(t *testing.T) {
 	fill(t, v, tok)
 	key := v.CacheKey(tok)
 	ns, digest, _ := strings.Cut(key, ":")
-	other, err := NewVerifier(Settings{IntrospectionURL: as.IntrospectionURL, ClientID: "other", ClientSecret: "s"})
-	require.NoError(t, err)
+	other := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.ClientID = "other" })
 	messages := []string{
 		"",
 		tok,
