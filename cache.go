@@ -21,11 +21,11 @@ import (
 // Keys are [Verifier.CacheKey]: a namespace, a colon and the hex SHA-256
 // digest of the token, never the token. The namespace is a digest of what
 // the authorization server's answer depends on: the IntrospectionURL (with
-// discovery, the Issuer) and the ClientID. RFC 7662 lets an authorization server answer each protected
-// resource (each authenticated client) differently, so verifiers of
-// different resource servers, or at different authorization servers, never
-// read each other's answers from one store, while the replicas of one
-// resource server share theirs. What does not change the answer stays out:
+// discovery, the Issuer) and the ClientID. RFC 7662 lets an authorization
+// server answer each protected resource (each authenticated client)
+// differently, so verifiers of different resource servers, or at different
+// authorization servers, never read each other's answers from one store,
+// while the replicas of one resource server share theirs. What does not change the answer stays out:
 // the client secret (which a key never holds), the ClientAuthMethod, and
 // the checks a verifier makes (Audience, Issuer, RequiredScopes, Leeway),
 // which run again on every hit.
@@ -106,8 +106,8 @@ type store interface {
 
 // CacheKey returns the key under which the verifier hands answers for token
 // to a [Cache]: the namespace of the verifier's IntrospectionURL (with
-// discovery, its Issuer) and ClientID (32 hex digits), a colon, and the lowercase hex SHA-256 digest of
-// the token.
+// discovery, its Issuer) and ClientID (32 hex digits), a colon, and the
+// lowercase hex SHA-256 digest of the token.
 func (v *Verifier) CacheKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return v.cacheNamespace + ":" + hex.EncodeToString(sum[:])
