@@ -21,11 +21,11 @@ import (
 // Keys are [Verifier.CacheKey]: a namespace, a colon and the hex SHA-256
 // digest of the token, never the token. The namespace is a digest of what
 // the authorization server's answer depends on: the IntrospectionURL (with
-// discovery, the Issuer) and the ClientID. RFC 7662 lets an authorization server answer each protected
-// resource (each authenticated client) differently, so verifiers of
-// different resource servers, or at different authorization servers, never
-// read each other's answers from one store, while the replicas of one
-// resource server share theirs. What does not change the answer stays out:
+// discovery, the Issuer) and the ClientID. RFC 7662 lets an authorization
+// server answer each protected resource (each authenticated client)
+// differently, so verifiers of different resource servers, or at different
+// authorization servers, never read each other's answers from one store,
+// while the replicas of one resource server share theirs. What does not change the answer stays out:
 // the client secret (which a key never holds), the ClientAuthMethod, and
 // the checks a verifier makes (Audience, Issuer, RequiredScopes, Leeway),
 // which run again on every hit.
@@ -106,8 +106,8 @@ type store interface {
 
 // CacheKey returns the key under which the verifier hands answers for token
 // to a [Cache]: the namespace of the verifier's IntrospectionURL (with
-// discovery, its Issuer) and ClientID (32 hex digits), a colon, and the lowercase hex SHA-256 digest of
-// the token.
+// discovery, its Issuer) and ClientID (32 hex digits), a colon, and the
+// lowercase hex SHA-256 digest of the token.
 func (v *Verifier) CacheKey(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return v.cacheNamespace + ":" + hex.EncodeToString(sum[:])
@@ -142,7 +142,7 @@ type sharedStore struct {
 	stale     time.Duration // Settings.StaleIfError: how long values are kept past their end
 	downUntil atomic.Int64  // Unix nanoseconds before which c is not used
 
-	local    *memoryCache  // the local tier, by localKey; nil when LocalCacheTTL is negative
+	local    *memoryCache  // the local tier; nil when LocalCacheTTL is negative
 	localTTL time.Duration // bounds the local tier's entries
 	inv      Invalidator   // c, when it carries invalidations; else nil
 }
@@ -229,7 +229,7 @@ func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*a
 	a, freshUntil, err := decodeStored(b)
 	if err != nil {
 		s.cacheError(ctx, ctx, "decode", err)
-		_ = s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) })
+		_ = s.delete(ctx, key)
 		return nil, time.Time{}, false
 	}
 	if s.v.forgets.tombstoned(key, time.Now()) {
@@ -282,6 +282,12 @@ func (s *sharedStore) share(ctx context.Context, token string, a *answer, ttl ti
 	}
 	key := s.v.CacheKey(token)
 	_ = s.call(ctx, "Set", func(ctx context.Context) error { return s.c.Set(ctx, key, b, ttl) })
+}
+
+// delete deletes the value under key from the Cache. A failure is a cache
+// error, counted by call, and returned.
+func (s *sharedStore) delete(ctx context.Context, key string) error {
+	return s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) })
 }
 
 func (s *sharedStore) len() int { return -1 }

@@ -107,6 +107,24 @@ func (c *mapCache) setFail(f bool) {
 	c.fail = f
 }
 
+// holdSets makes each Set of mc wait until release is called, and v wait
+// for it as long, and returns a channel closed once the first Set runs.
+// The end of the test releases them too, before v is closed.
+func holdSets(t *testing.T, v *Verifier, mc *mapCache) (entered <-chan struct{}, release func()) {
+	t.Helper()
+	v.cache.(*sharedStore).timeout = time.Hour // only release ends a Set
+	in, out := make(chan struct{}), make(chan struct{})
+	var enteredOnce, releasedOnce sync.Once
+	mc.beforeSet = func(context.Context) error {
+		enteredOnce.Do(func() { close(in) })
+		<-out
+		return nil
+	}
+	release = func() { releasedOnce.Do(func() { close(out) }) }
+	t.Cleanup(release)
+	return in, release
+}
+
 // sharedCacheVerifier returns a verifier that caches active answers for a
 // minute in a fresh mapCache, without the local tier, so that every call
 // reaches the mapCache, after edit changes its settings.

@@ -101,15 +101,7 @@ func TestStaleAnswerBeingStoredIsNotShared(t *testing.T) {
 		s.CacheTTL = time.Minute
 		s.Cache = mc
 	})
-	v.cache.(*sharedStore).timeout = time.Hour // only the release below ends the Set
-	release, entered := make(chan struct{}), make(chan struct{})
-	var enteredOnce, releasedOnce sync.Once
-	mc.beforeSet = func(context.Context) error {
-		enteredOnce.Do(func() { close(entered) })
-		<-release
-		return nil
-	}
-	t.Cleanup(func() { releasedOnce.Do(func() { close(release) }) })
+	entered, release := holdSets(t, v, mc)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
@@ -126,7 +118,7 @@ func TestStaleAnswerBeingStoredIsNotShared(t *testing.T) {
 	assert.Equal(t, int64(2), as.RequestsFor(tok))
 	assert.Zero(t, v.Stats().CollapsedWaiters)
 
-	releasedOnce.Do(func() { close(release) })
+	release()
 	waitUntilIdle(t, v)
 }
 

@@ -169,10 +169,9 @@ func (fg *forgetting) store(key string, since uint64, local func(up bool), share
 func (fg *forgetting) begin(key string, since uint64, local func(up bool)) *storing {
 	fg.mu.Lock()
 	defer fg.mu.Unlock()
-	if fg.forgotten(key, since) {
+	if !fg.runLocal(key, since, local) {
 		return nil
 	}
-	local(fg.up && since >= fg.upSince)
 	if fg.stores == nil {
 		fg.stores = make(map[string]*storing)
 	}
@@ -183,6 +182,26 @@ func (fg *forgetting) begin(key string, since uint64, local func(up bool)) *stor
 	}
 	s.n++
 	return s
+}
+
+// storeLocal runs local, the store of key in this process alone by a
+// shared request that began at since, as store runs its local part,
+// unless key was forgotten since.
+func (fg *forgetting) storeLocal(key string, since uint64, local func(up bool)) {
+	fg.mu.Lock()
+	defer fg.mu.Unlock()
+	fg.runLocal(key, since, local)
+}
+
+// runLocal runs local, with fg.mu held, unless key was forgotten since
+// since, and reports whether it ran it. It tells local whether
+// invalidations have reached the verifier all along since then.
+func (fg *forgetting) runLocal(key string, since uint64, local func(up bool)) bool {
+	if fg.forgotten(key, since) {
+		return false
+	}
+	local(fg.up && since >= fg.upSince)
+	return true
 }
 
 // forgottenSince reports whether key was forgotten after since, the point
@@ -320,16 +339,14 @@ func (sub subscriber) Invalidated(key string) {
 		return
 	}
 	s.v.forgets.forget(key)
-	if s.local != nil {
-		s.local.forgetDigest(digest)
-	}
+	s.local.forgetDigest(digest)   // a subscription has a local tier
 	s.v.stats.invalidations.Add(1) // once dropped: who sees the count sees the drop
 }
 
 // Subscribed records whether invalidations reach the verifier, and empties
 // the local tier.
 func (sub subscriber) Subscribed(up bool) {
-	sub.s.v.forgets.subscribed(up, sub.s.clearLocal)
+	sub.s.v.forgets.subscribed(up, sub.s.local.clear)
 }
 
 // digestOf returns the token's digest in key, a [Verifier.CacheKey] of

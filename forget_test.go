@@ -118,24 +118,24 @@ func replicas(t *testing.T, n int, as *introspectiontest.Server, clock *fakeCloc
 // with and without the local tier, and with caching off.
 func TestForgetDropsTheAnswer(t *testing.T) {
 	tests := []struct {
-		name string
-		edit func(*Settings)
-		want int64 // requests for two calls, a Forget between them
+		name     string
+		edit     func(*Settings)
+		negative bool // an unknown token, its inactive answer cached
 	}{
-		{"built-in cache", func(s *Settings) { s.CacheTTL = time.Minute }, 2},
-		{"shared cache with a local tier", func(s *Settings) { s.CacheTTL, s.Cache = time.Minute, newMapCache(nil) }, 2},
+		{"built-in cache", func(s *Settings) { s.CacheTTL = time.Minute }, false},
+		{"shared cache with a local tier", func(s *Settings) { s.CacheTTL, s.Cache = time.Minute, newMapCache(nil) }, false},
 		{"shared cache alone", func(s *Settings) {
 			s.CacheTTL, s.Cache, s.LocalCacheTTL = time.Minute, newMapCache(nil), -1
-		}, 2},
-		{"negative caching", func(s *Settings) { s.NegativeCacheTTL = time.Minute }, 2},
-		{"caching off", func(*Settings) {}, 2},
+		}, false},
+		{"negative caching", func(s *Settings) { s.NegativeCacheTTL = time.Minute }, true},
+		{"caching off", func(*Settings) {}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			as := newAS(t, nil)
 			v := newVerifier(t, as.IntrospectionURL, nil, tc.edit)
 			tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
-			if tc.name == "negative caching" {
+			if tc.negative {
 				tok = "unknown"
 				_, err := v.Verify(context.Background(), tok)
 				require.ErrorIs(t, err, ErrTokenInactive)
@@ -147,7 +147,7 @@ func TestForgetDropsTheAnswer(t *testing.T) {
 			require.NoError(t, v.Forget(context.Background(), tok))
 			_, err := v.Verify(context.Background(), tok)
 			assert.ErrorIs(t, err, ErrTokenInactive, "the server's answer, not the cached one")
-			assert.Equal(t, tc.want, as.RequestsFor(tok))
+			assert.Equal(t, int64(2), as.RequestsFor(tok), "one request before the Forget, one after")
 		})
 	}
 }
@@ -255,15 +255,7 @@ func TestForgetWaitsForAStoreUnderWay(t *testing.T) {
 	as := newAS(t, nil)
 	mc := newMapCache(nil)
 	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.CacheTTL, s.Cache = time.Minute, mc })
-	v.cache.(*sharedStore).timeout = time.Hour // only the release below ends the Set
-	entered, release := make(chan struct{}), make(chan struct{})
-	var once, released sync.Once
-	mc.beforeSet = func(context.Context) error {
-		once.Do(func() { close(entered) })
-		<-release
-		return nil
-	}
-	t.Cleanup(func() { released.Do(func() { close(release) }) })
+	entered, release := holdSets(t, v, mc)
 	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
 	_, err := v.Verify(context.Background(), tok)
 	require.NoError(t, err)
@@ -273,7 +265,7 @@ func TestForgetWaitsForAStoreUnderWay(t *testing.T) {
 	go func() { forgot <- v.Forget(context.Background(), tok) }()
 	key := v.CacheKey(tok)
 	require.Eventually(t, func() bool { return v.forgets.remembers(key) }, 10*time.Second, time.Millisecond)
-	released.Do(func() { close(release) })
+	release()
 	require.NoError(t, <-forgot)
 	waitUntilIdle(t, v) // the store has returned
 	assert.Zero(t, mc.len(), "the Delete came after the Set")
@@ -431,8 +423,7 @@ func TestMalformedInvalidationsAreRefused(t *testing.T) {
 	fill(t, v, tok)
 	key := v.CacheKey(tok)
 	ns, digest, _ := strings.Cut(key, ":")
-	other, err := NewVerifier(Settings{IntrospectionURL: as.IntrospectionURL, ClientID: "other", ClientSecret: "s"})
-	require.NoError(t, err)
+	other := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.ClientID = "other" })
 	messages := []string{
 		"",
 		tok,
@@ -924,4 +915,111 @@ func TestForgetTombstoneLastsForgetTombstone(t *testing.T) {
 	assert.True(t, fg.tombstoned("other", last), "past maxForgotten, every key")
 	assert.True(t, fg.tombstoned("k", last))
 	assert.False(t, fg.tombstoned("other", last.Add(forgetTombstone)), "until forgetTombstone after the last clear")
+}
+
+// heldSubscription is an Invalidator that hands the subscriber it gets to
+// the test, on subs, and whose SubscribeInvalidations, when hung is set,
+// does not return until release is closed. Its stop does nothing, as the
+// stop of an Invalidator that goes on delivering.
+type heldSubscription struct {
+	invalidatingCache
+	hung    bool
+	subs    chan InvalidationSubscriber
+	release chan struct{}
+}
+
+func (h heldSubscription) SubscribeInvalidations(_ string, sub InvalidationSubscriber) func() {
+	h.subs <- sub
+	if h.hung {
+		<-h.release
+	}
+	return func() {}
+}
+
+// TestSubscriptionGivenUpStaysDown checks that once the verifier has given
+// up on its subscription, as SubscribeInvalidations did not return in
+// time, or closed it, the Invalidator saying that it is up changes
+// nothing: invalidations are taken not to reach the local tier, which
+// keeps answers for UnsubscribedLocalCacheTTL at most.
+func TestSubscriptionGivenUpStaysDown(t *testing.T) {
+	for _, hung := range []bool{true, false} {
+		name := "closed"
+		if hung {
+			name = "SubscribeInvalidations hung"
+		}
+		t.Run(name, func(t *testing.T) {
+			clock := newFakeClock()
+			as := newAS(t, clock)
+			cc := &countingCache{Cache: newMapCache(clock.Now)}
+			c := heldSubscription{invalidatingCache{Cache: cc, b: newBus()}, hung,
+				make(chan InvalidationSubscriber, 1), make(chan struct{})}
+			var released sync.Once
+			t.Cleanup(func() { released.Do(func() { close(c.release) }) })
+			v := newVerifier(t, as.IntrospectionURL, clock, func(s *Settings) {
+				s.CacheTTL, s.LocalCacheTTL, s.Cache = time.Minute, time.Minute, c
+			})
+			sub := <-c.subs
+			if !hung {
+				require.NoError(t, v.Close())
+			}
+			sub.Subscribed(true)
+			assert.False(t, v.Stats().InvalidationsSubscribed, "given up on: down whatever the Invalidator says")
+
+			tok := as.Issue(introspectiontest.TokenOptions{Lifetime: time.Hour})
+			fill(t, v, tok)
+			clock.Advance(UnsubscribedLocalCacheTTL)
+			fill(t, v, tok)
+			assert.Equal(t, int64(2), cc.gets.Load(), "the local tier kept the answer UnsubscribedLocalCacheTTL at most")
+		})
+	}
+}
+
+// afterGet is a Cache that calls hook once each Get of the Cache it wraps
+// has returned.
+type afterGet struct {
+	Cache
+	hook func()
+}
+
+func (c afterGet) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	b, ok, err := c.Cache.Get(ctx, key)
+	c.hook()
+	return b, ok, err
+}
+
+// TestInvalidationAfterTheSharedReadKeepsNothingLocal checks a shared
+// request that read a token's answer from the Cache, another replica's,
+// and hears that the token was forgotten just before it fills the local
+// tier: its caller, who came before, gets the answer, but the local tier
+// keeps nothing, so that the next call does not accept the forgotten
+// token from it.
+func TestInvalidationAfterTheSharedReadKeepsNothingLocal(t *testing.T) {
+	as := newAS(t, nil)
+	mc := newMapCache(nil)
+	peer := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) { s.CacheTTL, s.Cache = time.Minute, mc })
+	tok := as.Issue(introspectiontest.TokenOptions{Subject: "alice"})
+	fill(t, peer, tok)
+
+	b := newBus()
+	var armed atomic.Bool
+	key := peer.CacheKey(tok)
+	v := newVerifier(t, as.IntrospectionURL, nil, func(s *Settings) {
+		s.CacheTTL = time.Minute
+		s.Cache = invalidatingCache{Cache: afterGet{mc, func() { armed.Store(true) }}, b: b}
+		// The first reading of the clock after the Get, once the value
+		// has passed every check: the forget is heard then.
+		s.Now = func() time.Time {
+			if armed.CompareAndSwap(true, false) {
+				b.send(key)
+			}
+			return time.Now()
+		}
+	})
+	got, err := v.Verify(context.Background(), tok)
+	require.NoError(t, err)
+	assert.Equal(t, "alice", got.Subject, "the caller from before the forget gets the answer read")
+	waitUntilIdle(t, v)
+	require.Equal(t, uint64(1), v.Stats().Invalidations)
+	assert.Zero(t, v.Stats().LocalCacheEntries, "the forgotten answer was not kept locally")
+	assert.Equal(t, int64(1), as.RequestsFor(tok))
 }

@@ -24,11 +24,12 @@ type memoryCache struct {
 	count    atomic.Int64 // entries in all shards, plus reservations being made
 	intern   *interner
 	stale    time.Duration // Settings.StaleIfError: how long entries are kept past their end
-	// mono, for the local tier, is a clock that never steps back
-	// (time.Now, whose monotonic reading comparisons use): entries also
-	// end once it reaches their time of storing plus their TTL, so that
-	// a now that steps back never lengthens them. nil for the built-in
-	// cache, whose entries follow now alone.
+	// mono, for the local tier with a Settings.Now of the caller's, is a
+	// clock that never steps back (time.Now, whose monotonic reading
+	// comparisons use): entries also end once it reaches their time of
+	// storing plus their TTL, so that a now that steps back never
+	// lengthens them. nil for the built-in cache, whose entries follow
+	// now alone, and when now is time.Now.
 	mono func() time.Time
 }
 

@@ -39,3 +39,28 @@ func TestReview15BackwardClockNeverLengthensALocalEntry(t *testing.T) {
 	fill(t, v, tok)
 	assert.Equal(t, int64(2), as.RequestsFor(tok), "the local entry outlived the shared one")
 }
+
+// TestLocalTierReadsTheMonotonicClockOnlyWithSettingsNow checks when the
+// local tier reads the monotonic clock beside Settings.Now: with a
+// Settings.Now of the caller's, which may step back, so that it never
+// lengthens an entry; without one, never, as Settings.Now is then
+// time.Now, whose readings compare by the monotonic clock already, and a
+// hit does no second reading.
+func TestLocalTierReadsTheMonotonicClockOnlyWithSettingsNow(t *testing.T) {
+	as := newAS(t, nil)
+	for _, tc := range []struct {
+		name     string
+		clock    *fakeClock
+		wantMono bool
+	}{
+		{"with Settings.Now", newFakeClock(), true},
+		{"without Settings.Now", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v, _ := tieredVerifier(t, as, tc.clock, nil)
+			local := v.cache.(*sharedStore).local
+			require.NotNil(t, local)
+			assert.Equal(t, tc.wantMono, local.mono != nil)
+		})
+	}
+}

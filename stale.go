@@ -172,8 +172,9 @@ func (c *memoryCache) forget(_ context.Context, token string) {
 	sh.mu.Unlock()
 }
 
-// forget deletes the value for token, if any. A failure is a cache error:
-// counted, logged, and the start of a cooldown.
+// forget drops the local copy of the answer for token, if any, and
+// deletes the value for it from the Cache unless the Cache cools down. A
+// failure is a cache error: counted, logged, and the start of a cooldown.
 func (s *sharedStore) forget(ctx context.Context, token string) {
 	if s.local != nil {
 		s.local.forget(ctx, token)
@@ -181,8 +182,7 @@ func (s *sharedStore) forget(ctx context.Context, token string) {
 	if !s.available() {
 		return
 	}
-	key := s.v.CacheKey(token)
-	_ = s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }) // an error is counted by call
+	_ = s.delete(ctx, s.v.CacheKey(token))
 }
 
 // withFreshUntil returns the value to store for a, whose JSON is b, to be

@@ -136,16 +136,14 @@ func (v *Verifier) Stats() Stats {
 	if v.cache != nil {
 		s.CacheEntries = v.cache.len()
 	}
-	if ss, ok := v.cache.(*sharedStore); ok {
-		s.LocalCacheEntries = ss.localLen()
-		s.InvalidationsSubscribed = ss.inv != nil && v.forgets.isUp()
-		if ss.local != nil {
-			// The hits a caller found itself, in the local tier; the
-			// shared request counts its own after cacheHits.
-			requestHits := c.requestHits.Load()
-			s.LocalCacheHits = c.cacheHits.Load() - requestHits
-		}
+	if ss, ok := v.cache.(*sharedStore); ok && ss.local != nil {
+		s.LocalCacheEntries = ss.local.len()
+		// The hits a caller found itself, in the local tier; the shared
+		// request counts its own after cacheHits.
+		requestHits := c.requestHits.Load()
+		s.LocalCacheHits = c.cacheHits.Load() - requestHits
 	}
+	s.InvalidationsSubscribed = v.forgets.isUp() // only a subscription to an Invalidator brings it up
 	s.Invalidations = c.invalidations.Load()
 	s.InvalidationsRefused = c.invalidationsRefused.Load()
 	for i, k := range failureKinds {

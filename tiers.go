@@ -37,7 +37,11 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 	}
 	if st.localTTL > 0 {
 		st.local = newMemoryCache(s.MaxCacheSize, v.now)
-		st.local.mono = time.Now
+		if s.Now != nil {
+			// A clock of the caller's may step back; time.Now, the
+			// default, compares by its monotonic reading already.
+			st.local.mono = time.Now
+		}
 		st.local.indexDigests()
 	}
 	st.inv, _ = s.Cache.(Invalidator)
@@ -52,8 +56,8 @@ func newSharedStore(v *Verifier, s Settings) *sharedStore {
 // returns later has its stop called at once, on the goroutine left
 // waiting for it.
 func (v *Verifier) subscribe() {
-	s, ok := v.cache.(*sharedStore)
-	if !ok || s.inv == nil || s.local == nil {
+	s := v.subscribing()
+	if s == nil {
 		return
 	}
 	stop, ok := s.bounded("SubscribeInvalidations", func() func() {
@@ -61,7 +65,7 @@ func (v *Verifier) subscribe() {
 	})
 	switch {
 	case !ok:
-		v.forgets.giveUp(s.clearLocal)
+		v.forgets.giveUp(s.local.clear)
 	case stop != nil:
 		v.unsubscribe = sync.OnceFunc(stop)
 	}
@@ -71,14 +75,24 @@ func (v *Verifier) subscribe() {
 // than the bound on a call of the Cache: from then on, the local tier
 // keeps answers for UnsubscribedLocalCacheTTL at most.
 func (v *Verifier) closeTiers() {
-	s, ok := v.cache.(*sharedStore)
-	if !ok || s.inv == nil || s.local == nil {
+	s := v.subscribing()
+	if s == nil {
 		return
 	}
 	if v.unsubscribe != nil {
 		s.bounded("SubscribeInvalidations' stop", func() func() { v.unsubscribe(); return nil })
 	}
-	v.forgets.giveUp(s.clearLocal)
+	v.forgets.giveUp(s.local.clear)
+}
+
+// subscribing returns the store whose local tier subscribes to the
+// invalidations of its Cache, or nil: the Cache must be an Invalidator,
+// and the local tier on.
+func (v *Verifier) subscribing() *sharedStore {
+	if s, ok := v.cache.(*sharedStore); ok && s.inv != nil && s.local != nil {
+		return s
+	}
+	return nil
 }
 
 // bounded runs f, a call of the Cache's Invalidator named op, on a
@@ -164,7 +178,7 @@ func (s *sharedStore) load(ctx context.Context, token string, now time.Time, sin
 			ttl = min(ttl, a.expiresAt.Sub(now))
 		}
 		if ttl > 0 {
-			s.v.forgets.store(s.v.CacheKey(token), since, func(up bool) { s.keep(token, a, ttl, up) }, func() {}, func() {})
+			s.v.forgets.storeLocal(s.v.CacheKey(token), since, func(up bool) { s.keep(token, a, ttl, up) })
 		}
 	}
 	return a, true
@@ -184,21 +198,6 @@ func (s *sharedStore) keep(token string, a *answer, ttl time.Duration, up bool) 
 	s.local.set(context.Background(), token, a, ttl)
 }
 
-// clearLocal empties the local tier.
-func (s *sharedStore) clearLocal() {
-	if s.local != nil {
-		s.local.clear()
-	}
-}
-
-// localLen returns the number of entries in the local tier.
-func (s *sharedStore) localLen() int {
-	if s.local == nil {
-		return 0
-	}
-	return s.local.len()
-}
-
 // drop removes the answer for token from both tiers, whatever the
 // cooldown, and, with an Invalidator, tells the other verifiers: it calls
 // Invalidate even when Delete failed, as the other verifiers' local copies
@@ -209,7 +208,7 @@ func (s *sharedStore) drop(ctx context.Context, token string) error {
 	}
 	key := s.v.CacheKey(token)
 	var derr, ierr error
-	if err := s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) }); err != nil {
+	if err := s.delete(ctx, key); err != nil {
 		derr = fmt.Errorf("introspection: forget: the Cache's Delete failed: %w", err)
 	}
 	if s.inv != nil {

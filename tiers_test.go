@@ -362,3 +362,20 @@ func TestDigestIndexFollowsTheLocalTier(t *testing.T) {
 	assert.Zero(t, c.len())
 	consistent("clear")
 }
+
+// TestLocalTierHoldsAtMostMaxCacheSize checks that the local tier in front
+// of a shared Cache is bounded by MaxCacheSize, as the built-in cache is:
+// at the bound it holds every answer, and one more token keeps it there.
+func TestLocalTierHoldsAtMostMaxCacheSize(t *testing.T) {
+	const size = 3
+	for _, tokens := range []int{size, size + 1} {
+		t.Run(fmt.Sprint(tokens, " tokens"), func(t *testing.T) {
+			as := newAS(t, nil)
+			v, _ := tieredVerifier(t, as, nil, func(s *Settings) { s.MaxCacheSize = size })
+			for range tokens {
+				fill(t, v, as.Issue(introspectiontest.TokenOptions{}))
+			}
+			assert.Equal(t, size, v.Stats().LocalCacheEntries)
+		})
+	}
+}
