@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -160,14 +159,14 @@ func (s *sharedStore) available() bool {
 // call runs f, one call of the Cache named op, by run, and counts its
 // error as a cache error: for the Observer, between the call's
 // CacheCallStart and CacheCallEnd, with the context of the call.
-func (s *sharedStore) call(ctx context.Context, op string, f func(context.Context) error) (err error) {
+func (s *sharedStore) call(ctx context.Context, op CacheOperation, f func(context.Context) error) (err error) {
 	octx := ctx
 	if s.v.s.Observer != nil {
 		octx = s.v.observeCacheCallStart(ctx, op)
 		defer func() { s.v.observeCacheCallEnd(octx, op, err) }()
 	}
 	if err = s.run(octx, op, f); err != nil {
-		s.cacheError(ctx, octx, strings.ToLower(op), err)
+		s.cacheError(ctx, octx, op, err)
 	}
 	return err
 }
@@ -176,14 +175,14 @@ func (s *sharedStore) call(ctx context.Context, op string, f func(context.Contex
 // with a context that ends after s.timeout, and waits for it no longer
 // than that, nor than ctx. A panic in f is recovered and returned as a
 // [*panicError].
-func (s *sharedStore) run(ctx context.Context, op string, f func(context.Context) error) (err error) {
+func (s *sharedStore) run(ctx context.Context, op CacheOperation, f func(context.Context) error) (err error) {
 	cctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- s.v.recovered(ctx, "Cache."+op, r)
+				done <- s.v.recovered(ctx, "Cache."+cacheMethods[op], r)
 			}
 		}()
 		done <- f(cctx)
@@ -215,7 +214,7 @@ func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*a
 		b  []byte
 		ok bool
 	)
-	err := s.call(ctx, "Get", func(ctx context.Context) error {
+	err := s.call(ctx, CacheGet, func(ctx context.Context) error {
 		var err error
 		b, ok, err = s.c.Get(ctx, key)
 		return err
@@ -228,7 +227,7 @@ func (s *sharedStore) lookup(ctx context.Context, token string, _ time.Time) (*a
 	}
 	a, freshUntil, err := decodeStored(b)
 	if err != nil {
-		s.cacheError(ctx, ctx, "decode", err)
+		s.cacheError(ctx, ctx, CacheDecode, err)
 		_ = s.delete(ctx, key)
 		return nil, time.Time{}, false
 	}
@@ -277,17 +276,17 @@ func (s *sharedStore) share(ctx context.Context, token string, a *answer, ttl ti
 		return
 	}
 	if err != nil {
-		s.cacheError(ctx, ctx, "set", err) // the answer could not be encoded
+		s.cacheError(ctx, ctx, CacheSet, err) // the answer could not be encoded
 		return
 	}
 	key := s.v.CacheKey(token)
-	_ = s.call(ctx, "Set", func(ctx context.Context) error { return s.c.Set(ctx, key, b, ttl) })
+	_ = s.call(ctx, CacheSet, func(ctx context.Context) error { return s.c.Set(ctx, key, b, ttl) })
 }
 
 // delete deletes the value under key from the Cache. A failure is a cache
 // error, counted by call, and returned.
 func (s *sharedStore) delete(ctx context.Context, key string) error {
-	return s.call(ctx, "Delete", func(ctx context.Context) error { return s.c.Delete(ctx, key) })
+	return s.call(ctx, CacheDelete, func(ctx context.Context) error { return s.c.Delete(ctx, key) })
 }
 
 func (s *sharedStore) len() int { return -1 }
@@ -296,11 +295,11 @@ func (s *sharedStore) len() int { return -1 }
 // panic (logged already, with its stack) or ctx ended (the caller's own
 // doing), and starts the cooldown unless the store itself answered. The
 // Observer is told with octx: the context of the failed call, or ctx.
-func (s *sharedStore) cacheError(ctx, octx context.Context, op string, err error) {
-	if op != "decode" && ctx.Err() != nil {
+func (s *sharedStore) cacheError(ctx, octx context.Context, op CacheOperation, err error) {
+	if op != CacheDecode && ctx.Err() != nil {
 		return
 	}
-	if op != "decode" {
+	if op != CacheDecode {
 		s.downUntil.Store(time.Now().Add(s.cooldown).UnixNano())
 	}
 	s.v.stats.cacheErrors.Add(1)
@@ -308,5 +307,5 @@ func (s *sharedStore) cacheError(ctx, octx context.Context, op string, err error
 	if _, ok := err.(*panicError); ok {
 		return
 	}
-	s.v.logError(ctx, slog.LevelWarn, "introspection: cache "+op+" failed; asking the authorization server", "error", err)
+	s.v.logError(ctx, slog.LevelWarn, "introspection: cache "+string(op)+" failed; asking the authorization server", "error", err)
 }

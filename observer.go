@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 )
 
@@ -505,41 +504,33 @@ func (v *Verifier) observeUpstreamEnd(ctx context.Context, e UpstreamEvent) {
 	v.s.Observer.UpstreamEnd(ctx, e)
 }
 
-// cacheOperations are the operations by the name sharedStore.call gives
-// them.
-var cacheOperations = map[string]CacheOperation{"Get": CacheGet, "Set": CacheSet, "Delete": CacheDelete, "Invalidate": CacheInvalidate}
-
-// cacheOperation returns the operation sharedStore.call names op.
-func cacheOperation(op string) CacheOperation {
-	if o, ok := cacheOperations[op]; ok {
-		return o
-	}
-	return CacheOperation(strings.ToLower(op))
-}
+// cacheMethods name the Cache's method of each call, as a panic in it is
+// logged.
+var cacheMethods = map[CacheOperation]string{CacheGet: "Get", CacheSet: "Set", CacheDelete: "Delete", CacheInvalidate: "Invalidate"}
 
 // observeCacheCallStart tells the observer that a call op of a caller's
 // Cache starts, and returns the context it runs with.
-func (v *Verifier) observeCacheCallStart(ctx context.Context, op string) (out context.Context) {
+func (v *Verifier) observeCacheCallStart(ctx context.Context, op CacheOperation) (out context.Context) {
 	out = ctx
 	defer v.recoverObserver(ctx, "CacheCallStart")
-	if c := v.s.Observer.CacheCallStart(ctx, cacheOperation(op)); c != nil {
+	if c := v.s.Observer.CacheCallStart(ctx, op); c != nil {
 		out = c
 	}
 	return out
 }
 
 // observeCacheCallEnd tells the observer that the call op ended with err.
-func (v *Verifier) observeCacheCallEnd(ctx context.Context, op string, err error) {
+func (v *Verifier) observeCacheCallEnd(ctx context.Context, op CacheOperation, err error) {
 	defer v.recoverObserver(ctx, "CacheCallEnd")
-	v.s.Observer.CacheCallEnd(ctx, CacheCallEvent{Operation: cacheOperation(op), Err: err})
+	v.s.Observer.CacheCallEnd(ctx, CacheCallEvent{Operation: op, Err: err})
 }
 
 // observeCacheError tells the observer of a cache error that Stats
 // counts.
-func (v *Verifier) observeCacheError(ctx context.Context, op string) {
+func (v *Verifier) observeCacheError(ctx context.Context, op CacheOperation) {
 	if v.s.Observer != nil {
 		defer v.recoverObserver(ctx, "CacheError")
-		v.s.Observer.CacheError(ctx, CacheOperation(op))
+		v.s.Observer.CacheError(ctx, op)
 	}
 }
 

@@ -212,7 +212,7 @@ func (s *sharedStore) drop(ctx context.Context, token string) error {
 		derr = fmt.Errorf("introspection: forget: the Cache's Delete failed: %w", err)
 	}
 	if s.inv != nil {
-		if err := s.call(ctx, "Invalidate", func(ctx context.Context) error { return s.inv.Invalidate(ctx, key) }); err != nil {
+		if err := s.call(ctx, CacheInvalidate, func(ctx context.Context) error { return s.inv.Invalidate(ctx, key) }); err != nil {
 			ierr = fmt.Errorf("introspection: forget: the Cache's Invalidate failed: %w", err)
 		}
 	}
